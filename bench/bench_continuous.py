@@ -1,0 +1,251 @@
+"""Benchmark of the continuous-futures chain: raw ticks -> adjusted -> 1 s bars -> all checks.
+
+Generates one partition (default 20 M ticks, ~6 months of Globex sessions, 2 rolls with both contracts
+trading around each roll), writes it as Arrow IPC under HDI_HOME/bench, then runs the chain in a child
+process so peak memory is the chain's alone (psutil samples RSS every 2 ms; ru_maxrss as a cross-check).
+Prints ticks/s end to end, per-stage timings, peak memory vs the raw Arrow size, and the speed-up over a
+straightforward pandas version of seed 000's algorithm timed on a subset and extrapolated per tick.
+
+    python bench/bench_continuous.py [--ticks 20000000] [--pandas-ticks 2000000] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from hdi_assets.continuous import adjust, bars, rolls, validation
+from hdi_assets.continuous.sessions import NS, globex_sessions
+from hdi_resources.settings import hdi_home
+
+TICK = 250_000_000
+START = np.datetime64("2024-01-02", "ns").astype(np.int64).item()
+END = np.datetime64("2024-07-01", "ns").astype(np.int64).item()
+CONTRACTS = [(101, "ESH4"), (202, "ESM4"), (303, "ESU4")]
+SWITCH_DATES = ["2024-03-10", "2024-06-16"]  # Sundays: the UTC midnight of each new mapping interval
+
+
+def generate(n: int, seed: int = 1) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:
+    """Ticks of the continuous symbol, the switches, settlements, and both contracts' trades near each roll."""
+    rng = np.random.default_rng(seed)
+    sessions = globex_sessions(START, END)
+    keep = (sessions.open_ns >= START) & (sessions.close_ns <= END)
+    opens, closes = sessions.open_ns[keep], sessions.close_ns[keep]
+    # ~70 % of trades in the 6.5 h of regular hours (08:30-15:00 CT = open + 15.5 h), the rest spread out
+    per_session = rng.multinomial(n, np.full(len(opens), 1 / len(opens)))
+    k = np.repeat(np.arange(len(opens)), per_session)
+    regular = rng.random(n) < 0.7
+    length = closes[k] - opens[k]
+    offset = np.where(regular, 55_800 * NS + (rng.random(n) * 23_400 * NS).astype(np.int64),
+                      (rng.random(n) * length).astype(np.int64))
+    ts = np.sort(opens[k] + np.minimum(offset, length - 1))
+    del k, regular, length, offset
+    steps = rng.integers(-1, 2, n, dtype=np.int8)
+    front = 4700 * NS + np.cumsum(steps, dtype=np.int64) * TICK
+    del steps
+    switch_ns = np.array([np.datetime64(d, "ns").astype(np.int64) for d in SWITCH_DATES], dtype=np.int64)
+    contract = np.searchsorted(switch_ns, ts, side="right")
+    spread = np.array([0, 55, 105]) * NS  # each deferred contract trades above the front (carry)
+    price = front + spread[contract]
+    size = rng.integers(1, 20, n, dtype=np.int64)
+    ids = np.array([c[0] for c in CONTRACTS], dtype=np.int64)
+    symbols = pa.DictionaryArray.from_arrays(pa.array(contract.astype(np.int32)),
+                                             pa.array([c[1] for c in CONTRACTS])).cast(pa.string())
+    ticks = pa.table({"ts_event": ts, "price": price, "size": size, "instrument_id": ids[contract],
+                      "raw_symbol": symbols})
+    switches = rolls.switches_from_mappings([("2024-01-01", SWITCH_DATES[0], int(ids[0])),
+                                             (SWITCH_DATES[0], SWITCH_DATES[1], int(ids[1])),
+                                             (SWITCH_DATES[1], "2024-09-01", int(ids[2]))])
+    # settlements of both contracts for the last session before each switch, at the same moment
+    rows = {"instrument_id": [], "trade_date": [], "price": []}
+    for r, sw in enumerate(switch_ns):
+        s = int(np.searchsorted(sessions.close_ns, sw, side="right")) - 1
+        last_front = front[np.searchsorted(ts, sessions.close_ns[s]) - 1]
+        for c in (r, r + 1):
+            rows["instrument_id"].append(int(ids[c]))
+            rows["trade_date"].append(sessions.trade_date[s].astype(object))
+            rows["price"].append(int(last_front + spread[c]))
+    settlements = pa.table({"instrument_id": pa.array(rows["instrument_id"], pa.int64()),
+                            "trade_date": pa.array(rows["trade_date"], pa.date32()),
+                            "price": pa.array(rows["price"], pa.int64())})
+    return ticks, switches, settlements, pa.table({"s": [0]})
+
+
+def _arrow_nbytes(table: pa.Table) -> int:
+    return int(table.nbytes)
+
+
+class PeakRss:
+    """Samples this process's RSS every 2 ms in a thread (NumPy temporaries come and go in milliseconds)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(0.002)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_chain(ticks: pa.Table, events: pa.Table, threads: int) -> dict[str, float]:
+    """raw -> adjusted -> 1 s bars -> five checkpoints + adjustment checks; seconds per stage."""
+    sessions = globex_sessions(START, END)
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    adjusted = adjust.adjust_ticks(ticks, events)
+    t["adjust"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    price_ticks = pa.table({"ts_event": adjusted["ts_event"], "price": adjusted["adjusted_price"],
+                            "size": adjusted["size"]})
+    one = bars.ohlcv_1s(price_ticks, sessions)
+    t["bars_1s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jobs = {
+        "session_alignment": lambda: validation.session_alignment(one, sessions, NS),
+        "ohlc_integrity": lambda: validation.ohlc_integrity(one),
+        "indicator_sanity": lambda: validation.indicator_sanity(one),
+        "timestamp_continuity": lambda: validation.timestamp_continuity(one, sessions, NS, False),
+        "no_nan_or_inf": lambda: validation.no_nan_or_inf(one),
+        "within_contract_changes": lambda: validation.within_contract_changes(
+            adjusted["price"].to_numpy(), adjusted["adjusted_price"].to_numpy(),
+            adjusted["instrument_id"].to_numpy()),
+        "roll_continuity": lambda: validation.roll_continuity(adjusted, None, events, tolerance=4 * TICK),
+    }
+
+    def timed(name: str) -> tuple[str, float, bool]:
+        s = time.perf_counter()
+        outcome = jobs[name]()
+        return name, time.perf_counter() - s, outcome.passed
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:  # NumPy releases the GIL inside its loops
+        results = list(pool.map(timed, sorted(jobs, key=lambda j: j != "indicator_sanity")))
+    t["checks"] = time.perf_counter() - t0
+    for name, secs, passed in results:
+        t[f"  {name}"] = secs
+        if not passed:
+            raise SystemExit(f"check {name} failed on the generated partition")
+    t["bars"] = one.num_rows
+    return t
+
+
+def pandas_seed(ticks: pa.Table, events: pa.Table) -> float:
+    """Seed 000's algorithm in plain pandas: mask-subtract per roll, groupby-resample, pandas checks."""
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    df = ticks.select(["ts_event", "price", "size"]).to_pandas()
+    df.index = pd.to_datetime(df.pop("ts_event"), utc=True)
+    df["price"] = df["price"] / 1e9
+    for sw, gap in zip(events["switch_ns"].to_pylist()[::-1], events["roll_gap"].to_pylist()[::-1],
+                       strict=True):  # one pass per roll, as the seed
+        mask = df.index < pd.Timestamp(sw, tz="UTC")
+        df.loc[mask, "price"] += gap / 1e9
+    session = (df.index.to_series().diff() > pd.Timedelta("5min")).cumsum()
+    grouped = df.groupby(session.values).resample("1s")
+    ohlcv = grouped.agg({"price": ["first", "max", "min", "last"], "size": "sum"}).dropna()
+    ohlcv.columns = ["open", "high", "low", "close", "volume"]
+    ok = ((ohlcv.high >= ohlcv[["open", "close", "low"]].max(axis=1)) &
+          (ohlcv.low <= ohlcv[["open", "close"]].min(axis=1))).all()
+    close = ohlcv.close
+    delta = close.diff()
+    rsi = 100 - 100 / (1 + delta.clip(lower=0).ewm(alpha=1 / 14).mean() /
+                       (-delta.clip(upper=0)).ewm(alpha=1 / 14).mean())
+    checks = [ok, close.rolling(14).mean().dropna().between(ohlcv.low.min(), ohlcv.high.max()).all(),
+              close.ewm(span=14).mean().notna().all(), rsi.dropna().between(0, 100).all(),
+              ohlcv.index.get_level_values(1).is_monotonic_increasing, not ohlcv.isna().any().any()]
+    del checks
+    return time.perf_counter() - t0
+
+
+def child(path: str, threads: int, pandas_ticks: int) -> None:
+    import psutil
+
+    with pa.OSFile(path) as f:
+        ticks = pa.ipc.open_file(f).read_all()
+    with pa.OSFile(path + ".rolls") as f:
+        events = pa.ipc.open_file(f).read_all()
+    raw_bytes = _arrow_nbytes(ticks)
+    base_rss = psutil.Process().memory_info().rss
+    with PeakRss() as peak:
+        t0 = time.perf_counter()
+        stages = run_chain(ticks, events, threads)
+        total = time.perf_counter() - t0
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    subset = ticks.slice(0, pandas_ticks)
+    pandas_s = pandas_seed(subset, events)
+    print(json.dumps({"ticks": ticks.num_rows, "raw_bytes": raw_bytes, "total_s": total, "stages": stages,
+                      "peak_delta": peak.peak - base_rss, "maxrss_delta": maxrss - base_rss,
+                      "pandas_s": pandas_s, "pandas_ticks": subset.num_rows}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ticks", type=int, default=20_000_000)
+    ap.add_argument("--pandas-ticks", type=int, default=2_000_000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.threads, args.pandas_ticks)
+        return
+    out_dir = hdi_home() / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"continuous_{args.ticks}.arrow"
+    t0 = time.perf_counter()
+    ticks, switches, settlements, _ = generate(args.ticks)
+    events = rolls.gaps_from_settlements(switches, settlements, globex_sessions(START - 7 * 86_400 * NS, END))
+    for table, target in ((ticks, path), (events, Path(str(path) + ".rolls"))):
+        with pa.OSFile(str(target), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+            w.write_table(table)
+    print(f"generated {ticks.num_rows:,} ticks, {events.num_rows} rolls "
+          f"(gaps {[g / NS for g in events['roll_gap'].to_pylist()]}) in {time.perf_counter() - t0:.1f} s")
+    del ticks
+    proc = subprocess.run([sys.executable, __file__, "--child", str(path), "--threads", str(args.threads),
+                           "--pandas-ticks", str(args.pandas_ticks)], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if proc.returncode:
+        raise SystemExit(proc.stderr[-3000:])
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    n, total = r["ticks"], r["total_s"]
+    print(f"end to end: {total:.3f} s for {n:,} ticks = {n / total / 1e6:.1f} M ticks/s "
+          f"({r['stages']['bars']:,} 1 s bars; {args.threads} threads for the checks)")
+    for name, secs in r["stages"].items():
+        if name != "bars":
+            print(f"  {name:<28} {secs:8.3f} s  ({n / secs / 1e6:7.1f} M ticks/s)")
+    raw = r["raw_bytes"]
+    print(f"raw Arrow size {raw / 2**20:,.0f} MiB; peak extra RSS {r['peak_delta'] / 2**20:,.0f} MiB sampled, "
+          f"{r['maxrss_delta'] / 2**20:,.0f} MiB ru_maxrss -> {max(r['peak_delta'], r['maxrss_delta']) / raw:.2f}x")
+    per_tick_pandas = r["pandas_s"] / r["pandas_ticks"]
+    print(f"pandas seed algorithm: {r['pandas_s']:.2f} s for {r['pandas_ticks']:,} ticks = "
+          f"{1 / per_tick_pandas / 1e6:.2f} M ticks/s, extrapolated {per_tick_pandas * n:.1f} s for {n:,} "
+          f"-> speed-up {per_tick_pandas * n / total:.0f}x")
+    for p in (path, Path(str(path) + ".rolls")):
+        p.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

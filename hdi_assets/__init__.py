@@ -1,0 +1,1 @@
+"""HDI's Dagster asset graph."""

@@ -1,0 +1,245 @@
+"""raw_ticks -> roll_events -> panama_adjusted_ticks -> ohlcv_1s -> ohlcv_bars: thin assets over pure functions.
+
+Each asset reads its inputs from the Parquet lake (or the Databento resource), calls the math in rolls.py,
+adjust.py and bars.py, writes its partition atomically, and reports what it did as metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+
+from hdi_assets.continuous import adjust, bars, rolls, validation
+from hdi_assets.continuous.sessions import globex_sessions
+from hdi_assets.partitions import LATER_WINDOWS, ProductConfig, half_year_windows, products, symbol_windows
+from hdi_resources import lake
+from hdi_resources.databento import DatabentoResource
+
+NS = 1_000_000_000
+TICK_COLUMNS = ["ts_event", "price", "size", "instrument_id", "raw_symbol"]
+BAR_INTERVALS = ("1m", "5m", "15m", "1h", "1d")
+CHECKPOINTS = ("session_alignment", "ohlc_integrity", "indicator_sanity", "timestamp_continuity", "no_nan_or_inf")
+ADJUSTMENT_CHECKS = ("roll_continuity", "within_contract_changes")
+# A transient failure of the whole step (after the resource's own HTTP retries) is retried by Dagster.
+STEP_RETRY = RetryPolicy(max_retries=2, delay=5)
+
+
+def _partition(context: AssetExecutionContext) -> tuple[ProductConfig, str, int, int]:
+    keys = context.partition_key.keys_by_dimension
+    window = context.partition_time_window
+    start_ns = int(window.start.timestamp()) * NS
+    end_ns = int(window.end.timestamp()) * NS
+    return products()[keys["symbol"]], keys["window"], start_ns, end_ns
+
+
+def _windows_from(symbol: str, window: str) -> list[str]:
+    """This window and every later one of the symbol whose roll events are in the lake."""
+    return [w for w in half_year_windows.get_partition_keys()
+            if w >= window and lake.has_partition("roll_events", symbol=symbol, window=w)]
+
+
+@asset(
+    partitions_def=symbol_windows,
+    group_name="continuous",
+    retry_policy=STEP_RETRY,
+    tags={"hdi/databento": "fetch"},
+    description="Trades of the continuous symbol (e.g. ES.v.0) for the window, fetched once through the "
+    "Databento resource (cache-first, budget-guarded); instrument id and raw symbol kept per tick.",
+)
+def raw_ticks(context: AssetExecutionContext, databento: DatabentoResource) -> MaterializeResult:
+    product, window, start_ns, end_ns = _partition(context)
+    end_ns = min(end_ns, databento.dataset_end_ns(product.dataset, "trades"))
+    fetched = databento.get_range(
+        dataset=product.dataset, schema="trades", symbols=[product.continuous_symbol], stype_in="continuous",
+        start=start_ns, end=end_ns, log=context.log,
+    )
+    ticks = fetched.table
+    instrument_ids = np.unique(ticks.column("instrument_id").to_numpy()) if ticks.num_rows else np.array([], int)
+    symbols_by_id = databento.raw_symbols(product.dataset, instrument_ids.tolist(), start_ns, end_ns)
+    raw_symbol = pa.array([symbols_by_id[int(i)] for i in instrument_ids], pa.string())
+    codes = np.searchsorted(instrument_ids, ticks.column("instrument_id").to_numpy())
+    table = pa.table({
+        "ts_event": ticks.column("ts_event").cast(pa.int64()),
+        "price": ticks.column("price").cast(pa.int64()),
+        "size": ticks.column("size").cast(pa.int64()),
+        "instrument_id": ticks.column("instrument_id").cast(pa.int64()),
+        "raw_symbol": pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), raw_symbol),
+    })
+    path = lake.write_table(table, "raw_ticks", symbol=product.symbol, window=window)
+    lake.write_json(json.dumps(fetched.mappings), "raw_ticks", "mappings.json", symbol=product.symbol, window=window)
+    return MaterializeResult(metadata={
+        "rows": table.num_rows,
+        "bytes": fetched.bytes,
+        "cost_usd": fetched.cost_usd,
+        "chunks_from_cache": fetched.from_cache,
+        "contracts": ", ".join(sorted(symbols_by_id.values())),
+        "path": MetadataValue.path(str(path)),
+    })
+
+
+@asset(
+    partitions_def=symbol_windows,
+    group_name="continuous",
+    deps=[raw_ticks],
+    retry_policy=STEP_RETRY,
+    tags={"hdi/databento": "fetch"},
+    description="Every roll of the continuous symbol in the window: when it switches contract, the old and new "
+    "contract, both prices at the SAME moment (settlements of the last session before the roll, or both "
+    "contracts' last trades in the final minutes), and the gap new - old.",
+)
+def roll_events(context: AssetExecutionContext, databento: DatabentoResource) -> MaterializeResult:
+    product, window, start_ns, end_ns = _partition(context)
+    # Look a week back so a switch on the window's first day is seen against the previous contract.
+    lookback = dt.timedelta(days=7)
+    start_date = dt.datetime.fromtimestamp(start_ns / NS, dt.UTC).date()
+    end_date = dt.datetime.fromtimestamp(min(end_ns, databento.dataset_end_ns(product.dataset, "trades")) / NS,
+                                         dt.UTC).date()
+    intervals = databento.mapping_intervals(product.dataset, product.continuous_symbol, start_date - lookback,
+                                            end_date)
+    switches = rolls.switches_from_mappings(intervals)
+    in_window = pc.and_(pc.greater_equal(switches["switch_ns"], start_ns), pc.less(switches["switch_ns"], end_ns))
+    switches = switches.filter(in_window)
+    ids = sorted(set(switches["old_instrument_id"].to_pylist()) | set(switches["new_instrument_id"].to_pylist()))
+    raw = databento.raw_symbols(product.dataset, ids, start_ns - 30 * 86_400 * NS, end_ns)
+    events = measure_roll_gaps(databento, product, switches, raw)
+    lake.write_table(events, "roll_events", symbol=product.symbol, window=window)
+    rows = events.to_pylist()
+    table_md = "| switch (UTC) | old | new | old price | new price | gap | method |\n|---|---|---|---|---|---|---|\n"
+    table_md += "".join(
+        f"| {dt.datetime.fromtimestamp(r['switch_ns'] / NS, dt.UTC):%Y-%m-%d %H:%M} | {r['old_raw_symbol']} | "
+        f"{r['new_raw_symbol']} | {r['old_price'] / NS:.2f} | {r['new_price'] / NS:.2f} | {r['roll_gap'] / NS:+.2f} "
+        f"| {r['method']} |\n" for r in rows)
+    return MaterializeResult(metadata={"rolls": len(rows), "roll_table": MetadataValue.md(table_md)})
+
+
+def measure_roll_gaps(databento: DatabentoResource, product: ProductConfig, switches: pa.Table,
+                      raw: dict[int, str]) -> pa.Table:
+    """Settlement gap by default; both contracts' last trades before the switch when settlements are missing."""
+    if switches.num_rows == 0:
+        return rolls.empty_roll_events()
+    first_ns = int(pc.min(switches["switch_ns"]).as_py()) - 10 * 86_400 * NS
+    last_ns = int(pc.max(switches["switch_ns"]).as_py())
+    sessions = globex_sessions(first_ns, last_ns)
+    symbols = sorted(raw.values())
+    if product.roll_gap_source == "settlement":
+        stats = databento.get_range(dataset=product.dataset, schema="statistics", symbols=symbols,
+                                    stype_in="raw_symbol", start=first_ns, end=last_ns).table
+        settlements = rolls.settlements_from_statistics(stats)
+        try:
+            return rolls.gaps_from_settlements(switches, settlements, sessions, raw)
+        except rolls.MissingPriceError:
+            pass  # fall through to same-moment last trades
+    trades = databento.get_range(dataset=product.dataset, schema="trades", symbols=symbols, stype_in="raw_symbol",
+                                 start=last_ns - 4 * 86_400 * NS, end=last_ns).table
+    return rolls.gaps_from_last_trades(switches, trades, sessions, raw)
+
+
+@asset(
+    partitions_def=symbol_windows,
+    group_name="continuous",
+    deps=[raw_ticks, AssetDep("roll_events", partition_mapping=LATER_WINDOWS)],
+    check_specs=[AssetCheckSpec(name, asset="panama_adjusted_ticks", blocking=True, partitions_def=symbol_windows) for name in ADJUSTMENT_CHECKS],
+    description="Back-adjusted continuous ticks: each tick plus the gaps of every later roll (this window's and "
+    "every later window's), exact int64 arithmetic; the newest contract is unchanged.",
+)
+def panama_adjusted_ticks(context: AssetExecutionContext):
+    product, window, start_ns, end_ns = _partition(context)
+    ticks = lake.read_table("raw_ticks", symbol=product.symbol, window=window)
+    later = [lake.read_table("roll_events", symbol=product.symbol, window=w)
+             for w in _windows_from(product.symbol, window)]
+    events = pa.concat_tables(later) if later else rolls.empty_roll_events()
+    events = events.sort_by("switch_ns")
+    method = product.adjustment
+    adjusted = adjust.adjust(method, ticks["ts_event"].to_numpy(), ticks["price"].to_numpy(),
+                             events["switch_ns"].to_numpy(), events["roll_gap"].to_numpy(),
+                             events["old_price"].to_numpy(), events["new_price"].to_numpy())
+    table = ticks.append_column("adjusted_price", pa.array(adjusted, pa.int64()))
+    lake.write_table(table, "panama_adjusted_ticks", symbol=product.symbol, window=window)
+    yield MaterializeResult(metadata={
+        "rows": table.num_rows, "method": method, "rolls_applied": events.num_rows,
+        "windows_of_rolls": ", ".join(_windows_from(product.symbol, window)) or "none",
+    })
+    outcomes = []
+    if method.startswith("panama"):
+        outcomes.append(validation.within_contract_changes(ticks["price"].to_numpy(), adjusted,
+                                                           ticks["instrument_id"].to_numpy()))
+    outcomes.append(validation.roll_continuity(table, events))
+    for outcome in outcomes:
+        yield _check_result(outcome, "panama_adjusted_ticks")
+
+
+@asset(
+    partitions_def=symbol_windows,
+    group_name="continuous",
+    deps=[panama_adjusted_ticks],
+    check_specs=[AssetCheckSpec(name, asset="ohlcv_1s", blocking=True, partitions_def=symbol_windows) for name in CHECKPOINTS],
+    description="Session-aware 1-second bars of the adjusted ticks (bar time = interval start, as Databento's "
+    "OHLCV); no bar mixes two Globex sessions. The five validation checkpoints run on every partition.",
+)
+def ohlcv_1s(context: AssetExecutionContext):
+    product, window, start_ns, end_ns = _partition(context)
+    ticks = lake.read_table("panama_adjusted_ticks", symbol=product.symbol, window=window)
+    sessions = globex_sessions(start_ns, end_ns)
+    bar_table = bars.ohlcv_1s(_as_ticks(ticks), sessions)
+    lake.write_table(bar_table, "ohlcv_1s", symbol=product.symbol, window=window)
+    outcomes = validation.run_checkpoints(bar_table, sessions, interval_ns=NS, dense=False)
+    report = validation.validation_report(outcomes)
+    lake.write_json(json.dumps(report, indent=2), "ohlcv_1s", "validation_report.json",
+                    symbol=product.symbol, window=window)
+    yield MaterializeResult(metadata={"bars": bar_table.num_rows, "ticks": ticks.num_rows,
+                                      "sessions": len(sessions)})
+    for outcome in outcomes:
+        yield _check_result(outcome, "ohlcv_1s")
+
+
+@asset(
+    partitions_def=symbol_windows,
+    group_name="continuous",
+    deps=[ohlcv_1s],
+    description="1m, 5m, 15m, 1h and 1d bars from ohlcv_1s, anchored to session opens; 1d is the trading session.",
+)
+def ohlcv_bars(context: AssetExecutionContext) -> MaterializeResult:
+    product, window, start_ns, end_ns = _partition(context)
+    one_second = lake.read_table("ohlcv_1s", symbol=product.symbol, window=window)
+    sessions = globex_sessions(start_ns, end_ns)
+    counts = {}
+    for interval in BAR_INTERVALS:
+        table = bars.resample(one_second, interval, sessions)
+        lake.write_table(table, f"ohlcv_{interval}", symbol=product.symbol, window=window)
+        counts[f"bars_{interval}"] = table.num_rows
+    return MaterializeResult(metadata=counts)
+
+
+def _as_ticks(adjusted: pa.Table) -> pa.Table:
+    """Bars are built from the adjusted price."""
+    return pa.table({"ts_event": adjusted["ts_event"], "price": adjusted["adjusted_price"], "size": adjusted["size"],
+                     "instrument_id": adjusted["instrument_id"], "raw_symbol": adjusted["raw_symbol"]})
+
+
+def _check_result(outcome: validation.CheckOutcome, asset_name: str) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=outcome.name,
+        asset_key=asset_name,
+        passed=bool(outcome.passed),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "violations": outcome.violations,
+            **{k: v for k, v in outcome.details.items() if isinstance(v, int | float | str | bool)},
+            "first_violations": MetadataValue.json(outcome.first_violations),
+        },
+    )

@@ -1,0 +1,15 @@
+"""Root Definitions: merges each domain's Definitions and binds the resources, nothing else."""
+
+from __future__ import annotations
+
+from dagster import Definitions, EnvVar
+
+from hdi_assets.continuous.definitions import defs as continuous_defs
+from hdi_resources.databento import DatabentoResource
+
+
+def build_resources() -> dict:
+    return {"databento": DatabentoResource.from_config(api_key=EnvVar("DATABENTO_API_KEY"))}
+
+
+defs = Definitions.merge(continuous_defs, Definitions(resources=build_resources()))

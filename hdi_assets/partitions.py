@@ -1,0 +1,75 @@
+"""Symbol x half-year partitions, and the "every later window" mapping backward adjustment needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from dagster import (
+    DimensionPartitionMapping,
+    IdentityPartitionMapping,
+    MultiPartitionKey,
+    MultiPartitionMapping,
+    MultiPartitionsDefinition,
+    StaticPartitionsDefinition,
+    TimeWindowPartitionMapping,
+    TimeWindowPartitionsDefinition,
+)
+
+from hdi_resources.settings import load_yaml
+
+
+@dataclass(frozen=True)
+class ProductConfig:
+    symbol: str
+    dataset: str
+    roll_rule: str
+    adjustment: str
+    roll_gap_source: str
+    first_window: str
+
+    @property
+    def continuous_symbol(self) -> str:
+        """Databento continuous symbol of the lead contract, e.g. ES.v.0."""
+        return f"{self.symbol}.{self.roll_rule}.0"
+
+
+@cache
+def products() -> dict[str, ProductConfig]:
+    cfg = load_yaml("symbols.yaml")
+    return {
+        sym: ProductConfig(
+            symbol=sym,
+            dataset=spec.get("dataset", cfg["dataset"]),
+            roll_rule=spec.get("roll_rule", cfg.get("roll_rule", "v")),
+            adjustment=spec.get("adjustment", cfg.get("adjustment", "panama_backward")),
+            roll_gap_source=spec.get("roll_gap_source", cfg.get("roll_gap_source", "settlement")),
+            first_window=str(cfg["first_window"]),
+        )
+        for sym, spec in cfg["symbols"].items()
+    }
+
+
+FIRST_WINDOW = next(iter(products().values())).first_window
+
+# Half-years starting Jan 1 and Jul 1 (UTC); end_offset=1 adds the still-open window.
+half_year_windows = TimeWindowPartitionsDefinition(
+    cron_schedule="0 0 1 1,7 *", start=FIRST_WINDOW, fmt="%Y-%m-%d", end_offset=1
+)
+symbols = StaticPartitionsDefinition(list(products()))
+symbol_windows = MultiPartitionsDefinition({"symbol": symbols, "window": half_year_windows})
+
+# Backward adjustment of window W needs the rolls of W and of every later window of the same symbol.
+LATER_WINDOWS = MultiPartitionMapping(
+    {
+        "symbol": DimensionPartitionMapping("symbol", IdentityPartitionMapping()),
+        "window": DimensionPartitionMapping(
+            "window",
+            TimeWindowPartitionMapping(start_offset=0, end_offset=1000, allow_nonexistent_upstream_partitions=True),
+        ),
+    }
+)
+
+
+def partition_key(symbol: str, window: str) -> MultiPartitionKey:
+    return MultiPartitionKey({"symbol": symbol, "window": window})

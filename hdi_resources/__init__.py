@@ -1,0 +1,1 @@
+"""HDI resources: Databento access, the local gateway, the database and the Parquet lake."""

@@ -1,0 +1,283 @@
+"""Arrow columns -> PostgreSQL binary COPY bytes, built with NumPy one column at a time (no per-row Python).
+
+Prices arrive as int64 fixed point (1e-9 units) and are written as exact NUMERIC with scale 9."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hdi_resources.errors import HdiError
+
+PRICE_SCALE = 1_000_000_000
+UNDEF_PRICE = np.iinfo(np.int64).max  # Databento's "no value" sentinel
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in unix microseconds
+PG_EPOCH_DAYS = 10_957
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+COPY_TRAILER = b"\xff\xff"
+NUMERIC_NEG = 0x4000
+
+
+@dataclass(frozen=True)
+class PgColumn:
+    """One column of a target table as the catalog describes it."""
+
+    name: str
+    type_name: str  # pg_type.typname: int8, numeric, timestamptz, text, bpchar, ...
+    not_null: bool
+    has_default: bool
+
+
+@dataclass
+class Encoded:
+    """One column ready for COPY: fixed-width big-endian bytes (n, width) or variable bytes, plus nulls."""
+
+    name: str
+    fixed: np.ndarray | None  # (n, width) uint8
+    var_data: np.ndarray | None  # flat uint8
+    var_lengths: np.ndarray | None  # int64 per row (0 for null)
+    nulls: np.ndarray | None  # bool per row, None when no nulls
+
+
+def _chunked_to_array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return col
+
+
+def _null_mask(arr: pa.Array) -> np.ndarray | None:
+    if arr.null_count == 0:
+        return None
+    return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def to_nanos_fixed(arr: pa.Array, column: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any numeric Arrow array -> int64 in 1e-9 units plus a null mask (UNDEF_PRICE and NaN become null)."""
+    t = arr.type
+    nulls = _null_mask(arr)
+    if pa.types.is_integer(t):
+        values = arr.fill_null(0).to_numpy().astype(np.int64, copy=False)
+        undef = values == UNDEF_PRICE
+        if undef.any():
+            nulls = undef if nulls is None else (nulls | undef)
+        return values, nulls
+    if pa.types.is_floating(t):
+        floats = arr.fill_null(np.nan).to_numpy().astype(np.float64, copy=False)
+        bad = ~np.isfinite(floats)
+        if bad.any():
+            nulls = bad if nulls is None else (nulls | bad)
+            floats = np.where(bad, 0.0, floats)
+        if np.abs(floats).max(initial=0.0) >= 9.2e9:
+            raise HdiError(f"column {column}: value too large for a 1e-9 fixed-point price")
+        return np.rint(floats * PRICE_SCALE).astype(np.int64), nulls
+    if pa.types.is_decimal(t):
+        if t.scale > 9:
+            rounded = pc.round(arr, ndigits=9)
+            if not pc.all(pc.equal(rounded, arr)).as_py():
+                raise HdiError(f"column {column}: more than 9 decimal places cannot be stored exactly")
+        scaled = pc.multiply(arr.cast(pa.decimal128(38, 9)), pa.scalar(PRICE_SCALE, pa.decimal128(38, 0)))
+        return scaled.cast(pa.int64()).fill_null(0).to_numpy(), nulls
+    raise HdiError(f"column {column}: cannot store Arrow type {t} as a price (want int64 1e-9 units)")
+
+
+def to_unix_micros(arr: pa.Array, column: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Timestamps (any unit) or integer ns since the epoch (DBN's convention) -> int64 unix microseconds."""
+    t = arr.type
+    nulls = _null_mask(arr)
+    if pa.types.is_timestamp(t):
+        micros = arr.cast(pa.timestamp("us", tz=t.tz), safe=False).cast(pa.int64())
+        return micros.fill_null(0).to_numpy(), nulls
+    if pa.types.is_integer(t):
+        raw = arr.fill_null(0).to_numpy()
+        if raw.dtype == np.uint64:
+            undef = raw == np.iinfo(np.uint64).max  # UNDEF_TIMESTAMP
+            if undef.any():
+                nulls = undef if nulls is None else (nulls | undef)
+            raw = np.where(undef, 0, raw)
+        return np.floor_divide(raw.astype(np.int64), 1000), nulls
+    if pa.types.is_date(t):
+        return arr.cast(pa.date32()).cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64) * 86_400_000_000, nulls
+    raise HdiError(f"column {column}: cannot store Arrow type {t} as a timestamp")
+
+
+def to_days(arr: pa.Array, column: str) -> tuple[np.ndarray, np.ndarray | None]:
+    t = arr.type
+    try:
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            arr = pc.strptime(arr, format="%Y-%m-%d", unit="s").cast(pa.date32())
+        elif pa.types.is_timestamp(t):
+            arr = arr.cast(pa.date32())
+        days = arr.cast(pa.date32()).cast(pa.int32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise HdiError(f"column {column}: cannot read as a date ({exc})") from exc
+    return days.fill_null(0).to_numpy().astype(np.int32), _null_mask(days)
+
+
+_NUMERIC_HEADER = np.array([6, 2, 0, 9], dtype=np.uint16)
+
+
+def _numeric_fixed(nanos: np.ndarray) -> np.ndarray:
+    """int64 1e-9 units -> NUMERIC binary: 4 header int16 + 6 base-10000 digits (weight 2, dscale 9)."""
+    n = nanos.shape[0]
+    negative = nanos < 0
+    # |INT64_MIN| does not fit int64; it is no price, so clip it to the largest magnitude that does.
+    magnitude = np.abs(np.maximum(nanos, -np.iinfo(np.int64).max))
+    int_part = magnitude // PRICE_SCALE  # < 9.3e9
+    frac = (magnitude - int_part * PRICE_SCALE).astype(np.int32)  # 9 decimals
+    top = (int_part // 100_000_000).astype(np.int32)
+    mid = (int_part - top.astype(np.int64) * 100_000_000).astype(np.int32)
+    words = np.empty((n, 10), dtype=np.uint16)
+    words[:] = _NUMERIC_HEADER.tolist() + [0] * 6
+    words[:, 2] = negative * NUMERIC_NEG
+    words[:, 4] = top
+    hi = mid // 10_000
+    words[:, 5] = hi
+    words[:, 6] = mid - hi * 10_000
+    f1 = frac // 100_000
+    rest = frac - f1 * 100_000
+    f2 = rest // 10
+    words[:, 7] = f1
+    words[:, 8] = f2
+    words[:, 9] = (rest - f2 * 10) * 1000
+    words.byteswap(inplace=True)
+    return words.view(np.uint8).reshape(n, 20)
+
+
+def _fixed(values: np.ndarray, dtype: str) -> np.ndarray:
+    be = np.ascontiguousarray(values.astype(dtype, copy=False))
+    return be.view(np.uint8).reshape(values.shape[0], np.dtype(dtype).itemsize)
+
+
+_INT_RANGES = {"int2": (">i2", 2**15), "int4": (">i4", 2**31), "int8": (">i8", 2**63)}
+
+
+def encode_column(arr: pa.Array, col: PgColumn) -> Encoded:
+    """Encode one Arrow column for the target PostgreSQL column type."""
+    arr = _chunked_to_array(arr)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    kind = col.type_name
+    if kind == "numeric":
+        nanos, nulls = to_nanos_fixed(arr, col.name)
+        return Encoded(col.name, _numeric_fixed(nanos), None, None, nulls)
+    if kind == "timestamptz" or kind == "timestamp":
+        micros, nulls = to_unix_micros(arr, col.name)
+        return Encoded(col.name, _fixed(micros - PG_EPOCH_US, ">i8"), None, None, nulls)
+    if kind == "date":
+        days, nulls = to_days(arr, col.name)
+        return Encoded(col.name, _fixed(days - PG_EPOCH_DAYS, ">i4"), None, None, nulls)
+    if kind in _INT_RANGES:
+        dtype, bound = _INT_RANGES[kind]
+        if not pa.types.is_integer(arr.type) and not pa.types.is_boolean(arr.type):
+            raise HdiError(f"column {col.name}: expected integers, got Arrow type {arr.type}")
+        nulls = _null_mask(arr)
+        values = arr.fill_null(0).to_numpy(zero_copy_only=False)
+        if values.size and (values.max() >= bound or (values.dtype.kind == "i" and values.min() < -bound)):
+            raise HdiError(f"column {col.name}: value out of range for PostgreSQL {kind}")
+        return Encoded(col.name, _fixed(values, dtype), None, None, nulls)
+    if kind in ("float8", "float4"):
+        nulls = _null_mask(arr)
+        values = arr.cast(pa.float64()).fill_null(0.0).to_numpy()
+        return Encoded(col.name, _fixed(values, ">f8" if kind == "float8" else ">f4"), None, None, nulls)
+    if kind == "bool":
+        nulls = _null_mask(arr)
+        return Encoded(col.name, _fixed(arr.fill_null(False).to_numpy(zero_copy_only=False), "u1"), None, None, nulls)
+    if kind in ("text", "varchar", "bpchar", "jsonb", "json"):
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            arr = arr.cast(pa.string())
+        arr = arr.cast(pa.large_string())
+        nulls = _null_mask(arr)
+        n = len(arr)
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + n + 1]
+        data_buf = arr.buffers()[2]
+        data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+        lengths = np.diff(offsets)
+        flat = data[offsets[0]: offsets[-1]] if n else np.empty(0, np.uint8)
+        if kind == "jsonb":  # jsonb binary input is a version byte then the text
+            flat = np.insert(flat, (offsets[:-1] - offsets[0]), 1)
+            lengths = lengths + 1
+        if nulls is None and n and (lengths == lengths[0]).all():
+            return Encoded(col.name, flat.reshape(n, int(lengths[0])), None, None, None)
+        return Encoded(col.name, None, flat, lengths, nulls)
+    raise HdiError(f"column {col.name}: PostgreSQL type {kind} is not supported by the bulk loader")
+
+
+def copy_bytes(columns: list[Encoded], n: int) -> memoryview:
+    """Assemble a complete binary COPY stream (header, rows, trailer) from encoded columns."""
+    if all(c.fixed is not None and c.nulls is None for c in columns):
+        return _copy_fixed(columns, n)
+    return memoryview(_copy_general(columns, n))
+
+
+def _copy_fixed(columns: list[Encoded], n: int) -> memoryview:
+    """Every field has the same width in every row: fill a 2-D (rows, bytes) array column by column."""
+    widths = [c.fixed.shape[1] for c in columns]  # type: ignore[union-attr]
+    row_len = 2 + sum(4 + w for w in widths)
+    head = len(COPY_HEADER)
+    stream = np.empty(head + n * row_len + len(COPY_TRAILER), dtype=np.uint8)
+    stream[:head] = np.frombuffer(COPY_HEADER, np.uint8)
+    stream[head + n * row_len:] = 0xFF
+    rows = stream[head: head + n * row_len].reshape(n, row_len)
+    prefix = np.empty(row_len, dtype=np.uint8)  # the constant bytes (field count, field lengths) of a row
+    prefix[0:2] = np.frombuffer(np.array([len(columns)], ">i2").tobytes(), np.uint8)
+    pos = 2
+    for width in widths:
+        prefix[pos:pos + 4] = np.frombuffer(np.array([width], ">i4").tobytes(), np.uint8)
+        pos += 4 + width
+    rows[:] = prefix
+    pos = 2
+    for col, width in zip(columns, widths, strict=True):
+        rows[:, pos + 4:pos + 4 + width] = col.fixed
+        pos += 4 + width
+    return memoryview(stream)
+
+
+def _copy_general(columns: list[Encoded], n: int) -> bytes:
+    """Rows of different lengths (nulls, variable text): compute every field's offset and scatter."""
+    lengths: list[np.ndarray] = []
+    for c in columns:
+        if c.fixed is not None:
+            length = np.full(n, c.fixed.shape[1], dtype=np.int64)
+        else:
+            length = c.var_lengths.astype(np.int64)  # type: ignore[union-attr]
+        if c.nulls is not None:
+            length = np.where(c.nulls, -1, length)
+        lengths.append(length)
+    payload = sum(np.maximum(length, 0) + 4 for length in lengths)
+    row_len = 2 + payload
+    starts = len(COPY_HEADER) + np.concatenate(([0], np.cumsum(row_len)[:-1])).astype(np.int64)
+    total = len(COPY_HEADER) + int(row_len.sum()) + len(COPY_TRAILER)
+    out = np.zeros(total, dtype=np.uint8)
+    out[: len(COPY_HEADER)] = np.frombuffer(COPY_HEADER, np.uint8)
+    out[-2:] = 0xFF
+    _scatter_fixed(out, starts, _fixed(np.full(n, len(columns)), ">i2"))
+    pos = starts + 2
+    for col, length in zip(columns, lengths, strict=True):
+        _scatter_fixed(out, pos, _fixed(length, ">i4"))
+        pos = pos + 4
+        present = length >= 0
+        if col.fixed is not None:
+            if col.nulls is None:
+                _scatter_fixed(out, pos, col.fixed)
+            else:
+                _scatter_fixed(out, pos[present], col.fixed[present])
+        else:
+            var_lengths = np.where(present, col.var_lengths, 0)  # type: ignore[arg-type]
+            keep = np.repeat(present, col.var_lengths)  # type: ignore[arg-type]
+            flat = col.var_data[keep]  # type: ignore[index]
+            within = np.arange(int(var_lengths.sum())) - np.repeat(
+                np.concatenate(([0], np.cumsum(var_lengths)[:-1])), var_lengths)
+            out[np.repeat(pos, var_lengths) + within] = flat
+        pos = pos + np.maximum(length, 0)
+    return out.tobytes()
+
+
+def _scatter_fixed(out: np.ndarray, positions: np.ndarray, block: np.ndarray) -> None:
+    width = block.shape[1]
+    if width == 0 or block.shape[0] == 0:
+        return
+    index = positions[:, None] + np.arange(width)
+    out[index.ravel()] = block.ravel()

@@ -1,0 +1,453 @@
+"""Bulk loads: replace one logical partition atomically, upsert vendor rows idempotently, audit runs.
+
+Rows travel as binary COPY built column-wise from Arrow; rows that would break a CHECK or NOT NULL rule
+are diverted to `quarantine` (rule named) before the COPY, so the valid rows still load."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hdi_resources.errors import HdiError
+from hdi_resources.settings import redact
+
+from .binary import PgColumn, copy_bytes, encode_column, to_days, to_nanos_fixed, to_unix_micros
+
+if TYPE_CHECKING:
+    from .core import Database
+
+log = logging.getLogger(__name__)
+
+LOADABLE_TABLES = frozenset({"continuous_bars", "roll_events", "ohlcv_data", "trades_data", "tbbo_data",
+                             "statistics_data", "definitions_data"})
+TIME_COLUMN = {"continuous_bars": "ts", "roll_events": "switch_ts", "ohlcv_data": "ts_event",
+               "trades_data": "ts_event", "tbbo_data": "ts_event", "statistics_data": "ts_event",
+               "definitions_data": "ts_event"}
+BATCH_ROWS = 100_000
+COPY_READ_SIZE = 1 << 20
+GRANULARITIES = ("1s", "1m", "5m", "15m", "1h", "1d")
+
+
+@dataclass
+class LoadResult:
+    """What replace_partition did: rows stored, rows quarantined (by rule), rows of the old version removed."""
+
+    inserted: int
+    quarantined: int
+    deleted: int = 0
+    seconds: float = 0.0
+    rules: dict[str, int] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class UpsertResult:
+    """What upsert_rows did; unchanged rows matched an identical stored row and were not rewritten."""
+
+    inserted: int
+    updated: int
+    unchanged: int
+    quarantined: int
+    duplicates: int = 0
+    seconds: float = 0.0
+    rules: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class TableInfo:
+    name: str
+    columns: list[PgColumn]
+    primary_key: list[str]
+
+    def column(self, name: str) -> PgColumn:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise HdiError(f"table {self.name} has no column {name!r}")
+
+
+def table_info(db: Database, table: str) -> TableInfo:
+    """Columns and primary key of a loadable table, read from the catalog once per Database."""
+    if table not in LOADABLE_TABLES:
+        raise HdiError(f"table {table!r} cannot be loaded; choose one of {sorted(LOADABLE_TABLES)}")
+    cached = db._columns_cache.get(table)
+    if cached is not None:
+        return cached
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute("""SELECT a.attname, t.typname, a.attnotnull, a.atthasdef
+                       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                       WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
+                       ORDER BY a.attnum""", (table,))
+        columns = [PgColumn(*row) for row in cur.fetchall()]
+        cur.execute("""SELECT a.attname FROM pg_index i
+                       JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON TRUE
+                       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                       WHERE i.indrelid = to_regclass(%s) AND i.indisprimary ORDER BY k.ord""", (table,))
+        pk = [row[0] for row in cur.fetchall()]
+    if not columns:
+        raise HdiError(f"table {table} does not exist; run `hdi db migrate`")
+    info = TableInfo(table, columns, pk)
+    db._columns_cache[table] = info
+    return info
+
+
+def _as_table(data: Any) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    try:
+        import pandas as pd
+
+        if isinstance(data, pd.DataFrame):
+            return pa.Table.from_pandas(data, preserve_index=False)
+    except ImportError:  # pandas is a dependency; keep the loader usable without it anyway
+        pass
+    raise HdiError(f"data must be a pyarrow.Table (or pandas DataFrame), got {type(data).__name__}")
+
+
+def _comparable(arr: pa.Array | pa.ChunkedArray, col: PgColumn) -> np.ndarray:
+    """A NumPy array in which equal database values are equal (for keys and duplicate detection)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if col.type_name in ("timestamptz", "timestamp"):
+        return to_unix_micros(arr, col.name)[0]
+    if col.type_name == "date":
+        return to_days(arr, col.name)[0].astype(np.int64)
+    if col.type_name == "numeric":
+        return to_nanos_fixed(arr, col.name)[0]
+    if col.type_name in ("text", "varchar", "bpchar"):
+        return pc.dictionary_encode(arr.cast(pa.string())).indices.to_numpy(zero_copy_only=False)
+    return arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _constant_array(value: Any, col: PgColumn, n: int) -> pa.Array:
+    """n copies of one value, built without n Python objects."""
+    if col.type_name == "date":
+        day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+        days = (day - dt.date(1970, 1, 1)).days
+        return pa.array(np.full(n, days, dtype=np.int32)).cast(pa.date32())
+    if col.type_name in ("timestamptz", "timestamp"):
+        stamp = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=dt.UTC)
+        micros = int(round(stamp.timestamp() * 1e6))
+        return pa.array(np.full(n, micros, dtype=np.int64)).cast(pa.timestamp("us", tz="UTC"))
+    if col.type_name in ("int2", "int4", "int8"):
+        return pa.array(np.full(n, int(value), dtype=np.int64))
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([str(value)]))
+
+
+def _key_value_matches(arr: pa.ChunkedArray, col: PgColumn, value: Any) -> np.ndarray:
+    if col.type_name in ("text", "varchar", "bpchar"):
+        return pc.fill_null(pc.equal(arr.cast(pa.string()), str(value)), False).to_numpy(zero_copy_only=False)
+    wanted = _comparable(_constant_array(value, col, 1), col)[0]
+    ok = _comparable(arr, col) == wanted
+    if arr.null_count:
+        ok &= ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    return ok
+
+
+class _Rules:
+    """Per-row rule violations collected column-wise; the first failed rule names the quarantine entry."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.bad = np.zeros(n, dtype=bool)
+        self.names = np.full(n, "", dtype=object)
+        self.counts: dict[str, int] = {}
+
+    def add(self, rule: str, failed: np.ndarray) -> None:
+        fresh = failed & ~self.bad
+        if fresh.any():
+            self.names[fresh] = rule
+            self.counts[rule] = int(fresh.sum())
+            self.bad |= fresh
+
+
+def _bar_rules(table: pa.Table, rules: _Rules) -> None:
+    """The CHECK constraints of continuous_bars, evaluated exactly on int64 1e-9 prices."""
+    prices = {}
+    for name in ("open", "high", "low", "close"):
+        values, nulls = to_nanos_fixed(table.column(name).combine_chunks(), name)
+        prices[name] = values
+        if nulls is not None:
+            rules.add(f"not_null({name})", nulls)
+    o, h, lo, c = prices["open"], prices["high"], prices["low"], prices["close"]
+    rules.add("bar_high_is_highest", h < np.maximum(np.maximum(o, c), lo))
+    rules.add("bar_low_is_lowest", lo > np.minimum(np.minimum(o, c), h))
+    volume = table.column("volume")
+    rules.add("bar_volume_not_negative",
+              pc.fill_null(pc.less(volume, 0), False).to_numpy(zero_copy_only=False))
+    granularity = table.column("granularity").cast(pa.string())
+    rules.add("continuous_bars_granularity_check",
+              ~pc.fill_null(pc.is_in(granularity, pa.array(GRANULARITIES)), False).to_numpy(zero_copy_only=False))
+
+
+def _duplicate_rows(table: pa.Table, info: TableInfo, key: list[str]) -> np.ndarray:
+    """Rows whose key repeats an earlier row's key (the first occurrence stays)."""
+    n = table.num_rows
+    codes = [_comparable(table.column(k), info.column(k)) for k in key]
+    varying = [c for c in codes if n and not (c == c[0]).all()]
+    if not varying:
+        dup = np.ones(n, dtype=bool)
+        dup[:1] = False
+        return dup
+    if len(varying) == 1 and (np.diff(varying[0]) > 0).all():
+        return np.zeros(n, dtype=bool)
+    order = np.lexsort(varying[::-1])
+    same = np.ones(n - 1, dtype=bool)
+    for c in varying:
+        sorted_c = c[order]
+        same &= sorted_c[1:] == sorted_c[:-1]
+    dup = np.zeros(n, dtype=bool)
+    # lexsort is stable, so within equal keys the earliest row comes first and is kept.
+    dup[order[1:][same]] = True
+    return dup
+
+
+def _prepare(db: Database, info: TableInfo, data: Any, fixed: dict[str, Any], key: list[str]
+             ) -> tuple[pa.Table, pa.Table, list[str], _Rules, list[str]]:
+    """Fill constant columns, check rules; returns (valid rows, invalid rows, their rules, ...)."""
+    table = _as_table(data)
+    n = table.num_rows
+    names = {c.name for c in info.columns}
+    ignored = [c for c in table.column_names if c not in names]
+    rules = _Rules(n)
+    for name, value in fixed.items():
+        col = info.column(name)
+        if name in table.column_names:
+            rules.add("partition_key_mismatch", ~_key_value_matches(table.column(name), col, value))
+        else:
+            table = table.append_column(name, _constant_array(value, col, n))
+    for col in info.columns:
+        if col.not_null and not col.has_default and col.name not in table.column_names:
+            raise HdiError(f"{info.name}: input has no column {col.name!r} (required, NOT NULL)")
+    if info.name == "continuous_bars":
+        _bar_rules(table, rules)
+    for col in info.columns:
+        if col.not_null and col.name in table.column_names and table.column(col.name).null_count:
+            rules.add(f"not_null({col.name})",
+                      np.asarray(table.column(col.name).is_null().to_numpy(zero_copy_only=False), dtype=bool))
+    if n and key:
+        rules.add("duplicate_key", _duplicate_rows(table, info, key) & ~rules.bad)
+    load_columns = [c.name for c in info.columns if c.name in table.column_names]
+    table = table.select(load_columns)
+    if rules.bad.any():
+        bad_mask = pa.array(rules.bad)
+        return (table.filter(pc.invert(bad_mask)), _as_table(data).filter(bad_mask[: n]),
+                list(rules.names[rules.bad]), rules, ignored)
+    return table, table.slice(0, 0), [], rules, ignored
+
+
+def _ensure_partitions(db: Database, info: TableInfo, table: pa.Table) -> None:
+    """Native mode: create the monthly partitions the rows need, in a short transaction of its own."""
+    if db.storage_mode != "native" or table.num_rows == 0 or info.name == "roll_events":
+        return
+    time_col = TIME_COLUMN[info.name]
+    micros, _ = to_unix_micros(table.column(time_col).combine_chunks(), time_col)
+    lo = dt.datetime.fromtimestamp(int(micros.min()) / 1e6, dt.UTC)
+    hi = dt.datetime.fromtimestamp(int(micros.max()) / 1e6, dt.UTC)
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute("SELECT hdi_ensure_partitions(%s, %s, %s)", (info.name, lo, hi))
+
+
+class _MemoryReader:
+    """A read()-able view over a buffer, so COPY streams it without another full copy."""
+
+    def __init__(self, buffer: memoryview) -> None:
+        self.buffer = buffer
+        self.pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self.buffer) if size < 0 else min(len(self.buffer), self.pos + size)
+        chunk = self.buffer[self.pos:end].tobytes()
+        self.pos = end
+        return chunk
+
+
+def _copy(cur: Any, info: TableInfo, table: pa.Table, target: str | None = None) -> int:
+    """COPY the rows in batches of binary data; returns the number of rows sent."""
+    from psycopg2 import sql
+
+    cols = [info.column(name) for name in table.column_names]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(
+        sql.Identifier(target or info.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in cols))
+    sent = 0
+    for offset in range(0, table.num_rows, BATCH_ROWS):
+        batch = table.slice(offset, BATCH_ROWS)
+        encoded = [encode_column(batch.column(c.name), c) for c in cols]
+        payload = copy_bytes(encoded, batch.num_rows)
+        cur.copy_expert(statement, _MemoryReader(payload), size=COPY_READ_SIZE)
+        sent += batch.num_rows
+    return sent
+
+
+def _quarantine(cur: Any, target: str, rows: pa.Table, rule_names: list[str], source: str | None,
+                partition: str | None, run_id: int | None) -> None:
+    from psycopg2.extras import execute_values
+
+    records = rows.to_pylist()  # quarantined rows are the exception, so a Python object each is fine here
+    values = [(target, json.dumps(rec, default=str), rule, source, partition, run_id)
+              for rec, rule in zip(records, rule_names, strict=True)]
+    execute_values(cur, 'INSERT INTO quarantine (target, record, rule, source, "partition", run_id) VALUES %s',
+                   values, template="(%s, %s::jsonb, %s, %s, %s, %s)", page_size=1000)
+
+
+def replace_partition(db: Database, table: str, key_columns_values: dict[str, Any], data: Any, *,
+                      source: str | None = None, run_id: int | None = None) -> LoadResult:
+    """Replace every row of `table` matching key_columns_values with `data`, in ONE transaction.
+
+    Readers see the old partition or the new one, never a mix; a killed load leaves the old one."""
+    started = time.monotonic()
+    info = table_info(db, table)
+    if not key_columns_values:
+        raise HdiError(f"replace_partition({table}): key_columns_values must name the partition")
+    for name in key_columns_values:
+        info.column(name)
+    valid, invalid, rule_names, rules, ignored = _prepare(db, info, data, key_columns_values, info.primary_key)
+    if ignored:
+        log.info("%s: ignoring input columns %s", table, ignored)
+    _ensure_partitions(db, info, valid)
+    partition = json.dumps(key_columns_values, default=str, sort_keys=True)
+    from psycopg2 import sql
+
+    where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in key_columns_values)
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute("SET LOCAL synchronous_commit = off")  # a lost last commit on OS crash is re-run safely
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (table, partition))
+        cur.execute(sql.SQL("DELETE FROM {} WHERE ").format(sql.Identifier(table)) + where,
+                    list(key_columns_values.values()))
+        deleted = cur.rowcount
+        cur.execute('DELETE FROM quarantine WHERE target = %s AND "partition" = %s', (table, partition))
+        inserted = _copy(cur, info, valid)
+        if invalid.num_rows:
+            _quarantine(cur, table, invalid, rule_names, source, partition, run_id)
+    result = LoadResult(inserted, invalid.num_rows, deleted, time.monotonic() - started, dict(rules.counts), ignored)
+    log.info("%s %s: %d rows stored, %d quarantined, %d replaced in %.2fs", table, partition, inserted,
+             invalid.num_rows, deleted, result.seconds)
+    return result
+
+
+def upsert_rows(db: Database, table: str, data: Any, key: list[str] | None = None, *, source: str | None = None,
+                run_id: int | None = None) -> UpsertResult:
+    """Insert new rows and update changed ones on `key` (default: the table's primary key); rows equal to
+    the stored ones are left untouched. Repeated keys in the input: the last one wins."""
+    from psycopg2 import sql
+
+    started = time.monotonic()
+    info = table_info(db, table)
+    key = list(key or info.primary_key)
+    for name in key:
+        info.column(name)
+    prepared, invalid, rule_names, rules, _ignored = _prepare(db, info, data, {}, [])
+    _ensure_partitions(db, info, prepared)
+    cols = prepared.column_names
+    missing_key = [k for k in key if k not in cols]
+    if missing_key:
+        raise HdiError(f"{table}: input has no key column(s) {missing_key}")
+    ident = sql.Identifier
+    col_list = sql.SQL(", ").join(ident(c) for c in cols)
+    key_list = sql.SQL(", ").join(ident(k) for k in key)
+    others = [c for c in cols if c not in key]
+    stage = prepared.append_column("_hdi_row", pa.array(np.arange(prepared.num_rows, dtype=np.int64)))
+    stage_info = TableInfo("_hdi_stage", [*[info.column(c) for c in cols], PgColumn("_hdi_row", "int8", True, False)],
+                           [])
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute("SET LOCAL synchronous_commit = off")
+        cur.execute(sql.SQL("CREATE TEMP TABLE _hdi_stage ON COMMIT DROP AS "
+                            "SELECT {}, 0::bigint AS _hdi_row FROM {} WITH NO DATA")
+                    .format(col_list, ident(table)))
+        _copy(cur, stage_info, stage, target="_hdi_stage")
+        if others:
+            action = sql.SQL("DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
+                sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(ident(c), ident(c)) for c in others),
+                sql.SQL(", ").join(sql.SQL("t.{}").format(ident(c)) for c in others),
+                sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(ident(c)) for c in others))
+        else:
+            action = sql.SQL("DO NOTHING")
+        cur.execute(sql.SQL("""
+            WITH src AS (SELECT DISTINCT ON ({key}) {cols} FROM _hdi_stage ORDER BY {key}, _hdi_row DESC),
+                 up AS (INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM src
+                        ON CONFLICT ({key}) {action} RETURNING (xmax = 0) AS fresh)
+            SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh), (SELECT count(*) FROM src)
+            FROM up""").format(key=key_list, cols=col_list, table=ident(table), action=action))
+        inserted, updated, distinct = cur.fetchone()
+        if invalid.num_rows:
+            _quarantine(cur, table, invalid, rule_names, source, None, run_id)
+    result = UpsertResult(inserted, updated, distinct - inserted - updated, invalid.num_rows,
+                          prepared.num_rows - distinct, time.monotonic() - started, dict(rules.counts))
+    log.info("%s upsert: %s", table, result)
+    return result
+
+
+# -- data_ingest_runs ------------------------------------------------------------------------------------
+def start_ingest_run(db: Database, *, vendor: str = "databento", dataset: str | None = None,
+                     file_name: str | None = None, file_sha256: str | None = None,
+                     target_table: str | None = None) -> int:
+    """Open an audit row with status 'running'; returns its id."""
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute("""INSERT INTO data_ingest_runs (vendor, dataset, file_name, file_sha256, target_table)
+                       VALUES (%s, %s, %s, %s, %s) RETURNING id""",
+                    (vendor, dataset, file_name, file_sha256, target_table))
+        return int(cur.fetchone()[0])
+
+
+def finish_ingest_run(db: Database, run_id: int, *, status: str = "success", row_count: int | None = None,
+                      inserted_count: int | None = None, updated_count: int | None = None,
+                      unchanged_count: int | None = None, quarantined_count: int | None = None,
+                      min_ts: dt.datetime | None = None, max_ts: dt.datetime | None = None,
+                      error: str | None = None) -> None:
+    """Close an audit row as 'success' or 'failed' (the error text is redacted and truncated)."""
+    if status not in ("success", "failed"):
+        raise HdiError(f"finish_ingest_run: status must be success or failed, not {status!r}")
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute("""UPDATE data_ingest_runs SET status = %s, finished_at = now(),
+                           row_count = coalesce(%s, row_count), inserted_count = coalesce(%s, inserted_count),
+                           updated_count = coalesce(%s, updated_count),
+                           unchanged_count = coalesce(%s, unchanged_count),
+                           quarantined_count = coalesce(%s, quarantined_count),
+                           min_ts = coalesce(%s, min_ts), max_ts = coalesce(%s, max_ts), error = %s
+                       WHERE id = %s""",
+                    (status, row_count, inserted_count, updated_count, unchanged_count, quarantined_count,
+                     min_ts, max_ts, redact(error)[:4000] if error else None, run_id))
+
+
+@dataclass
+class IngestRun:
+    """Counts collected while a run is open; written when the run finishes."""
+
+    id: int
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, result: LoadResult | UpsertResult, row_count: int | None = None) -> None:
+        c = self.counts
+        c["row_count"] = c.get("row_count", 0) + (row_count if row_count is not None else
+                                                  result.inserted + result.quarantined +
+                                                  getattr(result, "updated", 0) + getattr(result, "unchanged", 0))
+        c["inserted_count"] = c.get("inserted_count", 0) + result.inserted
+        c["updated_count"] = c.get("updated_count", 0) + getattr(result, "updated", 0)
+        c["unchanged_count"] = c.get("unchanged_count", 0) + getattr(result, "unchanged", 0)
+        c["quarantined_count"] = c.get("quarantined_count", 0) + result.quarantined
+
+
+@contextmanager
+def record_ingest_run(db: Database, **kwargs: Any) -> Iterator[IngestRun]:
+    """`with db.record_ingest_run(dataset=..., file_name=...) as run:` -> success, or failed with the error."""
+    run = IngestRun(start_ingest_run(db, **kwargs))
+    try:
+        yield run
+    except BaseException as exc:
+        finish_ingest_run(db, run.id, status="failed", error=f"{type(exc).__name__}: {exc}", **run.counts)
+        raise
+    finish_ingest_run(db, run.id, status="success", **run.counts)

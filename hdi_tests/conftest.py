@@ -1,0 +1,83 @@
+"""Shared pytest fixtures.
+
+The local gateway's CA bundle is put into REQUESTS_CA_BUNDLE / SSL_CERT_FILE here, at import, because aiohttp
+(the Databento client's async path) reads SSL_CERT_FILE once, when it is first imported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hdi_resources.replay.tls import ensure_certificate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DBN_SAMPLES = REPO_ROOT.parent / "shared" / "fixtures" / "dbn_samples"
+TEST_API_KEY = "db-hdi-test-key"
+
+GATEWAY_CERT = ensure_certificate()
+GATEWAY_CERT_DIR = GATEWAY_CERT.cert_path.parent
+os.environ["REQUESTS_CA_BUNDLE"] = str(GATEWAY_CERT.bundle_path)
+os.environ["SSL_CERT_FILE"] = str(GATEWAY_CERT.bundle_path)
+
+
+# ------------------------------------------------------------------------------------------ replay gateway
+
+
+@pytest.fixture(scope="session")
+def synthetic_market():
+    """The seeded synthetic GLBX.MDP3 market at test volume."""
+    from hdi_resources.replay.synthetic import TEST_TICKS_PER_SESSION, SyntheticMarket
+
+    return SyntheticMarket(seed=7, ticks_per_session=TEST_TICKS_PER_SESSION)
+
+
+@pytest.fixture(scope="session")
+def sample_files_source():
+    """A FileSource over every real Databento sample file (both subfolders)."""
+    from hdi_resources.replay.files import FileSource
+
+    return FileSource(DBN_SAMPLES)
+
+
+@pytest.fixture(scope="session")
+def synthetic_gateway(synthetic_market) -> Iterator:
+    """A running gateway (background thread) serving the synthetic market; `.url`, `.ca_path`."""
+    from hdi_resources.replay.server import start_gateway_thread
+
+    gateway = start_gateway_thread(synthetic_market, cert_dir=GATEWAY_CERT_DIR)
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def files_gateway(sample_files_source) -> Iterator:
+    """A running gateway (background thread) serving the real DBN sample files."""
+    from hdi_resources.replay.server import start_gateway_thread
+
+    gateway = start_gateway_thread(sample_files_source, cert_dir=GATEWAY_CERT_DIR)
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def synthetic_client(synthetic_gateway):
+    """The unmodified databento.Historical client pointed at the synthetic gateway."""
+    import databento as db
+
+    return db.Historical(TEST_API_KEY, gateway=synthetic_gateway.url)
+
+
+@pytest.fixture(scope="session")
+def files_client(files_gateway):
+    """The unmodified databento.Historical client pointed at the sample-files gateway."""
+    import databento as db
+
+    return db.Historical(TEST_API_KEY, gateway=files_gateway.url)
