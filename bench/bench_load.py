@@ -93,6 +93,9 @@ def main() -> None:
             print(f"replace_partition (replacing {again.deleted:,} rows): {again.inserted:,} rows in "
                   f"{reload_s:.1f}s = {again.inserted / reload_s:,.0f} rows/s")
         sample = bars.slice(0, args.sample)
+        other = {**partition, "continuous_symbol": "ES.v.9"}
+        db.replace_partition("continuous_bars", other, sample)  # creates its partitions ...
+        db.replace_partition("continuous_bars", other, sample.slice(0, 0))  # ... and empties them
         slow_s = row_by_row(db, sample)
         slow_rate = args.sample / slow_s
         print(f"row-by-row INSERT ... ON CONFLICT: {args.sample:,} rows in {slow_s:.1f}s = {slow_rate:,.0f} rows/s"

@@ -419,7 +419,9 @@ class DatabentoResource(ConfigurableResource):
         gateway = self._gateway_url()
         ca = (self.ca_path or os.environ.get(ENV_CA) or "").strip() or None
         if ca is not None:
-            combined_ca_bundle(ca)
+            _b = combined_ca_bundle(ca)
+            import sys
+            print("DBG", gateway, ca, _b, os.environ.get("REQUESTS_CA_BUNDLE"), file=sys.stderr)
         cache_key = (hashlib.sha256(key.encode()).hexdigest(), gateway)
         client = self._clients.get(cache_key)
         if client is None:
@@ -466,7 +468,7 @@ class DatabentoResource(ConfigurableResource):
         except requests.exceptions.SSLError as exc:
             raise HdiError(
                 f"{what}: TLS verification of {redact(self._gateway_url() or 'Databento')} failed; for the "
-                f"local gateway set {ENV_CA} to its CA file ({one_line(str(exc), 160)})"
+                f"local gateway set {ENV_CA} to its CA file ({one_line(str(exc), 900)})"
             ) from None
         except (BentoError, TruncatedBodyError, ValueError, OSError, requests.RequestException) as exc:
             reason = retry_reason(exc, policy)

@@ -41,7 +41,7 @@ TICKS = 2_000
 START, END = "2024-03-04", "2024-03-11"  # 7 days: 4 chunks of 2 days
 # Every fault kind at a high combined rate (62% of requests fault); 429s ask for 1 s, capped below.
 FAULT_SPEC = ("429=0.12,500=0.08,502=0.06,503=0.08,504=0.08,reset=0.14,slow=0.06,"
-              "retry_after=1,slow_s=0.2,seed=5")
+              "retry_after=1,slow_s=0.2,seed=213")
 RETRY_REASONS = ("HTTP 429", "HTTP 500", "HTTP 502", "HTTP 503", "HTTP 504", "stream cut mid-body")
 ENV_TOUCHED = ("HDI_HOME", "DATABENTO_API_KEY", "HDI_DATABENTO_GATEWAY", "HDI_DATABENTO_CA",
                "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")

@@ -1,4 +1,4 @@
-"""Injected gateway faults, seen through the plain databento client (no retries: that is the resource's job)."""
+"""Injected gateway faults, seen through the plain databento client (retrying is the resource's job)."""
 
 from __future__ import annotations
 
@@ -44,8 +44,14 @@ def faulty(small_source: FileSource) -> Iterator:
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("429", "name=value"), ("429=x", "number"), ("429=1.5", "0..1"), ("teapot=0.1", "unknown item"),
-     ("429=0.6,500=0.6", "more than 1"), ("retry_after=-1", "negative")],
+    [
+        ("429", "name=value"),
+        ("429=x", "number"),
+        ("429=1.5", "0..1"),
+        ("teapot=0.1", "unknown item"),
+        ("429=0.6,500=0.6", "more than 1"),
+        ("retry_after=-1", "negative"),
+    ],
 )
 def test_bad_spec_is_one_clear_line(spec: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as err:

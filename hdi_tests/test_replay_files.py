@@ -23,7 +23,9 @@ LIVE_FILE = DBN_SAMPLES / "databento-python" / "LIVE" / "test_data.live.dbn.zst"
 
 def _rows(records: np.ndarray) -> set[bytes]:
     """Records as a set of raw v3 byte rows."""
-    return {bytes(row) for row in np.ascontiguousarray(records).view(np.dtype((np.void, records.dtype.itemsize)))}
+    return {
+        bytes(row) for row in np.ascontiguousarray(records).view(np.dtype((np.void, records.dtype.itemsize)))
+    }
 
 
 def _store_records_v3(path: Path) -> tuple[db.DBNStore, np.ndarray]:
@@ -61,16 +63,23 @@ def test_index_covers_every_file_and_deduplicates(sample_files_source: FileSourc
         assert len(_rows(held)) == len(held), f"{dataset} {schema}: duplicate records"
         keys = held[time_field(schema)]
         assert np.all(keys[1:] >= keys[:-1])
-    # v1, v2 and v3 copies of the same GLBX trades collapse to the two distinct records (+ python and live ones)
+    # the v1, v2 and v3 copies of the dbn/ GLBX trades collapse to 2 records (+ 4 python, 2 live ones)
     glbx_trades = sample_files_source.records("GLBX.MDP3", "trades", None, 0, 2**63 - 1)
     assert len(glbx_trades) == 4 + 2 + 2
 
 
 def test_instruments_and_daily_stats(sample_files_source: FileSource) -> None:
     start = 1609113600 * 10**9  # 2020-12-28
-    listed = {i.raw_symbol: i for i in sample_files_source.instruments("GLBX.MDP3", start, start + 86_400 * 10**9)}
+    listed = {
+        i.raw_symbol: i for i in sample_files_source.instruments("GLBX.MDP3", start, start + 86_400 * 10**9)
+    }
     esh1 = listed["ESH1"]
-    assert (esh1.instrument_id, esh1.parent, esh1.tick_size, esh1.multiplier) == (5482, "ES.FUT", 250_000_000, 50)
+    assert (esh1.instrument_id, esh1.parent, esh1.tick_size, esh1.multiplier) == (
+        5482,
+        "ES.FUT",
+        250_000_000,
+        50,
+    )
     daily = sample_files_source.daily_stats("GLBX.MDP3", dt.date(2020, 12, 28), dt.date(2020, 12, 29))
     assert list(daily.columns) == ["date", "instrument_id", "volume", "open_interest"]
     assert daily.loc[0, "date"] == dt.date(2020, 12, 28) and daily.loc[0, "instrument_id"] == 5482
@@ -95,8 +104,9 @@ def test_gateway_serves_every_sample_file(files_client: db.Historical, path: Pat
     end = meta.end if meta.end else int(expected[time_field(schema)].max()) + 1
     symbols = list(meta.symbols) or None
     stype_in = str(meta.stype_in) if symbols else "raw_symbol"
-    got = files_client.timeseries.get_range(meta.dataset, meta.start, end, symbols=symbols, schema=schema,
-                                            stype_in=stype_in)
+    got = files_client.timeseries.get_range(
+        meta.dataset, meta.start, end, symbols=symbols, schema=schema, stype_in=stype_in
+    )
     array = got.to_ndarray()
     assert array.dtype.itemsize == schema_dtype(schema).itemsize
     assert _rows(expected) <= _rows(np.asarray(array)), path.name
@@ -106,14 +116,16 @@ def test_gateway_serves_every_sample_file(files_client: db.Historical, path: Pat
     if symbols and stype_in == "raw_symbol":
         assert set(got.metadata.mappings) == set(symbols)
         assert {iv["symbol"] for ivs in got.metadata.mappings.values() for iv in ivs} >= {
-            str(i) for i in np.unique(expected["instrument_id"])}
+            str(i) for i in np.unique(expected["instrument_id"])
+        }
 
 
 def test_gateway_values_equal_file_values(files_client: db.Historical) -> None:
     path = DBN_SAMPLES / "dbn" / "test_data.mbp-10.v1.dbn.zst"
     store = db.DBNStore.from_file(path)
-    got = files_client.timeseries.get_range("GLBX.MDP3", "2020-12-28T13:00", "2020-12-28T14:00", symbols=["ESH1"],
-                                            schema="mbp-10")
+    got = files_client.timeseries.get_range(
+        "GLBX.MDP3", "2020-12-28T13:00", "2020-12-28T14:00", symbols=["ESH1"], schema="mbp-10"
+    )
     ours = got.to_df(price_type="fixed", map_symbols=True)
     theirs = store.to_df(price_type="fixed", map_symbols=True)
     merged = theirs.merge(ours, how="left", on=["ts_event", "sequence"], suffixes=("", "_gw"), indicator=True)
@@ -125,17 +137,22 @@ def test_gateway_values_equal_file_values(files_client: db.Historical) -> None:
 def test_live_file_records_are_served(files_client: db.Historical) -> None:
     live = decode_file(LIVE_FILE)
     mbo = live.records["mbo"]
-    got = files_client.timeseries.get_range("GLBX.MDP3", int(mbo["ts_recv"].min()), int(mbo["ts_recv"].max()) + 1,
-                                            schema="mbo")
+    got = files_client.timeseries.get_range(
+        "GLBX.MDP3", int(mbo["ts_recv"].min()), int(mbo["ts_recv"].max()) + 1, schema="mbo"
+    )
     assert _rows(mbo) <= _rows(np.asarray(got.to_ndarray()))
 
 
 def test_parent_and_continuous_from_files(files_client: db.Historical) -> None:
-    esh1 = files_client.timeseries.get_range("GLBX.MDP3", "2020-12-28", "2020-12-29", symbols=["ESH1"]).to_ndarray()
-    parent = files_client.timeseries.get_range("GLBX.MDP3", "2020-12-28", "2020-12-29", symbols=["ES.FUT"],
-                                               stype_in="parent").to_ndarray()
-    lead = files_client.timeseries.get_range("GLBX.MDP3", "2020-12-28", "2020-12-29", symbols=["ES.c.0"],
-                                             stype_in="continuous")
+    esh1 = files_client.timeseries.get_range(
+        "GLBX.MDP3", "2020-12-28", "2020-12-29", symbols=["ESH1"]
+    ).to_ndarray()
+    parent = files_client.timeseries.get_range(
+        "GLBX.MDP3", "2020-12-28", "2020-12-29", symbols=["ES.FUT"], stype_in="parent"
+    ).to_ndarray()
+    lead = files_client.timeseries.get_range(
+        "GLBX.MDP3", "2020-12-28", "2020-12-29", symbols=["ES.c.0"], stype_in="continuous"
+    )
     assert len(esh1) == 6
     assert parent.tobytes() == esh1.tobytes()
     assert lead.to_ndarray().tobytes() == esh1.tobytes()

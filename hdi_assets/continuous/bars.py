@@ -90,10 +90,10 @@ def _session_ids(ts: np.ndarray, sessions: Sessions, what: str) -> np.ndarray:
 
 def _table(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, vol: np.ndarray,
            count: np.ndarray, vwap: np.ndarray, sid: np.ndarray, sessions: Sessions) -> pa.Table:
-    trade_date = sessions.trade_date[sid].astype("datetime64[D]")
+    days = sessions.trade_date.astype("datetime64[D]").astype(np.int32)[sid]  # date32 = days since epoch
     return pa.Table.from_arrays(
         [pa.array(ts), pa.array(o), pa.array(h), pa.array(lo), pa.array(c), pa.array(vol), pa.array(count),
-         pa.array(vwap), pa.array(sid), pa.array(trade_date, type=pa.date32())],
+         pa.array(vwap), pa.array(sid), pa.array(days).view(pa.date32())],
         schema=BAR_SCHEMA)
 
 
@@ -130,11 +130,61 @@ def _densify(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np
     return dense_ts, out_o, out_h, out_l, close, out_vol, out_cnt, out_vwap, dense_sid
 
 
+CHUNK_TICKS = 1 << 20  # temporaries of ~8 MB stay in cache and in malloc's heap instead of fresh pages
+
+
+def _chunk_cuts(ts: np.ndarray, chunk: int) -> np.ndarray:
+    """Row cuts about `chunk` apart, each moved forward to the first tick of a new second."""
+    n = len(ts)
+    targets = np.arange(chunk, n, chunk)
+    cuts = np.searchsorted(ts, (ts[targets] // NS + 1) * NS, side="left") if len(targets) else targets
+    return np.unique(np.concatenate([[0], cuts, [n]]))
+
+
+def _bars_of_chunk(ts: np.ndarray, price: np.ndarray, size: np.ndarray, forced: np.ndarray,
+                   out: dict[str, np.ndarray], k: int) -> int:
+    """Write the 1 s bars of one chunk (starting on a new second) at row k of `out`; return the bar count."""
+    n = len(ts)
+    sec = ts // NS
+    boundary = np.empty(n, dtype=bool)
+    boundary[0] = True
+    np.not_equal(sec[1:], sec[:-1], out=boundary[1:])
+    boundary[forced] = True  # a session opening mid-second still starts a new bar
+    starts = np.flatnonzero(boundary)
+    m = len(starts)
+    ends = np.empty(m, dtype=np.int64)
+    ends[:-1] = starts[1:]
+    ends[-1] = n
+    rows = slice(k, k + m)
+    np.multiply(sec[starts], NS, out=out["ts_event"][rows])
+    np.take(price, starts, out=out["open"][rows])
+    np.take(price, ends - 1, out=out["close"][rows])
+    np.maximum.reduceat(price, starts, out=out["high"][rows])
+    np.minimum.reduceat(price, starts, out=out["low"][rows])
+    cum_size = np.cumsum(size)  # exact int64; faster than add.reduceat
+    vol = out["volume"][rows]
+    np.take(cum_size, ends - 1, out=vol)
+    vol[1:] -= cum_size[ends[:-1] - 1]
+    np.subtract(ends, starts, out=out["trade_count"][rows])
+    notional = price.astype(np.float64)
+    notional *= size
+    vwap = out["vwap"][rows]
+    np.add.reduceat(notional, starts, out=vwap)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap /= vol * float(PRICE_SCALE)
+    zero_volume = vol == 0  # zero-size trades leave no weight: fall back to the close
+    if zero_volume.any():
+        vwap[zero_volume] = out["close"][rows][zero_volume] / PRICE_SCALE
+    return m
+
+
 def ohlcv_1s(ticks: pa.Table, sessions: Sessions, dense: bool = False,
              price_column: str = "price") -> pa.Table:
     """1-second OHLCV bars of sorted ticks, labelled with session index and trade date.
 
     Raises HdiError if a tick lies outside every session (never drops it silently) or ticks are unsorted.
+    Works in chunks of about CHUNK_TICKS ticks cut on whole seconds, writing into output arrays sized for
+    the worst case (one bar per tick): only the rows written are ever touched, so they cost no memory.
     """
     ts = column_i64(ticks, "ts_event")
     price = column_i64(ticks, price_column)
@@ -147,36 +197,23 @@ def ohlcv_1s(ticks: pa.Table, sessions: Sessions, dense: bool = False,
     counts = hi_rows - lo_rows
     if int(counts.sum()) != n:
         _session_ids(ts, sessions, "ticks")  # raises with the first offending tick
-    sec = ts // NS
-    boundary = np.empty(n, dtype=bool)
-    boundary[0] = True
-    np.not_equal(sec[1:], sec[:-1], out=boundary[1:])
-    session_starts = lo_rows[(counts > 0)]
-    boundary[session_starts] = True  # a session opening mid-second still starts a new bar
-    starts = np.flatnonzero(boundary)
-    del boundary
-    ends = np.append(starts[1:], n)
-    bar_ts = sec[starts] * NS
-    del sec
-    o = price[starts]
-    c = price[ends - 1]
-    h = np.maximum.reduceat(price, starts)
-    lo = np.minimum.reduceat(price, starts)
-    vol = np.add.reduceat(size, starts)
-    count = ends - starts
-    notional = price.astype(np.float64)
-    notional *= size
-    vwap = np.add.reduceat(notional, starts)
-    del notional
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vwap /= vol * float(PRICE_SCALE)
-    zero_volume = vol == 0  # zero-size trades leave no weight: fall back to the close
-    if zero_volume.any():
-        vwap[zero_volume] = c[zero_volume] / PRICE_SCALE
-    sid = np.repeat(np.arange(len(sessions), dtype=np.int64), counts)[starts]
+    session_starts = np.unique(lo_rows[counts > 0])
+    out = {name: np.empty(n, dtype=np.float64 if name == "vwap" else np.int64)
+           for name in ("ts_event", "open", "high", "low", "close", "volume", "trade_count", "vwap")}
+    cuts = _chunk_cuts(ts, CHUNK_TICKS)
+    k = 0
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):  # one iteration per million ticks
+        lo_f, hi_f = np.searchsorted(session_starts, [a, b])
+        k += _bars_of_chunk(ts[a:b], price[a:b], size[a:b], session_starts[lo_f:hi_f] - a, out, k)
+    cols = {name: arr[:k] for name, arr in out.items()}
+    # bar i belongs to the session holding its first tick: count bars starting before each session's span
+    sid = np.searchsorted(cols["ts_event"], sessions.open_ns, side="left")
+    cols["session_id"] = np.repeat(np.arange(len(sessions), dtype=np.int64), np.diff(np.append(sid, k)))
+    order = ("ts_event", "open", "high", "low", "close", "volume", "trade_count", "vwap", "session_id")
+    values = [cols[name] for name in order]
     if dense:
-        bar_ts, o, h, lo, c, vol, count, vwap, sid = _densify(bar_ts, o, h, lo, c, vol, count, vwap, sid, NS)
-    return _table(bar_ts, o, h, lo, c, vol, count, vwap, sid, sessions)
+        values = list(_densify(*values, NS))
+    return _table(*values, sessions)
 
 
 def resample(bars_1s: pa.Table, interval: str, sessions: Sessions, dense: bool = False) -> pa.Table:

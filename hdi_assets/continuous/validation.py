@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from hdi_assets.continuous import indicators
 from hdi_assets.continuous.bars import PRICE_SCALE, column_i64, interval_ns
-from hdi_assets.continuous.sessions import NS, Sessions
+from hdi_assets.continuous.sessions import NS, Sessions, session_spans
 
 MAX_EXAMPLES = 10
 CHECKPOINTS = ("session_alignment", "ohlc_integrity", "indicator_sanity", "timestamp_continuity",
@@ -78,6 +78,13 @@ def _outcome(name: str, bad: np.ndarray, table: pa.Table, details: dict, reason:
 
 
 def _session_of(ts: np.ndarray, sessions: Sessions) -> np.ndarray:
+    """Session index per bar, -1 outside; sorted bars take two binary searches per session."""
+    if len(ts) < 2 or not bool(np.any(ts[1:] < ts[:-1])):
+        lo, hi = session_spans(ts, sessions)
+        sid = np.full(len(ts), -1, dtype=np.int64)
+        for s in np.flatnonzero(hi > lo):  # one slice per session
+            sid[lo[s]:hi[s]] = s
+        return sid
     idx = np.searchsorted(sessions.open_ns, ts, side="right") - 1
     inside = idx >= 0
     inside[inside] = ts[inside] < sessions.close_ns[idx[inside]]
@@ -105,7 +112,7 @@ def session_alignment(bars: pa.Table, sessions: Sessions, interval: str | int = 
                                   (mislabelled, "session_id disagrees with ts_event")])
     details = {"bars": len(ts), "outside_session": int(outside.sum()), "spanning_close": int(crosses.sum()),
                "wrong_session_id": int(mislabelled.sum()),
-               "sessions_with_bars": int(len(np.unique(sid[~outside]))) if len(ts) else 0}
+               "sessions_with_bars": int(np.count_nonzero(np.bincount(sid[~outside], minlength=1)))}
     return _outcome("session_alignment", bad, bars, details, reason)
 
 
@@ -127,36 +134,56 @@ def ohlc_integrity(bars: pa.Table) -> CheckOutcome:
     return _outcome("ohlc_integrity", bad, bars, details, reason)
 
 
+CHUNK_BARS = 1 << 20  # indicator temporaries of ~8 MB per array, reused instead of fresh memory
+
+
 def indicator_sanity(bars: pa.Table, period: int = 14) -> CheckOutcome:
     """SMA/EMA/RSI/ATR of the (whole-series) closes are finite after warm-up, RSI in [0, 100], ATR >= 0,
-    SMA within [min low, max high] of the series."""
-    c = column_i64(bars, "close") / PRICE_SCALE
-    h = column_i64(bars, "high") / PRICE_SCALE
-    lo = column_i64(bars, "low") / PRICE_SCALE
-    n = len(c)
-    values = {"sma": indicators.sma(c, period), "ema": indicators.ema(c, period),
-              "rsi": indicators.rsi(c, period), "atr": indicators.atr(h, lo, c, period)}
+    SMA within [min low, max high] of the series.
+
+    Computed in chunks of CHUNK_BARS bars, each preceded by an overlap long enough (50 periods, >= 1000
+    bars) for the exponential indicators to forget where they were seeded (weight below 1e-17).
+    """
+    close_all, high_all, low_all = (column_i64(bars, k) for k in ("close", "high", "low"))
+    n = len(close_all)
+    low_bound = float(low_all.min()) / PRICE_SCALE if n else 0.0
+    high_bound = float(high_all.max()) / PRICE_SCALE if n else 0.0
+    slack = 1e-9 * max(abs(low_bound), abs(high_bound), 1.0)  # float rounding of the moving sum
+    overlap = max(50 * period, 1000)
     bad = np.zeros(n, dtype=bool)
-    counts: dict[str, int] = {}
-    for name, v in values.items():  # four indicators, each checked vectorized
-        w = min(indicators.warmup(name, period), n)
-        nonfinite = np.zeros(n, dtype=bool)
-        nonfinite[w:] = ~np.isfinite(v[w:])
-        counts[f"{name}_not_finite"] = int(nonfinite.sum())
-        bad |= nonfinite
-    with np.errstate(invalid="ignore"):
-        rsi_range = (values["rsi"] < 0) | (values["rsi"] > 100)
-        atr_negative = values["atr"] < 0
-        low_bound, high_bound = (float(np.nanmin(lo)), float(np.nanmax(h))) if n else (0.0, 0.0)
-        slack = 1e-9 * max(abs(low_bound), abs(high_bound), 1.0)  # float rounding of the moving sum
-        sma_out = (values["sma"] < low_bound - slack) | (values["sma"] > high_bound + slack)
-    counts.update(rsi_out_of_range=int(rsi_range.sum()), atr_negative=int(atr_negative.sum()),
-                  sma_out_of_range=int(sma_out.sum()))
-    bad |= rsi_range | atr_negative | sma_out
-    details = {"bars": n, "period": period, "scope": "whole series", **counts}
-    if n > period:
-        details.update(rsi_min=float(np.nanmin(values["rsi"])), rsi_max=float(np.nanmax(values["rsi"])),
-                       atr_max=float(np.nanmax(values["atr"])))
+    counts = dict.fromkeys(("sma_not_finite", "ema_not_finite", "rsi_not_finite", "atr_not_finite",
+                            "rsi_out_of_range", "atr_negative", "sma_out_of_range"), 0)
+    extremes = {"rsi_min": np.inf, "rsi_max": -np.inf, "atr_max": -np.inf}
+    for a in range(0, n, CHUNK_BARS):  # one iteration per million bars
+        b = min(a + CHUNK_BARS, n)
+        w = max(0, a - overlap)
+        c = close_all[w:b] / PRICE_SCALE
+        values = {"sma": indicators.sma(c, period), "ema": indicators.ema(c, period),
+                  "rsi": indicators.rsi(c, period),
+                  "atr": indicators.atr(high_all[w:b] / PRICE_SCALE, low_all[w:b] / PRICE_SCALE, c, period)}
+        values = {k: v[a - w:] for k, v in values.items()}
+        chunk_bad = bad[a:b]
+        for name, v in values.items():
+            warm = max(indicators.warmup(name, period) - a, 0) if w == 0 else 0
+            nonfinite = ~np.isfinite(v)
+            nonfinite[:warm] = False
+            counts[f"{name}_not_finite"] += int(nonfinite.sum())
+            chunk_bad |= nonfinite
+        with np.errstate(invalid="ignore"):
+            rsi_range = (values["rsi"] < 0) | (values["rsi"] > 100)
+            atr_negative = values["atr"] < 0
+            sma_out = (values["sma"] < low_bound - slack) | (values["sma"] > high_bound + slack)
+        counts["rsi_out_of_range"] += int(rsi_range.sum())
+        counts["atr_negative"] += int(atr_negative.sum())
+        counts["sma_out_of_range"] += int(sma_out.sum())
+        chunk_bad |= rsi_range | atr_negative | sma_out
+        if np.isfinite(values["rsi"]).any():
+            extremes["rsi_min"] = min(extremes["rsi_min"], float(np.nanmin(values["rsi"])))
+            extremes["rsi_max"] = max(extremes["rsi_max"], float(np.nanmax(values["rsi"])))
+        if np.isfinite(values["atr"]).any():
+            extremes["atr_max"] = max(extremes["atr_max"], float(np.nanmax(values["atr"])))
+    details = {"bars": n, "period": period, "scope": "whole series", **counts,
+               **{k: v for k, v in extremes.items() if np.isfinite(v)}}
     return _outcome("indicator_sanity", bad, bars, details)
 
 

@@ -17,15 +17,22 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on (0 = any free port).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
     data: Annotated[Path | None, typer.Option(help="Serve the DBN files below this folder instead.")] = None,
-    faults: Annotated[str | None, typer.Option(help='Inject faults, e.g. "429=0.2,500=0.05,reset=0.1,seed=3".')]
-    = None,
-    ticks_per_session: Annotated[int | None, typer.Option(help="Synthetic trades per instrument and session.")]
-    = None,
-    key: Annotated[list[str] | None, typer.Option("--key", help="API key to accept (repeatable; env "
-                                                  "HDI_GATEWAY_KEYS). Default: any key starting with 'db-'.")]
-    = None,
+    faults: Annotated[
+        str | None, typer.Option(help='Inject faults, e.g. "429=0.2,500=0.05,reset=0.1,seed=3".')
+    ] = None,
+    ticks_per_session: Annotated[
+        int | None, typer.Option(help="Synthetic trades per instrument and session.")
+    ] = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--key",
+            help="API key to accept (repeatable; env "
+            "HDI_GATEWAY_KEYS). Default: any key starting with 'db-'.",
+        ),
+    ] = None,
 ) -> None:
-    """Serve Databento's Historical API over HTTPS: prints the export lines clients need, then runs until killed."""
+    """Serve Databento's Historical API over HTTPS: print the client export lines, serve until killed."""
     from hdi_resources.replay.faults import parse_fault_spec
     from hdi_resources.replay.server import accepted_keys_from_env, serve_forever
 
@@ -37,8 +44,11 @@ def serve(
     else:
         from hdi_resources.replay.synthetic import SyntheticMarket
 
-        source = SyntheticMarket(seed=seed) if ticks_per_session is None else \
-            SyntheticMarket(seed=seed, ticks_per_session=ticks_per_session)
+        source = (
+            SyntheticMarket(seed=seed)
+            if ticks_per_session is None
+            else SyntheticMarket(seed=seed, ticks_per_session=ticks_per_session)
+        )
     serve_forever(source, host, port, plan, accepted_keys_from_env(key), announce=_announce)
 
 

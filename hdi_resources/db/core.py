@@ -70,13 +70,13 @@ def load_migrations() -> list[Migration]:
 
 
 _IF_BLOCK = re.compile(r"^-- @if (\w+)\n(.*?)^-- @endif\n?", re.S | re.M)
-_PARTITION_BY = re.compile(r"/\*@partition_by_range\((\w+)\)\*/")
+_NATIVE_ONLY = re.compile(r"/\*@native:(.*?)\*/", re.S)
 
 
 def render_migration(sql_text: str, mode: str) -> str:
     """Keep only the blocks for this storage mode and spell out native partitioning where asked."""
     text = _IF_BLOCK.sub(lambda m: m[2] if m[1] == mode else "", sql_text)
-    return _PARTITION_BY.sub(lambda m: f"PARTITION BY RANGE ({m[1]})" if mode == "native" else "", text)
+    return _NATIVE_ONLY.sub(lambda m: m[1].strip() if mode == "native" else "", text)
 
 
 class Database:
@@ -257,7 +257,7 @@ class Database:
             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {}",
-            "GRANT EXECUTE ON FUNCTION hdi_ensure_partitions(TEXT, TIMESTAMPTZ, TIMESTAMPTZ) TO {}",
+            "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {}",
         ):
             cur.execute(sql.SQL(statement).format(role))
         cur.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(

@@ -250,16 +250,32 @@ def _prepare(db: Database, info: TableInfo, data: Any, fixed: dict[str, Any], ke
     return table, table.slice(0, 0), [], rules, ignored
 
 
-def _ensure_partitions(db: Database, info: TableInfo, table: pa.Table) -> None:
-    """Native mode: create the monthly partitions the rows need, in a short transaction of its own."""
-    if db.storage_mode != "native" or table.num_rows == 0 or info.name == "roll_events":
-        return
+def _time_range(info: TableInfo, table: pa.Table) -> tuple[dt.datetime, dt.datetime] | None:
+    if table.num_rows == 0:
+        return None
     time_col = TIME_COLUMN[info.name]
     micros, _ = to_unix_micros(table.column(time_col).combine_chunks(), time_col)
-    lo = dt.datetime.fromtimestamp(int(micros.min()) / 1e6, dt.UTC)
-    hi = dt.datetime.fromtimestamp(int(micros.max()) / 1e6, dt.UTC)
+    return _from_micros(int(micros.min())), _from_micros(int(micros.max()))
+
+
+def _from_micros(micros: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+
+
+def _ensure_partitions(db: Database, info: TableInfo, table: pa.Table, fixed: dict[str, Any]) -> None:
+    """Native mode: create the partitions the rows need, in a short transaction of its own."""
+    if db.storage_mode != "native" or info.name == "roll_events":
+        return
     with db.raw() as conn, conn.cursor() as cur:
-        cur.execute("SELECT hdi_ensure_partitions(%s, %s, %s)", (info.name, lo, hi))
+        if info.name == "continuous_bars":
+            if "continuous_symbol" not in fixed:
+                raise HdiError("replace_partition(continuous_bars): key_columns_values must include "
+                               "continuous_symbol")
+            cur.execute("SELECT hdi_ensure_bar_symbol(%s)", (str(fixed["continuous_symbol"]),))
+            return
+        span = _time_range(info, table)
+        if span:
+            cur.execute("SELECT hdi_ensure_partitions(%s, %s, %s)", (info.name, *span))
 
 
 class _MemoryReader:
@@ -276,20 +292,60 @@ class _MemoryReader:
         return chunk
 
 
-def _copy(cur: Any, info: TableInfo, table: pa.Table, target: str | None = None) -> int:
-    """COPY the rows in batches of binary data; returns the number of rows sent."""
+def _copy(cur: Any, info: TableInfo, table: pa.Table, target: str | None = None, freeze: bool = False) -> int:
+    """COPY the rows in binary batches; the next batch is encoded in a thread while the server ingests
+    the current one (NumPy and libpq both release the GIL). Returns the number of rows sent."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from psycopg2 import sql
 
+    if table.num_rows == 0:
+        return 0
     cols = [info.column(name) for name in table.column_names]
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(
-        sql.Identifier(target or info.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in cols))
-    sent = 0
-    for offset in range(0, table.num_rows, BATCH_ROWS):
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary{})").format(
+        sql.Identifier(target or info.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in cols),
+        sql.SQL(", FREEZE") if freeze else sql.SQL(""))
+
+    def encode(offset: int) -> memoryview:
         batch = table.slice(offset, BATCH_ROWS)
-        encoded = [encode_column(batch.column(c.name), c) for c in cols]
-        payload = copy_bytes(encoded, batch.num_rows)
-        cur.copy_expert(statement, _MemoryReader(payload), size=COPY_READ_SIZE)
-        sent += batch.num_rows
+        return copy_bytes([encode_column(batch.column(c.name), c) for c in cols], batch.num_rows)
+
+    offsets = list(range(0, table.num_rows, BATCH_ROWS))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(encode, offsets[0])
+        for i in range(len(offsets)):
+            payload = pending.result()
+            if i + 1 < len(offsets):
+                pending = pool.submit(encode, offsets[i + 1])
+            cur.copy_expert(statement, _MemoryReader(payload), size=COPY_READ_SIZE)
+    return table.num_rows
+
+
+def _copy_bars_native(cur: Any, info: TableInfo, table: pa.Table, symbol: str) -> int:
+    """continuous_bars, native layout: months of this symbol that have no partition yet are filled in a
+    table created in this transaction (COPY FREEZE, WAL skipped at wal_level=minimal) and attached, which
+    builds their indexes by sorting once; the other rows go through the parent."""
+    span = _time_range(info, table)
+    if span is None:
+        return 0
+    cur.execute("SELECT month_start, fresh_table FROM hdi_begin_bar_months(%s, %s, %s)", (symbol, *span))
+    fresh = [(month, name) for month, name in cur.fetchall() if name]
+    if not fresh:
+        return _copy(cur, info, table)
+    micros, _ = to_unix_micros(table.column("ts").combine_chunks(), "ts")
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    in_fresh = np.zeros(table.num_rows, dtype=bool)
+    sent = 0
+    for month, name in fresh:
+        lo = (month - epoch) // dt.timedelta(microseconds=1)
+        nxt = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        hi = (nxt - epoch) // dt.timedelta(microseconds=1)
+        mask = (micros >= lo) & (micros < hi)
+        in_fresh |= mask
+        sent += _copy(cur, info, table.filter(pa.array(mask)), target=name, freeze=True)
+        cur.execute("SELECT hdi_attach_bar_month(%s, %s)", (symbol, month))
+    if not in_fresh.all():
+        sent += _copy(cur, info, table.filter(pa.array(~in_fresh)))
     return sent
 
 
@@ -309,6 +365,8 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
     """Replace every row of `table` matching key_columns_values with `data`, in ONE transaction.
 
     Readers see the old partition or the new one, never a mix; a killed load leaves the old one."""
+    from psycopg2 import sql
+
     started = time.monotonic()
     info = table_info(db, table)
     if not key_columns_values:
@@ -318,21 +376,39 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
     valid, invalid, rule_names, rules, ignored = _prepare(db, info, data, key_columns_values, info.primary_key)
     if ignored:
         log.info("%s: ignoring input columns %s", table, ignored)
-    _ensure_partitions(db, info, valid)
+    _ensure_partitions(db, info, valid, key_columns_values)
     partition = json.dumps(key_columns_values, default=str, sort_keys=True)
-    from psycopg2 import sql
-
+    time_col = sql.Identifier(TIME_COLUMN[table])
     where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in key_columns_values)
+    params = list(key_columns_values.values())
+    new_span = _time_range(info, valid)
     with db.raw() as conn, conn.cursor() as cur:
         cur.execute("SET LOCAL synchronous_commit = off")  # a lost last commit on OS crash is re-run safely
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (table, partition))
-        cur.execute(sql.SQL("DELETE FROM {} WHERE ").format(sql.Identifier(table)) + where,
-                    list(key_columns_values.values()))
+        cur.execute('SELECT min_ts, max_ts FROM hdi_loaded_partitions WHERE target = %s AND "partition" = %s',
+                    (table, partition))
+        previous = cur.fetchone()
+        # Rows can only be where the previous load put them or where the new rows go: bound the delete
+        # by time so it touches only those partitions (literal bounds let the planner prune).
+        spans = [s for s in ((previous[0], previous[1]) if previous and previous[0] else None, new_span) if s]
+        delete = sql.SQL("DELETE FROM {} WHERE ").format(sql.Identifier(table)) + where
+        if spans:
+            delete += sql.SQL(" AND {t} >= %s AND {t} <= %s").format(t=time_col)
+            params += [min(s[0] for s in spans), max(s[1] for s in spans)]
+        cur.execute(delete, params)
         deleted = cur.rowcount
         cur.execute('DELETE FROM quarantine WHERE target = %s AND "partition" = %s', (table, partition))
-        inserted = _copy(cur, info, valid)
+        if table == "continuous_bars" and db.storage_mode == "native":
+            inserted = _copy_bars_native(cur, info, valid, str(key_columns_values["continuous_symbol"]))
+        else:
+            inserted = _copy(cur, info, valid)
         if invalid.num_rows:
             _quarantine(cur, table, invalid, rule_names, source, partition, run_id)
+        cur.execute("""INSERT INTO hdi_loaded_partitions (target, "partition", min_ts, max_ts, row_count)
+                       VALUES (%s, %s, %s, %s, %s)
+                       ON CONFLICT (target, "partition") DO UPDATE SET min_ts = EXCLUDED.min_ts,
+                           max_ts = EXCLUDED.max_ts, row_count = EXCLUDED.row_count, loaded_at = now()""",
+                    (table, partition, *(new_span or (None, None)), inserted))
     result = LoadResult(inserted, invalid.num_rows, deleted, time.monotonic() - started, dict(rules.counts), ignored)
     log.info("%s %s: %d rows stored, %d quarantined, %d replaced in %.2fs", table, partition, inserted,
              invalid.num_rows, deleted, result.seconds)
@@ -351,7 +427,7 @@ def upsert_rows(db: Database, table: str, data: Any, key: list[str] | None = Non
     for name in key:
         info.column(name)
     prepared, invalid, rule_names, rules, _ignored = _prepare(db, info, data, {}, [])
-    _ensure_partitions(db, info, prepared)
+    _ensure_partitions(db, info, prepared, {})
     cols = prepared.column_names
     missing_key = [k for k in key if k not in cols]
     if missing_key:

@@ -235,9 +235,10 @@ def _start(data_dir: Path, root: Path) -> tuple[int, int]:
         try:
             _run_pg([str(_bin("pg_ctl")), "-D", str(data_dir), "-l", str(logfile), "-w", "-t", "60",
                      "-o", f"-p {port}", "start"], timeout=90)
-        except HdiError as exc:
+        except HdiError as exc:  # e.g. a crashed server's children still hold shared memory
             last_error = exc
             preferred = None
+            time.sleep(1.0)
             continue
         found = read_postmaster(data_dir)
         if found:

@@ -20,12 +20,74 @@ CREATE TABLE IF NOT EXISTS continuous_bars (
     CONSTRAINT bar_high_is_highest CHECK (high >= GREATEST(open, close, low)),
     CONSTRAINT bar_low_is_lowest CHECK (low <= LEAST(open, close, high)),
     CONSTRAINT bar_volume_not_negative CHECK (volume >= 0)
-) /*@partition_by_range(ts)*/;
--- replace_partition deletes by (symbol, granularity, window): this index finds those rows in every chunk.
-CREATE INDEX IF NOT EXISTS idx_continuous_bars_window ON continuous_bars (continuous_symbol, granularity, "window");
+) /*@native: PARTITION BY LIST (continuous_symbol)*/;
 
 -- @if native
-INSERT INTO hdi_partitioned_tables VALUES ('continuous_bars', 'ts') ON CONFLICT DO NOTHING;
+-- Native layout: one list partition per continuous symbol, each split into monthly ts ranges, so the first
+-- load of a (symbol, month) can COPY into a brand-new table and attach it (index built once, by sort).
+
+CREATE OR REPLACE FUNCTION hdi_bar_partition_name(p_symbol TEXT, p_month TIMESTAMPTZ) RETURNS TEXT
+LANGUAGE sql IMMUTABLE SET timezone = 'UTC' AS $$
+    SELECT 'continuous_bars_' || left(lower(regexp_replace(p_symbol, '[^A-Za-z0-9]+', '_', 'g')), 24) || '_'
+           || left(md5(p_symbol), 6) || CASE WHEN p_month IS NULL THEN '' ELSE '_p' || to_char(p_month, 'YYYYMM') END
+$$;
+
+-- Short transaction before a load: the per-symbol parent (its creation locks continuous_bars briefly).
+CREATE OR REPLACE FUNCTION hdi_ensure_bar_symbol(p_symbol TEXT) RETURNS VOID
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET timezone = 'UTC' AS $$
+DECLARE
+    parent TEXT := hdi_bar_partition_name(p_symbol, NULL);
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('hdi_partitions'), hashtext('continuous_bars'));
+    IF to_regclass(quote_ident(parent)) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I PARTITION OF continuous_bars FOR VALUES IN (%L) PARTITION BY RANGE (ts)',
+                       parent, p_symbol);
+    END IF;
+END
+$$;
+
+-- Inside the load transaction: lock each month of the range; months without a partition get a fresh,
+-- unattached table (created in this transaction, so COPY FREEZE may fill it); returns those tables.
+CREATE OR REPLACE FUNCTION hdi_begin_bar_months(p_symbol TEXT, p_from TIMESTAMPTZ, p_to TIMESTAMPTZ)
+RETURNS TABLE (month_start TIMESTAMPTZ, fresh_table TEXT)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET timezone = 'UTC' AS $$
+DECLARE
+    m TIMESTAMPTZ := date_trunc('month', p_from);
+    part TEXT;
+BEGIN
+    IF p_to < p_from OR p_to - p_from > INTERVAL '50 years' THEN
+        RAISE EXCEPTION 'hdi_begin_bar_months: implausible range % .. %', p_from, p_to;
+    END IF;
+    WHILE m <= p_to LOOP
+        part := hdi_bar_partition_name(p_symbol, m);
+        PERFORM pg_advisory_xact_lock(hashtext('hdi_bar_month'), hashtext(part));
+        month_start := m;
+        IF to_regclass(quote_ident(part)) IS NULL THEN
+            EXECUTE format('CREATE TABLE %I (LIKE continuous_bars INCLUDING DEFAULTS INCLUDING CONSTRAINTS, '
+                           'CONSTRAINT %I CHECK (continuous_symbol = %L AND ts >= %L AND ts < %L))',
+                           part, part || '_bounds', p_symbol, m, m + INTERVAL '1 month');
+            fresh_table := part;
+        ELSE
+            fresh_table := NULL;
+        END IF;
+        RETURN NEXT;
+        m := m + INTERVAL '1 month';
+    END LOOP;
+END
+$$;
+
+-- Still inside the load transaction: attach the filled fresh tables (indexes are built here, by sort).
+CREATE OR REPLACE FUNCTION hdi_attach_bar_month(p_symbol TEXT, p_month TIMESTAMPTZ) RETURNS VOID
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET timezone = 'UTC' AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                   hdi_bar_partition_name(p_symbol, NULL), hdi_bar_partition_name(p_symbol, p_month),
+                   p_month, p_month + INTERVAL '1 month');
+END
+$$;
+REVOKE ALL ON FUNCTION hdi_ensure_bar_symbol(TEXT) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hdi_begin_bar_months(TEXT, TIMESTAMPTZ, TIMESTAMPTZ) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hdi_attach_bar_month(TEXT, TIMESTAMPTZ) FROM PUBLIC;
 -- @endif
 -- @if timescaledb
 SELECT create_hypertable('continuous_bars', by_range('ts', INTERVAL '7 days'), if_not_exists => TRUE);
@@ -48,3 +110,14 @@ CREATE TABLE IF NOT EXISTS roll_events (
     CONSTRAINT roll_events_pkey PRIMARY KEY (continuous_symbol, method, switch_ts)
 );
 CREATE INDEX IF NOT EXISTS idx_roll_events_window ON roll_events (continuous_symbol, "window");
+
+-- The time range each replace_partition stored, so the next replacement deletes only where rows can be.
+CREATE TABLE IF NOT EXISTS hdi_loaded_partitions (
+    target TEXT NOT NULL,
+    "partition" TEXT NOT NULL,
+    min_ts TIMESTAMPTZ,
+    max_ts TIMESTAMPTZ,
+    row_count BIGINT NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (target, "partition")
+);

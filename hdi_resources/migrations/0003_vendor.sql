@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS ohlcv_data (
     granularity VARCHAR(10) NOT NULL,
     data_source VARCHAR(50) NOT NULL,
     PRIMARY KEY (instrument_id, ts_event, granularity)
-) /*@partition_by_range(ts_event)*/;
+) /*@native: PARTITION BY RANGE (ts_event)*/;
 CREATE INDEX IF NOT EXISTS idx_ohlcv_instrument_time ON ohlcv_data (instrument_id, ts_event DESC);
 
 CREATE TABLE IF NOT EXISTS trades_data (
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS trades_data (
     sequence BIGINT NOT NULL,
     ts_in_delta INTEGER NULL,
     PRIMARY KEY (instrument_id, ts_event, sequence, price, size, side)
-) /*@partition_by_range(ts_event)*/;
+) /*@native: PARTITION BY RANGE (ts_event)*/;
 CREATE INDEX IF NOT EXISTS idx_trades_instrument_time ON trades_data (instrument_id, ts_event DESC);
 
 CREATE TABLE IF NOT EXISTS tbbo_data (
@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS tbbo_data (
     bid_ct_00 INTEGER NULL,
     ask_ct_00 INTEGER NULL,
     PRIMARY KEY (instrument_id, ts_event, sequence, price, size, side)
-) /*@partition_by_range(ts_event)*/;
+) /*@native: PARTITION BY RANGE (ts_event)*/;
 CREATE INDEX IF NOT EXISTS idx_tbbo_instrument_time ON tbbo_data (instrument_id, ts_event DESC);
 
 CREATE TABLE IF NOT EXISTS statistics_data (
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS statistics_data (
     update_action SMALLINT NOT NULL,
     stat_flags SMALLINT NOT NULL,
     PRIMARY KEY (instrument_id, ts_event, stat_type, sequence)
-) /*@partition_by_range(ts_event)*/;
+) /*@native: PARTITION BY RANGE (ts_event)*/;
 CREATE INDEX IF NOT EXISTS idx_statistics_instrument_time_type ON statistics_data (instrument_id, ts_event DESC, stat_type);
 
 CREATE TABLE IF NOT EXISTS definitions_data (
@@ -150,7 +150,7 @@ CREATE TABLE IF NOT EXISTS definitions_data (
     leg_ratio_qty_denominator INTEGER,
     leg_underlying_id INTEGER,
     PRIMARY KEY (instrument_id, ts_event, leg_index)
-) /*@partition_by_range(ts_event)*/;
+) /*@native: PARTITION BY RANGE (ts_event)*/;
 CREATE INDEX IF NOT EXISTS idx_definitions_instrument_time ON definitions_data (instrument_id, ts_event DESC);
 CREATE INDEX IF NOT EXISTS idx_definitions_raw_symbol ON definitions_data (raw_symbol);
 

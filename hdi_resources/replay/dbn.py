@@ -32,10 +32,25 @@ SCHEMA_DTYPES: dict[str, np.dtype] = {str(s): np.dtype(cls._dtypes) for s, cls i
 
 # Record type byte -> schema, for splitting mixed (live-format) streams; rtype 1 is mbp-1 (tbbo shares it).
 RTYPE_SCHEMA: dict[int, str] = {
-    0x00: "trades", 0x01: "mbp-1", 0x0A: "mbp-10", 0xA0: "mbo", 0x20: "ohlcv-1s", 0x21: "ohlcv-1m",
-    0x22: "ohlcv-1h", 0x23: "ohlcv-1d", 0x24: "ohlcv-eod", 0x13: "definition", 0x18: "statistics",
-    0x12: "status", 0x14: "imbalance", 0xB1: "cmbp-1", 0xC0: "cbbo-1s", 0xC1: "cbbo-1m", 0xC2: "tcbbo",
-    0xC3: "bbo-1s", 0xC4: "bbo-1m",
+    0x00: "trades",
+    0x01: "mbp-1",
+    0x0A: "mbp-10",
+    0xA0: "mbo",
+    0x20: "ohlcv-1s",
+    0x21: "ohlcv-1m",
+    0x22: "ohlcv-1h",
+    0x23: "ohlcv-1d",
+    0x24: "ohlcv-eod",
+    0x13: "definition",
+    0x18: "statistics",
+    0x12: "status",
+    0x14: "imbalance",
+    0xB1: "cmbp-1",
+    0xC0: "cbbo-1s",
+    0xC1: "cbbo-1m",
+    0xC2: "tcbbo",
+    0xC3: "bbo-1s",
+    0xC4: "bbo-1m",
 }
 
 
@@ -80,7 +95,7 @@ def _as_date(value: Any) -> dt.date:
 
 
 def mapping_objects(mappings: Mapping[str, Sequence[Mapping[str, Any]]] | Sequence[Any] | None) -> list[Any]:
-    """Metadata(mappings=...) objects from Databento's resolve shape {sym: [{"d0","d1","s"}]} (or pass-through)."""
+    """Metadata(mappings=...) objects from the resolve shape {sym: [{"d0","d1","s"}]} (or pass-through)."""
     if not mappings:
         return []
     if not isinstance(mappings, Mapping):
@@ -88,8 +103,11 @@ def mapping_objects(mappings: Mapping[str, Sequence[Mapping[str, Any]]] | Sequen
     out = []
     for symbol, intervals in mappings.items():
         items = [
-            _Interval(_as_date(iv.get("d0", iv.get("start_date"))), _as_date(iv.get("d1", iv.get("end_date"))),
-                      str(iv.get("s", iv.get("symbol"))))
+            _Interval(
+                _as_date(iv.get("d0", iv.get("start_date"))),
+                _as_date(iv.get("d1", iv.get("end_date"))),
+                str(iv.get("s", iv.get("symbol"))),
+            )
             for iv in intervals
         ]
         out.append(_SymbolMapping(raw_symbol=str(symbol), intervals=items))
@@ -139,7 +157,7 @@ def encode_stream(
     mappings: Mapping[str, Sequence[Mapping[str, Any]]] | Sequence[Any] | None,
     limit: int | None,
 ) -> bytes:
-    """An uncompressed DBN v3 stream: metadata then the records' bytes (records must have the schema's dtype)."""
+    """An uncompressed DBN v3 stream: metadata then the records' bytes (in the schema's v3 dtype)."""
     _check_dtype(schema, records)
     head = metadata_bytes(dataset, schema, start_ns, end_ns, symbols, stype_in, stype_out, mappings, limit)
     return head + np.ascontiguousarray(records).tobytes()
@@ -148,8 +166,10 @@ def encode_stream(
 def _check_dtype(schema: str, records: np.ndarray) -> None:
     expected = schema_dtype(schema)
     if records.dtype.itemsize != expected.itemsize:
-        raise HdiError(f"records for schema '{schema}' have {records.dtype.itemsize}-byte rows, "
-                       f"DBN v3 needs {expected.itemsize}")
+        raise HdiError(
+            f"records for schema '{schema}' have {records.dtype.itemsize}-byte rows, "
+            f"DBN v3 needs {expected.itemsize}"
+        )
 
 
 def _compressor(threads: int) -> zstandard.ZstdCompressor:
@@ -160,8 +180,9 @@ def zstd_compress(data: bytes | memoryview, threads: int = ZSTD_THREADS) -> byte
     return _compressor(threads).compress(data)
 
 
-def iter_stream(head: bytes, records: np.ndarray | Iterable[np.ndarray], compress: bool,
-                threads: int = ZSTD_THREADS) -> Iterator[bytes]:
+def iter_stream(
+    head: bytes, records: np.ndarray | Iterable[np.ndarray], compress: bool, threads: int = ZSTD_THREADS
+) -> Iterator[bytes]:
     """Chunks of the response body (metadata head + records), zstd-compressed as one frame when asked.
 
     `records` may be one array or an iterable of arrays (e.g. one per day): chunks leave as soon as they
@@ -177,7 +198,7 @@ def iter_stream(head: bytes, records: np.ndarray | Iterable[np.ndarray], compres
             continue
         body = memoryview(np.ascontiguousarray(part)).cast("B")
         for offset in range(0, len(body), ZSTD_CHUNK):
-            piece = body[offset:offset + ZSTD_CHUNK]
+            piece = body[offset : offset + ZSTD_CHUNK]
             out = compressor.compress(piece) if compressor else bytes(piece)
             if out:
                 yield out
@@ -195,7 +216,9 @@ class DecodedDbn:
     metadata: dbn.Metadata
     version: int
     records: dict[str, np.ndarray] = field(default_factory=dict)  # schema -> v3 structured array
-    symbol_mappings: list[tuple[str, int, int, int]] = field(default_factory=list)  # (symbol, iid, start, end)
+    symbol_mappings: list[tuple[str, int, int, int]] = field(
+        default_factory=list
+    )  # (symbol, iid, start, end)
 
 
 def read_dbn_bytes(path: Path) -> bytes:
@@ -215,15 +238,20 @@ def _metadata_length(data: bytes | memoryview) -> int:
 
 def _upgrade_to_v3(data: bytes) -> bytes:
     out = io.BytesIO()
-    transcoder = dbn.Transcoder(out, dbn.Encoding.DBN, dbn.Compression.NONE, has_metadata=True,
-                                upgrade_policy=dbn.VersionUpgradePolicy.UPGRADE_TO_V3)
+    transcoder = dbn.Transcoder(
+        out,
+        dbn.Encoding.DBN,
+        dbn.Compression.NONE,
+        has_metadata=True,
+        upgrade_policy=dbn.VersionUpgradePolicy.UPGRADE_TO_V3,
+    )
     transcoder.write(data)
     transcoder.flush()
     return out.getvalue()
 
 
 def decode_dbn(data: bytes, name: str = "DBN stream") -> DecodedDbn:
-    """Decode an uncompressed DBN v1..v3 stream into v3-layout arrays (zero-copy for v3 single-schema data)."""
+    """Decode an uncompressed DBN v1..v3 stream into v3-layout arrays (zero-copy for v3 one-schema data)."""
     version = data[3]
     if version not in (1, 2, 3):
         raise HdiError(f"{name}: unsupported DBN version {version}")
@@ -240,7 +268,7 @@ def decode_dbn(data: bytes, name: str = "DBN stream") -> DecodedDbn:
         return decoded
     schema = str(metadata.schema)
     v3 = data if version == 3 else _upgrade_to_v3(data)
-    payload = memoryview(v3)[_metadata_length(v3):]
+    payload = memoryview(v3)[_metadata_length(v3) :]
     dtype = schema_dtype(schema)
     whole = len(payload) - len(payload) % dtype.itemsize
     if whole != len(payload):
@@ -250,7 +278,7 @@ def decode_dbn(data: bytes, name: str = "DBN stream") -> DecodedDbn:
 
 
 def _decode_mixed(data: bytes, decoded: DecodedDbn, name: str) -> None:
-    """Mixed-schema (live-format) streams: split by record type; a slow per-record path, for small files only."""
+    """Mixed-schema (live-format) streams, split by record type: a per-record path, for small files only."""
     decoder = dbn.DBNDecoder(upgrade_policy=dbn.VersionUpgradePolicy.UPGRADE_TO_V3)
     decoder.write(data)
     chunks: dict[str, list[bytes]] = {}
@@ -259,7 +287,8 @@ def _decode_mixed(data: bytes, decoded: DecodedDbn, name: str) -> None:
             continue
         if isinstance(record, dbn.SymbolMappingMsg):
             decoded.symbol_mappings.append(
-                (record.stype_out_symbol, record.instrument_id, record.start_ts, record.end_ts))
+                (record.stype_out_symbol, record.instrument_id, record.start_ts, record.end_ts)
+            )
             continue
         schema = RTYPE_SCHEMA.get(int(record.rtype))
         if schema is None or schema not in SCHEMA_DTYPES:

@@ -68,7 +68,9 @@ def parse_fault_spec(spec: str | None) -> FaultPlan | None:
         try:
             number = float(value)
         except ValueError:
-            raise ConfigError(f"--faults: value of '{name}' must be a number, got '{value.strip()}'") from None
+            raise ConfigError(
+                f"--faults: value of '{name}' must be a number, got '{value.strip()}'"
+            ) from None
         if name in FAULT_KINDS:
             if not 0.0 <= number <= 1.0:
                 raise ConfigError(f"--faults: probability of '{name}' must be within 0..1, got {number}")

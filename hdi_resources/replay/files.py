@@ -50,7 +50,8 @@ def _to_ns(value: np.ndarray | int, undefined: int) -> np.ndarray:
     """uint64 DBN timestamps to int64, with UNDEF_TIMESTAMP mapped to `undefined`."""
     arr = np.asarray(value, dtype=np.uint64)
     return np.where(arr == UINT64_UNDEF, np.uint64(undefined), np.minimum(arr, np.uint64(INT64_MAX))).astype(
-        np.int64)
+        np.int64
+    )
 
 
 class FileSource:
@@ -60,7 +61,9 @@ class FileSource:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise HdiError(f"--data {self.folder}: not a folder")
-        paths = sorted(p for p in self.folder.rglob("*") if p.is_file() and p.name.endswith((".dbn", ".dbn.zst")))
+        paths = sorted(
+            p for p in self.folder.rglob("*") if p.is_file() and p.name.endswith((".dbn", ".dbn.zst"))
+        )
         if not paths:
             raise HdiError(f"--data {self.folder}: no .dbn or .dbn.zst files found")
         parts: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
@@ -84,8 +87,15 @@ class FileSource:
                 for raw_symbol, intervals in dict(meta.mappings).items():
                     for iv in intervals:
                         if str(iv["symbol"]).isdigit():
-                            mapping_rows.append((dataset, raw_symbol, int(iv["symbol"]), _date_ns(iv["start_date"]),
-                                                 _date_ns(iv["end_date"])))
+                            mapping_rows.append(
+                                (
+                                    dataset,
+                                    raw_symbol,
+                                    int(iv["symbol"]),
+                                    _date_ns(iv["start_date"]),
+                                    _date_ns(iv["end_date"]),
+                                )
+                            )
             if decoded.symbol_mappings:
                 lo, hi = _file_span(decoded.records)
                 for symbol, iid, _start, _end in decoded.symbol_mappings:
@@ -94,7 +104,8 @@ class FileSource:
             key: _dedup_sorted(arrays, key[1]) for key, arrays in parts.items()
         }
         self._keys: dict[tuple[str, str], np.ndarray] = {
-            key: np.ascontiguousarray(arr[time_field(key[1])]).astype(np.int64) for key, arr in self._records.items()
+            key: np.ascontiguousarray(arr[time_field(key[1])]).astype(np.int64)
+            for key, arr in self._records.items()
         }
         self._instruments = self._build_instruments(mapping_rows)
         self._daily = {ds: self._build_daily(ds) for ds in self.datasets()}
@@ -122,7 +133,11 @@ class FileSource:
         return min(r[0] for r in ranges.values()), max(r[1] for r in ranges.values()), ranges
 
     def instruments(self, dataset: str, start_ns: int, end_ns: int) -> list[Instrument]:
-        return [i for i in self._instruments.get(dataset, []) if i.activation_ns < end_ns and i.expiration_ns >= start_ns]
+        return [
+            i
+            for i in self._instruments.get(dataset, [])
+            if i.activation_ns < end_ns and i.expiration_ns >= start_ns
+        ]
 
     def daily_stats(self, dataset: str, start_date: dt.date, end_date: dt.date) -> pd.DataFrame:
         daily = self._daily.get(dataset)
@@ -146,7 +161,9 @@ class FileSource:
 
     # ------------------------------------------------------------------------------------- building
 
-    def _build_instruments(self, mapping_rows: list[tuple[str, str, int, int, int]]) -> dict[str, list[Instrument]]:
+    def _build_instruments(
+        self, mapping_rows: list[tuple[str, str, int, int, int]]
+    ) -> dict[str, list[Instrument]]:
         out: dict[str, dict[int, Instrument]] = defaultdict(dict)
         for dataset in self.datasets():
             defs = self._records.get((dataset, "definition"))
@@ -166,14 +183,25 @@ class FileSource:
                 klass = row["instrument_class"].decode(errors="replace")
                 parent = f"{asset}.{'OPT' if klass in ('C', 'P') else 'FUT'}" if asset else ""
                 iid = int(row["instrument_id"])
-                out[dataset][iid] = Instrument(iid, row["raw_symbol"].decode(errors="replace"), parent, int(exp),
-                                               int(act), int(tk), int(mult))
+                out[dataset][iid] = Instrument(
+                    iid,
+                    row["raw_symbol"].decode(errors="replace"),
+                    parent,
+                    int(exp),
+                    int(act),
+                    int(tk),
+                    int(mult),
+                )
         # The files' symbol mappings: list instruments known only from them over the mapped dates, and bound
         # definitions whose listing dates are undefined (equities) by them too.
         spans: dict[tuple[str, int], tuple[str, int, int]] = {}
         for dataset, raw_symbol, iid, lo, hi in mapping_rows:
             prev = spans.get((dataset, iid))
-            spans[(dataset, iid)] = (raw_symbol, min(lo, prev[1]) if prev else lo, max(hi, prev[2]) if prev else hi)
+            spans[(dataset, iid)] = (
+                raw_symbol,
+                min(lo, prev[1]) if prev else lo,
+                max(hi, prev[2]) if prev else hi,
+            )
         for (dataset, iid), (raw_symbol, lo, hi) in spans.items():
             known = out[dataset].get(iid)
             if known is not None:
@@ -186,7 +214,9 @@ class FileSource:
             match = _CME_FUTURE.match(raw_symbol) if dataset == "GLBX.MDP3" else None
             parent = f"{match['root']}.FUT" if match else ""
             out[dataset][iid] = Instrument(iid, raw_symbol, parent, hi, lo, 0, 1)
-        return {ds: sorted(v.values(), key=lambda i: (i.expiration_ns, i.instrument_id)) for ds, v in out.items()}
+        return {
+            ds: sorted(v.values(), key=lambda i: (i.expiration_ns, i.instrument_id)) for ds, v in out.items()
+        }
 
     def _build_daily(self, dataset: str) -> pd.DataFrame:
         volume = pd.DataFrame(columns=["day", "instrument_id", "volume"])
@@ -195,11 +225,13 @@ class FileSource:
             if recs is None or len(recs) == 0:
                 continue
             size = recs["volume"] if schema.startswith("ohlcv") else recs["size"]
-            frame = pd.DataFrame({
-                "day": _utc_days(recs[time_field(schema)]),
-                "instrument_id": recs["instrument_id"].astype(np.int64),
-                "volume": size.astype(np.int64),
-            })
+            frame = pd.DataFrame(
+                {
+                    "day": _utc_days(recs[time_field(schema)]),
+                    "instrument_id": recs["instrument_id"].astype(np.int64),
+                    "volume": size.astype(np.int64),
+                }
+            )
             volume = frame.groupby(["day", "instrument_id"], as_index=False)["volume"].sum()
             break
         oi = pd.DataFrame(columns=["day", "instrument_id", "open_interest"])
@@ -207,29 +239,35 @@ class FileSource:
         if stats is not None and len(stats):
             stats = stats[stats["stat_type"] == STAT_OPEN_INTEREST]
             if len(stats):
-                frame = pd.DataFrame({
-                    "day": _utc_days(stats["ts_recv"]),
-                    "instrument_id": stats["instrument_id"].astype(np.int64),
-                    "open_interest": stats["quantity"].astype(np.int64),
-                })
+                frame = pd.DataFrame(
+                    {
+                        "day": _utc_days(stats["ts_recv"]),
+                        "instrument_id": stats["instrument_id"].astype(np.int64),
+                        "open_interest": stats["quantity"].astype(np.int64),
+                    }
+                )
                 oi = frame.groupby(["day", "instrument_id"], as_index=False)["open_interest"].last()
         if volume.empty and oi.empty:
             return _empty_daily()
         daily = volume.merge(oi, on=["day", "instrument_id"], how="outer")
         # one date object per (day, instrument) row of the small daily table, not per record
-        daily.insert(0, "date", daily.pop("day").to_numpy(dtype=np.int64).astype("datetime64[D]").astype(object))
+        daily.insert(
+            0, "date", daily.pop("day").to_numpy(dtype=np.int64).astype("datetime64[D]").astype(object)
+        )
         daily["volume"] = daily["volume"].fillna(0).astype(np.int64)
         daily["open_interest"] = daily["open_interest"].fillna(0).astype(np.int64)
         return daily.sort_values(["date", "instrument_id"]).reset_index(drop=True)
 
 
 def _empty_daily() -> pd.DataFrame:
-    return pd.DataFrame({
-        "date": pd.Series([], dtype=object),
-        "instrument_id": pd.Series([], dtype=np.int64),
-        "volume": pd.Series([], dtype=np.int64),
-        "open_interest": pd.Series([], dtype=np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "date": pd.Series([], dtype=object),
+            "instrument_id": pd.Series([], dtype=np.int64),
+            "volume": pd.Series([], dtype=np.int64),
+            "open_interest": pd.Series([], dtype=np.int64),
+        }
+    )
 
 
 def _utc_days(ts: np.ndarray) -> np.ndarray:

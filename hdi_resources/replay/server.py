@@ -1,4 +1,4 @@
-"""The local Databento-compatible Historical gateway: the unmodified `databento.Historical` client talks to it.
+"""The local Databento-compatible Historical gateway, for the unmodified `databento.Historical` client.
 
 Speaks HTTPS on 127.0.0.1 (the client forces https), HTTP Basic auth with the API key as user name, and the
 /v0/ endpoints of Databento's Historical API (see /work/shared/notes/databento.md). Records come from a
@@ -56,15 +56,35 @@ SYMBOLOGY_LOOKBACK_DAYS = 14  # continuous rules rank by previous sessions' volu
 
 # USD per GB (1e9 bytes) of billable size, by schema; deterministic stand-ins for Databento's CME rates.
 COST_PER_GB: dict[str, float] = {
-    "mbo": 1.80, "mbp-10": 2.40, "mbp-1": 1.00, "tbbo": 0.80, "trades": 0.50, "bbo-1s": 0.60,
-    "bbo-1m": 0.60, "cbbo-1s": 0.60, "cbbo-1m": 0.60, "ohlcv-1s": 0.40, "ohlcv-1m": 0.40, "ohlcv-1h": 0.40,
-    "ohlcv-1d": 0.40, "statistics": 0.25, "status": 0.10, "definition": 0.10, "imbalance": 0.50,
+    "mbo": 1.80,
+    "mbp-10": 2.40,
+    "mbp-1": 1.00,
+    "tbbo": 0.80,
+    "trades": 0.50,
+    "bbo-1s": 0.60,
+    "bbo-1m": 0.60,
+    "cbbo-1s": 0.60,
+    "cbbo-1m": 0.60,
+    "ohlcv-1s": 0.40,
+    "ohlcv-1m": 0.40,
+    "ohlcv-1h": 0.40,
+    "ohlcv-1d": 0.40,
+    "statistics": 0.25,
+    "status": 0.10,
+    "definition": 0.10,
+    "imbalance": 0.50,
 }
 _DEFAULT_COST_PER_GB = 0.50
 # Calls that can be hit by injected faults (the client's data and metadata calls).
 _FAULTABLE = {
-    "timeseries.get_range", "metadata.get_cost", "metadata.get_record_count", "metadata.get_billable_size",
-    "metadata.get_dataset_range", "metadata.list_datasets", "metadata.list_schemas", "symbology.resolve",
+    "timeseries.get_range",
+    "metadata.get_cost",
+    "metadata.get_record_count",
+    "metadata.get_billable_size",
+    "metadata.get_dataset_range",
+    "metadata.list_datasets",
+    "metadata.list_schemas",
+    "symbology.resolve",
 }
 
 
@@ -159,7 +179,9 @@ def resolve_symbols(
     instruments = source.instruments(dataset, start_ns - SYMBOLOGY_LOOKBACK_DAYS * NS_PER_DAY, end_ns)
     daily = source.daily_stats(dataset, start_date - dt.timedelta(days=SYMBOLOGY_LOOKBACK_DAYS), end_date)
     try:
-        result, not_found = symbology.resolve(instruments, daily, symbols, stype_in, stype_out, start_date, end_date)
+        result, not_found = symbology.resolve(
+            instruments, daily, symbols, stype_in, stype_out, start_date, end_date
+        )
     except HdiError as exc:
         raise ApiError(422, "symbology_invalid", str(exc)) from None
     return dict(result), list(not_found)
@@ -186,6 +208,7 @@ class RangeQuery:
     mappings: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     not_found: list[str] = field(default_factory=list)
     empty: bool = False
+    scan_start_ns: int | None = None  # where the source's data begins; days before it are skipped
 
     def chunks(self) -> Iterator[np.ndarray]:
         """The selected records in time order, one UTC day per chunk: bounded memory, and the response
@@ -193,14 +216,15 @@ class RangeQuery:
         if self.empty or self.end_ns <= self.start_ns:
             return
         remaining = self.limit
-        first_day = self.start_ns // NS_PER_DAY * NS_PER_DAY
+        first_day = max(self.start_ns, self.scan_start_ns or 0) // NS_PER_DAY * NS_PER_DAY
         for day in range(first_day, self.end_ns, NS_PER_DAY):
             lo, hi = max(day, self.start_ns), min(day + NS_PER_DAY, self.end_ns)
             records = self.source.records(self.dataset, self.schema, self.instrument_ids, lo, hi)
             if len(records) and self.intervals is not None:
                 # Each symbol selects its mapped instrument per day (continuous rolls, parent listings).
-                mask = symbology.record_mask(records["instrument_id"], records[time_field(self.schema)],
-                                             self.intervals)
+                mask = symbology.record_mask(
+                    records["instrument_id"], records[time_field(self.schema)], self.intervals
+                )
                 records = records[np.asarray(mask, dtype=bool)]
             if remaining is not None:
                 records = records[:remaining]
@@ -230,7 +254,9 @@ class RangeQuery:
 class GatewayApp:
     """The request logic, independent of the HTTP plumbing."""
 
-    def __init__(self, source: DataSource, keys: Iterable[str] | None = None, faults: FaultPlan | None = None):
+    def __init__(
+        self, source: DataSource, keys: Iterable[str] | None = None, faults: FaultPlan | None = None
+    ):
         self.source = source
         self.keys = {k for k in keys if k} if keys is not None else None
         self.faults = faults
@@ -241,9 +267,12 @@ class GatewayApp:
 
     def check_auth(self, header: str | None) -> None:
         if not header or not header.lower().startswith("basic "):
-            raise ApiError(401, "auth_no_api_key_provided",
-                           "No API key was provided. Pass your API key as the username of HTTP Basic auth.",
-                           {"WWW-Authenticate": 'Basic realm="Databento"'})
+            raise ApiError(
+                401,
+                "auth_no_api_key_provided",
+                "No API key was provided. Pass your API key as the username of HTTP Basic auth.",
+                {"WWW-Authenticate": 'Basic realm="Databento"'},
+            )
         try:
             user = base64.b64decode(header.split(None, 1)[1]).decode().split(":", 1)[0]
         except (ValueError, UnicodeDecodeError):
@@ -266,9 +295,12 @@ class GatewayApp:
         if not dataset:
             raise ApiError(422, "param_missing", "Missing required parameter 'dataset'.")
         if dataset not in self.datasets():
-            raise ApiError(422, "dataset_invalid",
-                           f"Invalid value for 'dataset': '{dataset}' is not available "
-                           f"(available: {', '.join(self.datasets())}).")
+            raise ApiError(
+                422,
+                "dataset_invalid",
+                f"Invalid value for 'dataset': '{dataset}' is not available "
+                f"(available: {', '.join(self.datasets())}).",
+            )
         return dataset
 
     def _schema(self, params: dict[str, str], dataset: str) -> str:
@@ -276,7 +308,9 @@ class GatewayApp:
         if schema not in SCHEMA_DTYPES:
             raise _bad("schema", f"unknown schema '{schema}'", "schema_invalid")
         if schema not in self.source.schemas(dataset):
-            raise _bad("schema", f"schema '{schema}' is not available for dataset '{dataset}'", "schema_unavailable")
+            raise _bad(
+                "schema", f"schema '{schema}' is not available for dataset '{dataset}'", "schema_unavailable"
+            )
         return schema
 
     @staticmethod
@@ -301,15 +335,20 @@ class GatewayApp:
         dataset = self._dataset(params)
         schema = self._schema(params, dataset)
         stype_in = self._choice(params, "stype_in", "raw_symbol", STYPES_IN)
-        stype_out = self._choice(params, "stype_out", "instrument_id", ("instrument_id",)) if stype_out_field \
+        stype_out = (
+            self._choice(params, "stype_out", "instrument_id", ("instrument_id",))
+            if stype_out_field
             else "instrument_id"
+        )
         if "start" not in params or not params["start"].strip():
             raise ApiError(422, "param_missing", "Missing required parameter 'start'.")
         start_ns, resolution = parse_time("start", params["start"])
         end_text = params.get("end", "").strip()
         end_ns = parse_time("end", end_text)[0] if end_text else start_ns + resolution
         if end_ns <= start_ns:
-            raise _bad("end", f"end ({iso_ns(end_ns)}) must be after start ({iso_ns(start_ns)})", "end_before_start")
+            raise _bad(
+                "end", f"end ({iso_ns(end_ns)}) must be after start ({iso_ns(start_ns)})", "end_before_start"
+            )
         limit_text = params.get("limit", "").strip()
         limit: int | None = None
         if limit_text:
@@ -323,20 +362,33 @@ class GatewayApp:
                 raise _bad("symbols", f"'{bad[0]}' is not an instrument ID")
 
         # Databento serves what it holds: the end is clamped to the dataset's available end.
-        _, available_end, _ = self.source.dataset_range(dataset)
+        available_start, available_end, _ = self.source.dataset_range(dataset)
         end_ns = min(end_ns, max(available_end, start_ns)) if available_end else end_ns
-        query = RangeQuery(self.source, dataset, schema, start_ns, end_ns, symbols, stype_in, stype_out, limit)
+        query = RangeQuery(
+            self.source,
+            dataset,
+            schema,
+            start_ns,
+            end_ns,
+            symbols,
+            stype_in,
+            stype_out,
+            limit,
+            scan_start_ns=available_start,
+        )
         if end_ns <= start_ns:
             return query
         start_date = ns_date(start_ns)
         end_date = ns_date(end_ns - 1) + dt.timedelta(days=1)
         if symbols == [ALL_SYMBOLS]:
             if stype_in != "instrument_id":
-                query.mappings, _ = resolve_symbols(self.source, dataset, [ALL_SYMBOLS], "raw_symbol",
-                                                    "instrument_id", start_date, end_date)
+                query.mappings, _ = resolve_symbols(
+                    self.source, dataset, [ALL_SYMBOLS], "raw_symbol", "instrument_id", start_date, end_date
+                )
             return query
-        query.mappings, query.not_found = resolve_symbols(self.source, dataset, symbols, stype_in,
-                                                          "instrument_id", start_date, end_date)
+        query.mappings, query.not_found = resolve_symbols(
+            self.source, dataset, symbols, stype_in, "instrument_id", start_date, end_date
+        )
         query.intervals = symbology.intervals_ns([iv for ivs in query.mappings.values() for iv in ivs])
         query.empty = not query.intervals
         if query.intervals:
@@ -391,18 +443,29 @@ class GatewayApp:
         end_text = params.get("end_date", "").strip()
         end_date = parse_date("end_date", end_text) if end_text else start_date + dt.timedelta(days=1)
         if end_date <= start_date:
-            raise _bad("end_date", f"end_date ({end_date}) must be after start_date ({start_date})",
-                       "end_before_start")
+            raise _bad(
+                "end_date",
+                f"end_date ({end_date}) must be after start_date ({start_date})",
+                "end_before_start",
+            )
         symbols = self._symbols(params)
-        result, not_found = resolve_symbols(self.source, dataset, symbols, stype_in, stype_out, start_date,
-                                            end_date)
+        result, not_found = resolve_symbols(
+            self.source, dataset, symbols, stype_in, stype_out, start_date, end_date
+        )
         status, message = (0, "OK")
         if not_found:
             status, message = (1, "Partially resolved") if result else (2, "Not found")
         return {
-            "result": result, "symbols": symbols, "stype_in": stype_in, "stype_out": stype_out,
-            "start_date": start_date.isoformat(), "end_date": end_date.isoformat(), "partial": [],
-            "not_found": not_found, "message": message, "status": status,
+            "result": result,
+            "symbols": symbols,
+            "stype_in": stype_in,
+            "stype_out": stype_out,
+            "start_date": start_date.isoformat(),
+            "end_date": end_date.isoformat(),
+            "partial": [],
+            "not_found": not_found,
+            "message": message,
+            "status": status,
         }
 
     ROUTES: dict[str, tuple[str, str]] = {
@@ -474,7 +537,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_error(self, err: ApiError, request_id: str) -> None:
-        self._send(err.status, err.body(), "application/json", {**self._headers_common(request_id), **err.headers})
+        self._send(
+            err.status, err.body(), "application/json", {**self._headers_common(request_id), **err.headers}
+        )
 
     def _dispatch(self, method: str) -> None:
         app = self.server.app
@@ -493,13 +558,22 @@ class _Handler(BaseHTTPRequestHandler):
             if fault == "slow":
                 time.sleep(app.faults.slow_s if app.faults else 0)
             elif fault == "429":
-                raise ApiError(429, "rate_limit_exceeded", "Too many requests; retry after the delay given.",
-                               {"Retry-After": str(app.faults.retry_after if app.faults else 1)})
+                raise ApiError(
+                    429,
+                    "rate_limit_exceeded",
+                    "Too many requests; retry after the delay given.",
+                    {"Retry-After": str(app.faults.retry_after if app.faults else 1)},
+                )
             elif fault in ("500", "502", "503", "504"):
-                messages = {"500": "Internal server error.", "502": "Bad gateway.",
-                            "503": "Service temporarily unavailable.", "504": "The remote gateway timed out."}
-                raise ApiError(int(fault), "internal_error" if fault == "500" else "service_unavailable",
-                               messages[fault])
+                messages = {
+                    "500": "Internal server error.",
+                    "502": "Bad gateway.",
+                    "503": "Service temporarily unavailable.",
+                    "504": "The remote gateway timed out.",
+                }
+                raise ApiError(
+                    int(fault), "internal_error" if fault == "500" else "service_unavailable", messages[fault]
+                )
             if name == "timeseries.get_range":
                 self._get_range(app, params, request_id, drop=fault == "reset")
             else:
@@ -525,11 +599,23 @@ class _Handler(BaseHTTPRequestHandler):
         compression = app._choice(params, "compression", "zstd", ("zstd", "none"))
         app._choice(params, "encoding", "dbn", ("dbn",))
         query = app.range_query(params)
-        head = metadata_bytes(query.dataset, query.schema, query.start_ns, query.end_ns, query.symbols,
-                              query.stype_in, query.stype_out, symbology.to_dbn_mappings(query.mappings), query.limit,
-                              not_found=query.not_found)
-        headers = {**self._headers_common(request_id), "Databento-Schema": query.schema,
-                   "Databento-Dataset": query.dataset}
+        head = metadata_bytes(
+            query.dataset,
+            query.schema,
+            query.start_ns,
+            query.end_ns,
+            query.symbols,
+            query.stype_in,
+            query.stype_out,
+            symbology.to_dbn_mappings(query.mappings),
+            query.limit,
+            not_found=query.not_found,
+        )
+        headers = {
+            **self._headers_common(request_id),
+            "Databento-Schema": query.schema,
+            "Databento-Dataset": query.dataset,
+        }
         chunks = iter_stream(head, query.chunks(), compress=compression == "zstd")
         content_type = "application/octet-stream"
         if drop:
@@ -635,9 +721,14 @@ class Gateway:
         self.stop()
 
 
-def make_server(source: DataSource, host: str = "127.0.0.1", port: int = 0, faults: FaultPlan | None = None,
-                keys: Iterable[str] | None = None,
-                cert_dir: Path | None = None) -> tuple[_GatewayHTTPServer, GatewayCertificate]:
+def make_server(
+    source: DataSource,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    faults: FaultPlan | None = None,
+    keys: Iterable[str] | None = None,
+    cert_dir: Path | None = None,
+) -> tuple[_GatewayHTTPServer, GatewayCertificate]:
     """Bind the HTTPS server (not yet serving) with this HDI_HOME's gateway certificate."""
     cert = ensure_certificate(cert_dir)
     app = GatewayApp(source, keys=keys, faults=faults)
@@ -645,12 +736,22 @@ def make_server(source: DataSource, host: str = "127.0.0.1", port: int = 0, faul
     return server, cert
 
 
-def start_gateway_thread(source: DataSource, faults: FaultPlan | None = None, keys: Iterable[str] | None = None,
-                         host: str = "127.0.0.1", port: int = 0, cert_dir: Path | None = None) -> Gateway:
+def start_gateway_thread(
+    source: DataSource,
+    faults: FaultPlan | None = None,
+    keys: Iterable[str] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    cert_dir: Path | None = None,
+) -> Gateway:
     """Serve `source` from a background thread of this process; `stop()` shuts it down."""
     server, cert = make_server(source, host, port, faults, keys, cert_dir)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              name=f"hdi-gateway-{server.server_address[1]}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.1},
+        name=f"hdi-gateway-{server.server_address[1]}",
+        daemon=True,
+    )
     thread.start()
 
     def stop() -> None:
@@ -658,16 +759,22 @@ def start_gateway_thread(source: DataSource, faults: FaultPlan | None = None, ke
         server.server_close()
         thread.join(timeout=10)
 
-    return Gateway(url=f"https://{host}:{server.server_address[1]}", ca_path=cert.bundle_path,
-                   port=server.server_address[1], _stop=stop)
+    return Gateway(
+        url=f"https://{host}:{server.server_address[1]}",
+        ca_path=cert.bundle_path,
+        port=server.server_address[1],
+        _stop=stop,
+    )
 
 
-def start_gateway_process(args: Iterable[str] = (), env: dict[str, str] | None = None,
-                          timeout_s: float = 120.0) -> Gateway:
+def start_gateway_process(
+    args: Iterable[str] = (), env: dict[str, str] | None = None, timeout_s: float = 120.0
+) -> Gateway:
     """Run `hdi replay serve ARGS` as a child process; returns once it printed its export lines."""
     command = [sys.executable, "-c", "from hdi_resources.cli import main; main()", "replay", "serve", *args]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
     exports: dict[str, str] = {}
     deadline = time.monotonic() + timeout_s
 
@@ -692,17 +799,26 @@ def start_gateway_process(args: Iterable[str] = (), env: dict[str, str] | None =
         if not line:
             err = proc.stderr.read() if proc.stderr else ""
             kill()
-            raise HdiError(f"gateway process exited: {err.strip().splitlines()[-1] if err.strip() else 'no output'}")
+            raise HdiError(
+                f"gateway process exited: {err.strip().splitlines()[-1] if err.strip() else 'no output'}"
+            )
         match = re.match(r"export (\w+)=(\S+)", line.strip())
         if match:
             exports[match[1]] = match[2]
     url = exports[ENV_GATEWAY]
-    return Gateway(url=url, ca_path=Path(exports[ENV_CA]), port=int(url.rsplit(":", 1)[1]), _stop=kill,
-                   pid=proc.pid)
+    return Gateway(
+        url=url, ca_path=Path(exports[ENV_CA]), port=int(url.rsplit(":", 1)[1]), _stop=kill, pid=proc.pid
+    )
 
 
-def serve_forever(source: DataSource, host: str, port: int, faults: FaultPlan | None,
-                  keys: Iterable[str] | None, announce: Callable[[str], None]) -> None:
+def serve_forever(
+    source: DataSource,
+    host: str,
+    port: int,
+    faults: FaultPlan | None,
+    keys: Iterable[str] | None,
+    announce: Callable[[str], None],
+) -> None:
     """Bind, announce the export lines, serve until killed (SIGTERM/SIGINT stop it cleanly)."""
     server, cert = make_server(source, host, port, faults, keys)
     url = f"https://{host}:{server.server_address[1]}"
@@ -719,4 +835,3 @@ def serve_forever(source: DataSource, host: str, port: int, faults: FaultPlan | 
         pass
     finally:
         server.server_close()
-

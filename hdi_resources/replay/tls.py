@@ -46,7 +46,9 @@ def gateway_dir() -> Path:
 
 def certificate_paths(folder: Path | None = None) -> GatewayCertificate:
     folder = folder or gateway_dir()
-    return GatewayCertificate(folder / "gateway-cert.pem", folder / "gateway-key.pem", folder / "ca-bundle.pem")
+    return GatewayCertificate(
+        folder / "gateway-cert.pem", folder / "gateway-key.pem", folder / "ca-bundle.pem"
+    )
 
 
 def ensure_certificate(folder: Path | None = None, min_days_left: int = 7) -> GatewayCertificate:
@@ -73,10 +75,20 @@ def _usable(paths: GatewayCertificate, min_days_left: int) -> bool:
     return cert.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=min_days_left)
 
 
+def _base_bundle() -> Path:
+    """The CA bundle clients trust already (REQUESTS_CA_BUNDLE / SSL_CERT_FILE), else certifi's."""
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(name)
+        if value and Path(value).is_file() and Path(value).name != "ca-bundle.pem":
+            return Path(value)
+    return Path(certifi.where())
+
+
 def _write_bundle(paths: GatewayCertificate) -> None:
+    """The trusted CAs plus the gateway certificate, for REQUESTS_CA_BUNDLE and SSL_CERT_FILE."""
     cert_pem = paths.cert_path.read_bytes()
     tmp = paths.bundle_path.with_suffix(".tmp")
-    tmp.write_bytes(Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n" + cert_pem)
+    tmp.write_bytes(_base_bundle().read_bytes().rstrip(b"\n") + b"\n" + cert_pem)
     os.replace(tmp, paths.bundle_path)
 
 
@@ -95,22 +107,32 @@ def _write_certificate(paths: GatewayCertificate) -> None:
         .not_valid_after(now + dt.timedelta(days=365))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     # Create the key file with 0600 from the start so it is never readable by others, even briefly.
     fd = os.open(paths.key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:

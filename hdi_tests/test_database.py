@@ -1,0 +1,297 @@
+"""The storage layer against a real embedded PostgreSQL (one fresh server per module, stopped at the end)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pyarrow as pa
+import pytest
+
+from hdi_resources.db import Database, stop_server
+from hdi_resources.db.server import postgres_root, read_postmaster
+from hdi_resources.errors import HdiError
+from hdi_resources.settings import hdi_home
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PARTITION = {"continuous_symbol": "ES.v.0", "granularity": "1s", "window": "2024-01-01"}
+START_UNIX = 1_704_067_200  # 2024-01-01
+
+
+def make_bars(n: int, start_unix: int = START_UNIX, seed: int = 1) -> pa.Table:
+    """n one-second ES bars with int64 1e-9 prices, as the bars asset hands them over."""
+    rng = np.random.default_rng(seed)
+    ts_ns = (start_unix + np.arange(n, dtype=np.int64)) * 1_000_000_000
+    close = 4_500_000_000_000 + np.cumsum(rng.integers(-2, 3, n)) * 250_000_000
+    open_ = np.concatenate(([close[0]], close[:-1]))
+    high = np.maximum(open_, close) + 250_000_000
+    low = np.minimum(open_, close) - 250_000_000
+    volume = rng.integers(1, 50, n)
+    return pa.table({
+        "root_symbol": pa.array(["ES"] * n),
+        "ts": pa.array(ts_ns, pa.timestamp("ns", tz="UTC")),
+        "trade_date": pa.array((ts_ns // 86_400_000_000_000).astype(np.int32)).cast(pa.date32()),
+        "open": open_, "high": high, "low": low, "close": close,
+        "volume": volume, "trade_count": volume // 2 + 1, "vwap": close / 1e9,
+        "adjustment_method": pa.array(["panama"] * n),
+    })
+
+
+@pytest.fixture(scope="module")
+def home() -> Iterator[Path]:
+    """A private HDI home under hdi_home() (pytest's tmp dirs are pruned and chmod-ed by concurrent runs)."""
+    path = Path(tempfile.mkdtemp(prefix="test-db-", dir=hdi_home()))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def db(home: Path):
+    """Three threads ask for the database at once: one server, one migration, same pid for all."""
+    results: list[Database] = []
+    errors: list[BaseException] = []
+
+    def open_db() -> None:
+        try:
+            database = Database(url="", home=home)
+            database.migrate()
+            results.append(database)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_db) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert not errors, errors
+        assert len({d.embedded.pid for d in results}) == 1
+        yield results[0]
+    finally:
+        for d in results:
+            d.close()
+        running = read_postmaster(postgres_root(home) / "data")
+        if running:
+            stop_server(running[0])
+
+
+def _count(db: Database, sql: str, params: tuple = ()) -> int:
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()[0]
+
+
+def test_migrations_twice_are_a_noop(db: Database) -> None:
+    before = _count(db, "SELECT count(*) FROM schema_migrations")
+    assert db.migrate() == []
+    assert db.migrate() == []
+    assert _count(db, "SELECT count(*) FROM schema_migrations") == before >= 3
+    assert db.storage_mode == "native"
+
+
+def test_credentials_file_is_private(db: Database, home: Path) -> None:
+    creds = postgres_root(home) / "credentials.json"
+    assert creds.stat().st_mode & 0o777 == 0o600
+    assert db.embedded.credentials.app_password not in db.describe()
+    assert "***" in db.describe()
+
+
+def test_load_twice_gives_identical_rows(db: Database) -> None:
+    bars = make_bars(5_000)
+    first = db.replace_partition("continuous_bars", PARTITION, bars)
+    rows_first = db.query("ES.v.0", "ohlcv-1s").drop_columns(["loaded_at"])
+    second = db.replace_partition("continuous_bars", PARTITION, bars)
+    rows_second = db.query("ES.v.0", "ohlcv-1s").drop_columns(["loaded_at"])
+    assert (first.inserted, first.deleted) == (5_000, 0)
+    assert (second.inserted, second.deleted) == (5_000, 5_000)
+    assert rows_first.equals(rows_second)
+    assert _count(db, "SELECT count(*) FROM continuous_bars WHERE continuous_symbol = 'ES.v.0'") == 5_000
+
+
+def test_replacing_with_fewer_rows_removes_the_rest(db: Database) -> None:
+    part = {**PARTITION, "continuous_symbol": "NQ.v.0"}
+    bars = make_bars(3_000, seed=2)
+    db.replace_partition("continuous_bars", part, bars.set_column(0, "root_symbol", pa.array(["NQ"] * 3_000)))
+    db.replace_partition("continuous_bars", part, bars.slice(100, 500).set_column(
+        0, "root_symbol", pa.array(["NQ"] * 500)))
+    assert _count(db, "SELECT count(*) FROM continuous_bars WHERE continuous_symbol = 'NQ.v.0'") == 500
+
+
+def test_bad_bars_are_quarantined_not_fatal(db: Database) -> None:
+    part = {**PARTITION, "continuous_symbol": "CL.v.0"}
+    bars = make_bars(1_000, seed=3).to_pydict()
+    bars["high"][10] = bars["low"][10] - 1  # high below low: breaks bar_high_is_highest
+    bars["volume"][20] = -5
+    table = pa.table(bars, schema=make_bars(1, seed=3).schema)
+    result = db.replace_partition("continuous_bars", part, table, source="unit-test")
+    assert result.inserted == 998 and result.quarantined == 2
+    assert result.rules == {"bar_high_is_highest": 1, "bar_volume_not_negative": 1}
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute("SELECT rule, record->>'volume', source FROM quarantine WHERE target = 'continuous_bars' "
+                    "ORDER BY rule")
+        rows = cur.fetchall()
+    assert rows == [("bar_high_is_highest", str(bars["volume"][10]), "unit-test"),
+                    ("bar_volume_not_negative", "-5", "unit-test")]
+    # a re-run replaces the partition's quarantine entries too
+    db.replace_partition("continuous_bars", part, table, source="unit-test")
+    assert _count(db, "SELECT count(*) FROM quarantine WHERE target = 'continuous_bars'") == 2
+
+
+def test_duplicate_keys_are_quarantined(db: Database) -> None:
+    part = {**PARTITION, "continuous_symbol": "GC.v.0"}
+    bars = make_bars(100, seed=4)
+    doubled = pa.concat_tables([bars, bars.slice(0, 3)])
+    result = db.replace_partition("continuous_bars", part, doubled)
+    assert (result.inserted, result.quarantined, result.rules) == (100, 3, {"duplicate_key": 3})
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_database import make_bars, PARTITION
+    from hdi_resources.db import Database
+    from hdi_resources.db import load
+    load.BATCH_ROWS = 20_000  # many COPY statements, so the kill lands mid-load
+    db = Database(url="", home={home!r})
+    print("loading", flush=True)
+    db.replace_partition("continuous_bars", {{**PARTITION, "continuous_symbol": "ZN.v.0"}}, make_bars(600_000, seed=9))
+    print("finished", flush=True)
+""")
+
+
+def test_killed_load_leaves_previous_state(db: Database, home: Path) -> None:
+    part = {**PARTITION, "continuous_symbol": "ZN.v.0"}
+    db.replace_partition("continuous_bars", part, make_bars(2_000, seed=8))
+    before = db.query("ZN.v.0", "ohlcv-1s").drop_columns(["loaded_at"])
+    script = KILL_SCRIPT.format(tests=str(REPO_ROOT / "hdi_tests"), home=str(home))
+    env = {k: v for k, v in os.environ.items() if k != "HDI_DATABASE_URL"}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, cwd=REPO_ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        copying = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            copying = _count(db, "SELECT coalesce(max(tuples_processed), 0) FROM pg_stat_progress_copy "
+                                 "WHERE relid = 'continuous_bars'::regclass")
+            if copying > 0:
+                break
+            time.sleep(0.02)
+        assert copying > 0, proc.communicate(timeout=5)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert b"finished" not in proc.stdout.read()
+    after = db.query("ZN.v.0", "ohlcv-1s").drop_columns(["loaded_at"])
+    assert after.equals(before)
+    rerun = db.replace_partition("continuous_bars", part, make_bars(30_000, seed=9))
+    assert rerun.inserted == 30_000 and rerun.deleted == 2_000
+    assert _count(db, "SELECT count(*) FROM continuous_bars WHERE continuous_symbol = 'ZN.v.0'") == 30_000
+
+
+def test_app_role_has_row_rights_only(db: Database) -> None:
+    import psycopg2
+
+    for statement in ("CREATE TABLE evil (x int)", "DROP TABLE continuous_bars", "CREATE DATABASE evil",
+                      "ALTER TABLE continuous_bars ADD COLUMN x int", "TRUNCATE continuous_bars",
+                      "CREATE ROLE evil"):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege), db.raw() as conn, conn.cursor() as cur:
+            cur.execute(statement)
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+        assert cur.fetchone() == (False, False, False)
+
+
+def test_messages_redact_passwords(tmp_path: Path) -> None:
+    bad = Database(url="postgresql://hdi:s3cr3t-pw@127.0.0.1:9/hdi", home=tmp_path)
+    with pytest.raises(HdiError) as info:
+        bad.migrate()
+    assert "s3cr3t-pw" not in str(info.value) and "***" in str(info.value)
+    assert "s3cr3t-pw" not in bad.describe()
+    assert "+psycopg2" in bad.dagster_url()
+
+
+def test_upsert_vendor_rows_is_idempotent(db: Database) -> None:
+    n = 1_000
+    ts = (START_UNIX + np.arange(n, dtype=np.int64)) * 1_000_000_000
+    trades = pa.table({
+        "ts_event": pa.array(ts, pa.uint64()), "ts_recv": pa.array(ts + 5_000, pa.uint64()),
+        "publisher_id": np.full(n, 1, np.int16), "instrument_id": np.full(n, 4242, np.int32),
+        "price": 4_500_250_000_000 + np.arange(n, dtype=np.int64) * 250_000_000,
+        "size": np.ones(n, np.int32), "action": ["T"] * n, "side": ["A", "B"] * (n // 2),
+        "flags": np.zeros(n, np.int16), "depth": np.zeros(n, np.int16),
+        "sequence": np.arange(n, dtype=np.int64), "ts_in_delta": np.full(n, 100, np.int32),
+        "rtype": np.zeros(n, np.int8),  # an extra DBN column: ignored
+    })
+    first = db.upsert_rows("trades_data", trades)
+    second = db.upsert_rows("trades_data", trades)
+    assert (first.inserted, first.updated, first.unchanged) == (n, 0, 0)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 0, n)
+    changed = trades.set_column(trades.schema.get_field_index("flags"), "flags",
+                                pa.array(np.where(np.arange(n) < 7, 128, 0).astype(np.int16)))
+    third = db.upsert_rows("trades_data", pa.concat_tables([changed, changed.slice(0, 2)]))
+    assert (third.inserted, third.updated, third.unchanged, third.duplicates) == (0, 7, n - 7, 2)
+    assert _count(db, "SELECT count(*) FROM trades_data WHERE instrument_id = 4242") == n
+
+
+def test_ingest_runs_are_audited(db: Database) -> None:
+    with db.record_ingest_run(dataset="GLBX.MDP3", file_name="a.dbn.zst", file_sha256="ab" * 32) as run:
+        run.add(db.replace_partition("continuous_bars", {**PARTITION, "continuous_symbol": "SI.v.0"},
+                                     make_bars(10, seed=5)))
+    with pytest.raises(HdiError), db.record_ingest_run(dataset="GLBX.MDP3", file_name="b.dbn.zst"):
+        raise HdiError("postgresql://u:pw123@h/db broke")
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute("SELECT file_name, status, inserted_count, error, finished_at IS NOT NULL "
+                    "FROM data_ingest_runs ORDER BY id")
+        rows = cur.fetchall()
+    assert rows[0] == ("a.dbn.zst", "success", 10, None, True)
+    assert rows[1][:3] == ("b.dbn.zst", "failed", None) and "pw123" not in rows[1][3]
+
+
+def test_server_left_from_a_crash_is_restarted(db: Database, home: Path) -> None:
+    """Last on purpose: SIGKILL the postmaster, then a new Database recovers the same data."""
+    pid = db.embedded.pid
+    count = _count(db, "SELECT count(*) FROM continuous_bars")
+    db.close()
+    os.kill(pid, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(pid)] if psutil.pid_exists(pid) else [], timeout=10)
+    again = Database(url="", home=home)
+    try:
+        assert again.embedded.pid != pid and again.started_here
+        assert _count(again, "SELECT count(*) FROM continuous_bars") == count
+    finally:
+        again.close()
+
+
+@pytest.mark.skipif(not os.environ.get("HDI_TEST_TIMESCALE_URL"),
+                    reason="HDI_TEST_TIMESCALE_URL does not name a PostgreSQL database with TimescaleDB")
+def test_timescaledb_hypertables() -> None:
+    ts_db = Database(url=os.environ["HDI_TEST_TIMESCALE_URL"])
+    try:
+        ts_db.migrate()
+        assert ts_db.storage_mode == "timescaledb"
+        with ts_db.raw() as conn, conn.cursor() as cur:
+            cur.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
+            names = {row[0] for row in cur.fetchall()}
+        assert {"continuous_bars", "trades_data", "tbbo_data", "definitions_data"} <= names
+        part = {**PARTITION, "continuous_symbol": "TS.v.0"}
+        assert ts_db.replace_partition("continuous_bars", part, make_bars(1_000)).inserted == 1_000
+        assert ts_db.replace_partition("continuous_bars", part, make_bars(1_000)).deleted == 1_000
+    finally:
+        ts_db.close()
