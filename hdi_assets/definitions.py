@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dagster import Definitions, EnvVar
 
+from hdi_assets.continuous.definitions import PIPELINE_ASSETS as CONTINUOUS_ASSETS
 from hdi_assets.continuous.definitions import defs as continuous_defs
 from hdi_resources.databento import DatabentoResource
+
+# Everything one symbol x window partition goes through, in graph order (the demo materializes these).
+PIPELINE_ASSETS = [*CONTINUOUS_ASSETS]
 
 
 def build_resources() -> dict:

@@ -27,6 +27,7 @@ class ProductConfig:
     adjustment: str
     roll_gap_source: str
     first_window: str
+    tick_size: int  # fixed point 1e-9
 
     @property
     def continuous_symbol(self) -> str:
@@ -45,6 +46,7 @@ def products() -> dict[str, ProductConfig]:
             adjustment=spec.get("adjustment", cfg.get("adjustment", "panama_backward")),
             roll_gap_source=spec.get("roll_gap_source", cfg.get("roll_gap_source", "settlement")),
             first_window=str(cfg["first_window"]),
+            tick_size=round(float(spec["tick_size"]) * 1_000_000_000),
         )
         for sym, spec in cfg["symbols"].items()
     }

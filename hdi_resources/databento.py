@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import warnings
@@ -270,8 +271,35 @@ def _as_date(value: Any) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s.+?-----END CERTIFICATE-----", re.S)
+
+
+def _gateway_certs(ca_bytes: bytes, base_bytes: bytes) -> list[bytes]:
+    """The CA file's certificates not already in the base store, the LAST one kept per subject.
+
+    Every gateway certificate is named alike; OpenSSL trusts the first of a subject it meets, so a stale
+    one earlier in the file (a bundle built on an older bundle) would hide the gateway's current one.
+    """
+    from cryptography import x509
+
+    known = set(_PEM_CERT.findall(base_bytes))
+    latest: dict[bytes, bytes] = {}
+    for block in _PEM_CERT.findall(ca_bytes):
+        if block in known:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # old public roots with odd serial numbers warn on load
+            try:
+                subject = x509.load_pem_x509_certificate(block).subject.public_bytes()
+            except ValueError:
+                subject = block
+        latest.pop(subject, None)
+        latest[subject] = block
+    return list(latest.values())
+
+
 def combined_ca_bundle(ca_path: str) -> Path:
-    """A CA bundle = the default trust store + the gateway's CA, written once under HDI_HOME.
+    """A CA bundle = certifi's roots + the gateway's CA, written once under HDI_HOME.
 
     Pointing REQUESTS_CA_BUNDLE / SSL_CERT_FILE at it lets the client trust the local gateway while every
     other TLS peer is still verified against the usual roots.
@@ -282,19 +310,20 @@ def combined_ca_bundle(ca_path: str) -> Path:
     if not gateway_ca.is_file():
         raise ConfigError(f"{ENV_CA} / ca_path points to {gateway_ca}, which is not a readable file")
     ca_bytes = gateway_ca.read_bytes()
-    if b"BEGIN CERTIFICATE" not in ca_bytes:
-        raise ConfigError(f"{ENV_CA} / ca_path file {gateway_ca} holds no PEM certificate")
-    tls_dir = hdi_home() / "tls"
-    # certifi only, never an inherited bundle: another gateway's CA with the same subject breaks verification.
+    # certifi only, never an inherited bundle: it may hold another gateway's CA under the same subject.
     base_bytes = Path(certifi.where()).read_bytes()
-    digest = hashlib.sha256(base_bytes + b"\0" + ca_bytes).hexdigest()[:16]
-    bundle = tls_dir / f"hdi-ca-{digest}.pem"
+    extra = _gateway_certs(ca_bytes, base_bytes)
+    if not extra:
+        raise ConfigError(f"{ENV_CA} / ca_path file {gateway_ca} holds no PEM certificate beyond certifi's")
+    tls_dir = hdi_home() / "tls"
+    content = base_bytes.rstrip(b"\n") + b"\n" + b"\n".join(extra) + b"\n"
+    bundle = tls_dir / f"hdi-ca-{hashlib.sha256(content).hexdigest()[:16]}.pem"
     with _bundle_lock:
         if not bundle.is_file():
             tls_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=tls_dir, prefix=".bundle-")
             with os.fdopen(fd, "wb") as fh:
-                fh.write(base_bytes.rstrip(b"\n") + b"\n" + ca_bytes.strip() + b"\n")
+                fh.write(content)
             os.replace(tmp, bundle)
         os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
         os.environ["SSL_CERT_FILE"] = str(bundle)
@@ -419,9 +448,7 @@ class DatabentoResource(ConfigurableResource):
         gateway = self._gateway_url()
         ca = (self.ca_path or os.environ.get(ENV_CA) or "").strip() or None
         if ca is not None:
-            _b = combined_ca_bundle(ca)
-            import sys
-            print("DBG", gateway, ca, _b, os.environ.get("REQUESTS_CA_BUNDLE"), file=sys.stderr)
+            combined_ca_bundle(ca)
         cache_key = (hashlib.sha256(key.encode()).hexdigest(), gateway)
         client = self._clients.get(cache_key)
         if client is None:
@@ -468,9 +495,16 @@ class DatabentoResource(ConfigurableResource):
         except requests.exceptions.SSLError as exc:
             raise HdiError(
                 f"{what}: TLS verification of {redact(self._gateway_url() or 'Databento')} failed; for the "
-                f"local gateway set {ENV_CA} to its CA file ({one_line(str(exc), 900)})"
+                f"local gateway set {ENV_CA} to its CA file ({one_line(str(exc), 200)})"
             ) from None
-        except (BentoError, TruncatedBodyError, ValueError, OSError, requests.RequestException) as exc:
+        except ValueError as exc:
+            if retry_reason(exc, policy) is None:  # the client's own argument checks (schema, stype, ...)
+                raise HdiError(f"{what}: invalid request ({one_line(str(exc))})") from None
+            raise HdiError(
+                f"{what}: failed after {policy.max_attempts} attempts ({type(exc).__name__}: "
+                f"{one_line(str(exc))})"
+            ) from None
+        except (BentoError, TruncatedBodyError, OSError, requests.RequestException) as exc:
             reason = retry_reason(exc, policy)
             attempts = f" after {policy.max_attempts} attempts" if reason else ""
             where = redact(self._gateway_url() or "Databento")
@@ -495,11 +529,9 @@ class DatabentoResource(ConfigurableResource):
         start_ns, end_ns = _to_ns(start), _to_ns(end)
         stype_in, stype_out = str(stype_in), str(stype_out)
         syms = _normalise_symbols(symbols, stype_in)
-        spans = [(start_ns, end_ns)] if limit is not None else split_chunks(
-            start_ns, end_ns, self.date_chunk_interval_days
-        )
-        if limit is not None and end_ns <= start_ns:
-            split_chunks(start_ns, end_ns, 1)  # same empty-range error
+        spans = split_chunks(start_ns, end_ns, self.date_chunk_interval_days)
+        if limit is not None:
+            spans = [(start_ns, end_ns)]
         return [ChunkRequest(dataset, str(schema), syms, stype_in, stype_out, s, e, limit) for s, e in spans]
 
     def get_cost(

@@ -203,6 +203,21 @@ def test_fetch_is_columnar_chunked_cached_and_mapped(clean_gateway: Gateway, ref
         assert before.end_date <= after.start_date and before.symbol != after.symbol
 
 
+def test_definitions_statistics_and_empty_ranges(clean_gateway: Gateway, tmp_path: Path) -> None:
+    resource = resource_for(clean_gateway, tmp_path / "cache")
+    definitions = resource.definitions(DATASET, "ES.FUT", START, END, stype_in="parent").table
+    assert definitions.num_rows > 0 and definitions.schema.field("raw_symbol").type == pa.string()
+    assert set(definitions.column("raw_symbol").to_pylist()) >= {"ESH4", "ESM4"}
+    assert definitions.schema.field("expiration").type == pa.int64()
+    statistics = resource.statistics(DATASET, "ES.v.0", START, END, stype_in="continuous").table
+    assert set(statistics.column("stat_type").to_pylist()) >= {3, 9}  # settlement, open interest
+    # Saturday to Sunday morning: no session, a metadata-only stream, an empty table with the right columns.
+    weekend = resource.get_range(DATASET, "trades", "ES.v.0", "2024-03-09", "2024-03-10T12:00",
+                                 stype_in="continuous")
+    assert weekend.table.num_rows == 0 and "price" in weekend.table.column_names
+    assert len(cache_files(tmp_path / "cache")) == 4 + 4 + 1
+
+
 def test_date_chunking_splits_and_concatenates_exactly(clean_gateway: Gateway, reference: pa.Table,
                                                        tmp_path: Path, requests_seen: RequestLog) -> None:
     whole = resource_for(clean_gateway, tmp_path / "c1", date_chunk_interval_days=365).get_range(
@@ -455,8 +470,8 @@ def test_secrets_never_in_logs_messages_or_repr(faulty_gateway: Gateway, tmp_pat
     assert KEY not in repr(resource) and KEY not in str(resource)
 
 
-def test_combined_ca_bundle_keeps_public_roots(clean_gateway: Gateway, tmp_path: Path,
-                                               isolated_env: Path) -> None:
+def test_combined_ca_bundle_keeps_public_roots(clean_gateway: Gateway, faulty_gateway: Gateway,
+                                               tmp_path: Path, isolated_env: Path) -> None:
     resource = resource_for(clean_gateway, tmp_path / "cache")
     resource.get_range(DATASET, "ohlcv-1d", "ES.v.0", START, END, stype_in="continuous")
     bundle = Path(os.environ["REQUESTS_CA_BUNDLE"])
@@ -465,6 +480,12 @@ def test_combined_ca_bundle_keeps_public_roots(clean_gateway: Gateway, tmp_path:
     text = bundle.read_text()
     assert Path(certifi.where()).read_text().strip().splitlines()[-1] in text  # public roots still trusted
     assert clean_gateway.ca_path.read_text().strip().splitlines()[-2] in text  # and the gateway's CA
+    # A CA file holding an older gateway certificate first (same subject) still trusts the current one.
+    stacked = tmp_path / "stacked.pem"
+    stacked.write_bytes(faulty_gateway.ca_path.read_bytes() + clean_gateway.ca_path.read_bytes())
+    again = resource_for(clean_gateway, tmp_path / "c3", ca_path=str(stacked)).get_range(
+        DATASET, "ohlcv-1d", "ES.v.0", START, END, stype_in="continuous")
+    assert again.table.num_rows > 0
     with pytest.raises(ConfigError, match="not a readable file"):
         resource_for(clean_gateway, tmp_path / "c2", ca_path=str(tmp_path / "missing.pem")).get_range(
             DATASET, "ohlcv-1d", "ES.v.0", START, END, stype_in="continuous")

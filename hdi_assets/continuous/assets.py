@@ -25,12 +25,13 @@ from dagster import (
 )
 
 from hdi_assets.continuous import adjust, bars, rolls, validation
-from hdi_assets.continuous.sessions import globex_sessions
+from hdi_assets.continuous.sessions import Sessions, globex_sessions
 from hdi_assets.partitions import LATER_WINDOWS, ProductConfig, half_year_windows, products, symbol_windows
 from hdi_resources import lake
 from hdi_resources.databento import DatabentoResource
 
 NS = 1_000_000_000
+DAY_NS = 86_400 * NS
 TICK_COLUMNS = ["ts_event", "price", "size", "instrument_id", "raw_symbol"]
 BAR_INTERVALS = ("1m", "5m", "15m", "1h", "1d")
 CHECKPOINTS = ("session_alignment", "ohlc_integrity", "indicator_sanity", "timestamp_continuity", "no_nan_or_inf")
@@ -129,24 +130,36 @@ def roll_events(context: AssetExecutionContext, databento: DatabentoResource) ->
 
 def measure_roll_gaps(databento: DatabentoResource, product: ProductConfig, switches: pa.Table,
                       raw: dict[int, str]) -> pa.Table:
-    """Settlement gap by default; both contracts' last trades before the switch when settlements are missing."""
+    """Both contracts at the same moment: settlements of the last session before each switch by default,
+    falling back per roll to both contracts' last trades in the final minutes before that session's close."""
     if switches.num_rows == 0:
         return rolls.empty_roll_events()
-    first_ns = int(pc.min(switches["switch_ns"]).as_py()) - 10 * 86_400 * NS
+    first_ns = int(pc.min(switches["switch_ns"]).as_py()) - 10 * DAY_NS
     last_ns = int(pc.max(switches["switch_ns"]).as_py())
     sessions = globex_sessions(first_ns, last_ns)
-    symbols = sorted(raw.values())
+    settlements = None
     if product.roll_gap_source == "settlement":
-        stats = databento.get_range(dataset=product.dataset, schema="statistics", symbols=symbols,
+        stats = databento.get_range(dataset=product.dataset, schema="statistics", symbols=sorted(raw.values()),
                                     stype_in="raw_symbol", start=first_ns, end=last_ns).table
         settlements = rolls.settlements_from_statistics(stats)
         try:
-            return rolls.gaps_from_settlements(switches, settlements, sessions, raw)
+            return rolls.roll_events(switches, sessions, settlements, raw_symbols=raw)
         except rolls.MissingPriceError:
-            pass  # fall through to same-moment last trades
-    trades = databento.get_range(dataset=product.dataset, schema="trades", symbols=symbols, stype_in="raw_symbol",
-                                 start=last_ns - 4 * 86_400 * NS, end=last_ns).table
-    return rolls.gaps_from_last_trades(switches, trades, sessions, raw)
+            pass  # some roll lacks a settlement pair: fetch the trades evidence and fall back per roll
+    trades = _trades_before_switches(databento, product, switches, raw)
+    return rolls.roll_events(switches, sessions, settlements, trades, trades, raw_symbols=raw)
+
+
+def _trades_before_switches(databento: DatabentoResource, product: ProductConfig, switches: pa.Table,
+                            raw: dict[int, str]) -> pa.Table:
+    """Both contracts' trades over the day before each switch, fetched by raw symbol."""
+    rows = zip(switches["switch_ns"].to_pylist(), switches["old_instrument_id"].to_pylist(),
+               switches["new_instrument_id"].to_pylist(), strict=True)
+    return pa.concat_tables([
+        databento.get_range(dataset=product.dataset, schema="trades", symbols=[raw[old], raw[new]],
+                            stype_in="raw_symbol", start=switch - 3 * DAY_NS, end=switch).table
+        for switch, old, new in rows
+    ])
 
 
 @asset(
@@ -178,7 +191,7 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
     if method.startswith("panama"):
         outcomes.append(validation.within_contract_changes(ticks["price"].to_numpy(), adjusted,
                                                            ticks["instrument_id"].to_numpy()))
-    outcomes.append(validation.roll_continuity(table, events))
+    outcomes.append(validation.roll_continuity(table, ticks, events, tolerance=4 * product.tick_size))
     for outcome in outcomes:
         yield _check_result(outcome, "panama_adjusted_ticks")
 
@@ -195,7 +208,8 @@ def ohlcv_1s(context: AssetExecutionContext):
     product, window, start_ns, end_ns = _partition(context)
     ticks = lake.read_table("panama_adjusted_ticks", symbol=product.symbol, window=window)
     sessions = globex_sessions(start_ns, end_ns)
-    bar_table = bars.ohlcv_1s(_as_ticks(ticks), sessions)
+    # Ticks outside every session are kept as bars of their own, so session_alignment reports them.
+    bar_table = bars.ohlcv_1s(_as_ticks(ticks), _covering(sessions, start_ns, end_ns))
     lake.write_table(bar_table, "ohlcv_1s", symbol=product.symbol, window=window)
     outcomes = validation.run_checkpoints(bar_table, sessions, interval_ns=NS, dense=False)
     report = validation.validation_report(outcomes)
@@ -223,6 +237,15 @@ def ohlcv_bars(context: AssetExecutionContext) -> MaterializeResult:
         lake.write_table(table, f"ohlcv_{interval}", symbol=product.symbol, window=window)
         counts[f"bars_{interval}"] = table.num_rows
     return MaterializeResult(metadata=counts)
+
+
+def _covering(sessions: Sessions, start_ns: int, end_ns: int) -> Sessions:
+    """The sessions plus a pseudo-session for each gap between them (halts, weekends, window edges)."""
+    edges = np.unique(np.concatenate([[min(start_ns, sessions.open_ns.min(initial=start_ns))],
+                                      sessions.open_ns, sessions.close_ns,
+                                      [max(end_ns, sessions.close_ns.max(initial=end_ns))]]))
+    dates = edges[:-1].astype("datetime64[ns]").astype("datetime64[D]")
+    return Sessions(edges[:-1], edges[1:], dates)
 
 
 def _as_ticks(adjusted: pa.Table) -> pa.Table:

@@ -64,10 +64,28 @@ SCHEMAS: dict[str, SchemaSpec] = {
 }
 FAMILIES = ("ohlcv", "trades", "tbbo", "statistics", "definition")
 # Databento schemas HDI reads but does not store: named so the refusal can say so.
-UNSUPPORTED_SCHEMAS = frozenset({"mbo", "mbp-1", "mbp-10", "bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m", "cmbp-1",
-                                 "tcbbo", "status", "imbalance"})
-_SCHEMA_ALIASES = {"trade": "trades", "definitions": "definition", "stats": "statistics",
-                   "statistics-market-summary": "statistics", "statistics-daily-summary": "statistics"}
+UNSUPPORTED_SCHEMAS = frozenset(
+    {
+        "mbo",
+        "mbp-1",
+        "mbp-10",
+        "bbo-1s",
+        "bbo-1m",
+        "cbbo-1s",
+        "cbbo-1m",
+        "cmbp-1",
+        "tcbbo",
+        "status",
+        "imbalance",
+    }
+)
+_SCHEMA_ALIASES = {
+    "trade": "trades",
+    "definitions": "definition",
+    "stats": "statistics",
+    "statistics-market-summary": "statistics",
+    "statistics-daily-summary": "statistics",
+}
 STYPES_IN = ("continuous", "instrument_id", "parent", "raw_symbol")
 _CONTINUOUS = re.compile(r"^[A-Za-z0-9]+\.[cnv]\.\d+$")
 _PARENT = re.compile(r"^\S+\.(FUT|OPT|SPOT|MLEG)$", re.IGNORECASE)
@@ -189,7 +207,9 @@ class DatabentoJob(_Strict):
             if not symbol.strip():
                 raise ValueError("empty symbol")
             if stype == "continuous" and not _CONTINUOUS.match(symbol):
-                raise ValueError(f"{symbol!r} is not a continuous symbol (want ROOT.c.N, ROOT.v.N or ROOT.n.N)")
+                raise ValueError(
+                    f"{symbol!r} is not a continuous symbol (want ROOT.c.N, ROOT.v.N or ROOT.n.N)"
+                )
             if stype == "parent" and not _PARENT.match(symbol):
                 raise ValueError(f"{symbol!r} is not a parent symbol (want ROOT.FUT or ROOT.OPT)")
             if stype == "instrument_id" and not symbol.isdigit():
@@ -321,7 +341,9 @@ def _describe_error(err: dict[str, Any], raw: Any) -> str:
     return f"{prefix}{field}: {msg}" if field else f"{prefix}{msg}"
 
 
-def parse_config(raw: Any, source: str = "databento_config.yaml", path: Path | None = None) -> DatabentoConfig:
+def parse_config(
+    raw: Any, source: str = "databento_config.yaml", path: Path | None = None
+) -> DatabentoConfig:
     """Validate an already-parsed YAML document; ConfigError with one line on the first problem."""
     if raw is None:
         raw = {}
@@ -331,7 +353,11 @@ def parse_config(raw: Any, source: str = "databento_config.yaml", path: Path | N
         config = DatabentoConfig.model_validate({**raw, "source_path": path})
     except ValidationError as exc:
         errors = exc.errors()
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        more = (
+            f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+            if len(errors) > 1
+            else ""
+        )
         raise ConfigError(f"{source}: {_describe_error(errors[0], raw)}{more}") from None
     return config
 
@@ -368,8 +394,10 @@ def _check_references(config: DatabentoConfig, shown: str) -> None:
     mappings = load_mappings(mapping_path)
     missing = [f for f in FAMILIES if f not in mappings.families]
     if missing:
-        raise ConfigError(f"{shown}: mapping_config_path: {config.mapping_config_path} has no mapping for "
-                          f"{', '.join(missing)}")
+        raise ConfigError(
+            f"{shown}: mapping_config_path: {config.mapping_config_path} has no mapping for "
+            f"{', '.join(missing)}"
+        )
     import importlib
 
     for family, ref in config.validation_schema_paths.items():
@@ -377,10 +405,14 @@ def _check_references(config: DatabentoConfig, shown: str) -> None:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
-            raise ConfigError(f"{shown}: validation_schema_paths.{family}: no module {module_name!r}") from None
+            raise ConfigError(
+                f"{shown}: validation_schema_paths.{family}: no module {module_name!r}"
+            ) from None
         sets = getattr(module, "RULE_SETS", {})
         if attr not in sets and not hasattr(module, attr):
-            raise ConfigError(f"{shown}: validation_schema_paths.{family}: {module_name} has no rule set {attr!r}")
+            raise ConfigError(
+                f"{shown}: validation_schema_paths.{family}: {module_name} has no rule set {attr!r}"
+            )
 
 
 def _shown(path: Path) -> str:

@@ -70,7 +70,7 @@ def _timestamp(value: Any) -> dt.datetime | None:
     if value is None:
         return None
     if hasattr(value, "to_pydatetime"):
-        return value.to_pydatetime()
+        return value.to_pydatetime(warn=False)
     if isinstance(value, int):
         return dt.datetime.fromtimestamp(value / 1e9, dt.UTC)
     return value
@@ -78,6 +78,7 @@ def _timestamp(value: Any) -> dt.datetime | None:
 
 def records_to_table(records: np.ndarray, name: str = "records") -> pa.Table:
     """A DBN structured array -> Arrow, one column per field (padding and `length` dropped, text decoded)."""
+    records = records.reshape(-1)  # databento returns shape (0, 1) for a file without records
     columns: dict[str, pa.Array] = {}
     for field in records.dtype.names or ():
         if field.startswith("_") or field == "length":
@@ -97,12 +98,9 @@ def records_to_table(records: np.ndarray, name: str = "records") -> pa.Table:
 def _symbol_column(table: pa.Table, metadata: Any) -> pa.Array:
     """The input symbol of each record from the metadata's mappings (by instrument id and UTC date)."""
     n = table.num_rows
-    stype_in = str(metadata.stype_in.value) if metadata.stype_in is not None else None
     if "instrument_id" not in table.column_names:
         return pa.nulls(n, pa.string())
     ids = table.column("instrument_id").to_numpy()
-    if stype_in == "instrument_id":
-        return pc.cast(table.column("instrument_id"), pa.string()).combine_chunks()
     mappings = metadata.mappings or {}
     if not mappings:
         return pa.nulls(n, pa.string())
@@ -121,12 +119,21 @@ def _symbol_column(table: pa.Table, metadata: Any) -> pa.Array:
             d1 = (interval["end_date"] - epoch).days
             hit = (ids == iid) & (days >= d0) & (days < d1) & (codes < 0)
             codes[hit] = code
-    return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pa.array(names, pa.string())
-                                          ).cast(pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pa.array(names, pa.string())).cast(
+        pa.string()
+    )
 
 
-def decode_dbn_bytes(data: bytes, name: str, *, limit: int | None = None, symbol: str | None = None,
-                     schema: str | None = None, sha256: str | None = None, path: Path | None = None) -> DbnFile:
+def decode_dbn_bytes(
+    data: bytes,
+    name: str,
+    *,
+    limit: int | None = None,
+    symbol: str | None = None,
+    schema: str | None = None,
+    sha256: str | None = None,
+    path: Path | None = None,
+) -> DbnFile:
     """Decode a DBN body (plain or zstd) held in memory, e.g. a Historical API response."""
     import databento as db
 
@@ -152,8 +159,9 @@ def decode_dbn_bytes(data: bytes, name: str, *, limit: int | None = None, symbol
                 raise HdiError(f"{name}: holds mixed record types (live data); name the schema to read")
             read_schema = file_schema or wanted
             if read_schema in UNSUPPORTED_SCHEMAS or read_schema not in SOURCE_SCHEMAS:
-                raise HdiError(f"{name}: schema {read_schema} is not supported "
-                               f"(supported: {', '.join(SOURCE_SCHEMAS)})")
+                raise HdiError(
+                    f"{name}: schema {read_schema} is not supported (supported: {', '.join(SOURCE_SCHEMAS)})"
+                )
             if wanted is not None and file_schema is not None and wanted != file_schema:
                 raise HdiError(f"{name}: holds {file_schema} records, not {wanted}")
             if file_schema is not None:
@@ -161,8 +169,10 @@ def decode_dbn_bytes(data: bytes, name: str, *, limit: int | None = None, symbol
                 arrays = store.to_ndarray()
                 body = len(data) - header
                 if arrays.dtype.itemsize and body % arrays.dtype.itemsize:
-                    raise HdiError(f"{name}: truncated: the last record is incomplete "
-                                   f"({body % arrays.dtype.itemsize} stray bytes)")
+                    raise HdiError(
+                        f"{name}: truncated: the last record is incomplete "
+                        f"({body % arrays.dtype.itemsize} stray bytes)"
+                    )
             else:
                 arrays = store.to_ndarray(schema=read_schema)
         for warning in caught:
@@ -179,9 +189,18 @@ def decode_dbn_bytes(data: bytes, name: str, *, limit: int | None = None, symbol
     if limit is not None:
         table = table.slice(0, max(0, int(limit)))
     stype = str(metadata.stype_in.value) if metadata.stype_in is not None else None
-    return DbnFile(path=path or Path(name), dataset=metadata.dataset or None, schema=read_schema,
-                   version=int(metadata.version), sha256=sha256, table=table, start=_timestamp(store.start),
-                   end=_timestamp(store.end), symbols=list(metadata.symbols or []), stype_in=stype)
+    return DbnFile(
+        path=path or Path(name),
+        dataset=metadata.dataset or None,
+        schema=read_schema,
+        version=int(metadata.version),
+        sha256=sha256,
+        table=table,
+        start=_timestamp(store.start),
+        end=_timestamp(store.end),
+        symbols=list(metadata.symbols or []),
+        stype_in=stype,
+    )
 
 
 def _select_symbol(table: pa.Table, symbol: str, name: str, known: list[str]) -> pa.Table:
@@ -193,12 +212,15 @@ def _select_symbol(table: pa.Table, symbol: str, name: str, known: list[str]) ->
         keep = pc.or_(keep, pc.equal(table.column("instrument_id"), pa.scalar(int(symbol), pa.uint32())))
     selected = table.filter(keep)
     if selected.num_rows == 0 and table.num_rows and symbol not in known:
-        raise HdiError(f"{name}: no records for symbol {symbol!r} (file symbols: {', '.join(known) or 'none'})")
+        raise HdiError(
+            f"{name}: no records for symbol {symbol!r} (file symbols: {', '.join(known) or 'none'})"
+        )
     return selected
 
 
-def read_dbn_file(path: str | Path, limit: int | None = None, symbol: str | None = None, *,
-                  schema: str | None = None) -> DbnFile:
+def read_dbn_file(
+    path: str | Path, limit: int | None = None, symbol: str | None = None, *, schema: str | None = None
+) -> DbnFile:
     """Read a `.dbn` or `.dbn.zst` file of a supported schema; HdiError naming the file otherwise.
 
     `limit` keeps the first N records (after `symbol` selection); `schema` is needed only for
@@ -213,3 +235,42 @@ def read_dbn_file(path: str | Path, limit: int | None = None, symbol: str | None
     except OSError as exc:
         raise HdiError(f"{path}: cannot read ({exc.strerror})") from None
     return decode_dbn_bytes(data, str(path), limit=limit, symbol=symbol, schema=schema, path=path)
+
+
+def vendor_rows(
+    raw: pa.Table,
+    schema: str,
+    *,
+    dataset: str | None = None,
+    expect: Any = None,
+    stat_types: list[int] | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Decoded records of `schema`'s source schema -> (valid rows of its table, quarantined rows).
+
+    Mapping, then both validation stages; for ohlcv-5m / ohlcv-15m the 1m bars are validated first and the
+    valid ones aggregated, so `valid` then counts bars of the derived size."""
+    from hdi_assets.vendor.mapping import apply_mapping, resample_ohlcv, select_stat_types
+    from hdi_assets.vendor.rules import validate
+
+    spec = schema_spec(schema)
+    if spec.family == "statistics" and stat_types:
+        raw = select_stat_types(raw, stat_types)
+    mapped = apply_mapping(raw, spec.source_schema, dataset=dataset)
+    valid, quarantined = validate(spec.source_schema, mapped, expect, original=raw)
+    if spec.derived:
+        valid = resample_ohlcv(valid, spec.bar_minutes or 1, spec.granularity or spec.name)
+    return valid, quarantined
+
+
+def to_vendor_rows(
+    dbn_file: DbnFile, schema: str | None = None, expect: Any = None
+) -> tuple[pa.Table, pa.Table]:
+    """A decoded file -> (valid, quarantined) for its own schema, or for a schema derived from it
+    (`ohlcv-5m` / `ohlcv-15m` from a 1m file)."""
+    target = schema_spec(schema or dbn_file.schema)
+    if target.source_schema != dbn_file.schema:
+        raise HdiError(
+            f"{dbn_file.path}: holds {dbn_file.schema} records; {target.name} is built from "
+            f"{target.source_schema}"
+        )
+    return vendor_rows(dbn_file.table, target.name, dataset=dbn_file.dataset, expect=expect)

@@ -166,8 +166,10 @@ def parse_mappings(raw: Any, source: str = "databento_mappings.yaml") -> Mapping
             raise ConfigError(f"{where}: unknown schema family (want {', '.join(FAMILIES)})")
         if not isinstance(block, dict) or not isinstance(block.get("columns"), dict):
             raise ConfigError(f"{where}: needs target_table and columns")
-        columns = tuple(_column_rule(name, spec, f"{where}.columns.{name}", enums)
-                        for name, spec in block["columns"].items())
+        columns = tuple(
+            _column_rule(name, spec, f"{where}.columns.{name}", enums)
+            for name, spec in block["columns"].items()
+        )
         families[family] = FamilyMapping(family, str(block.get("target_table", "")), columns)
     return Mappings(str(raw.get("vendor", "databento")), families, enums, price_stat_types)
 
@@ -190,10 +192,18 @@ def _column_rule(name: str, spec: Any, where: str, enums: dict[str, dict[Any, st
     enum = spec.get("enum")
     if enum is not None and enum not in enums:
         raise ConfigError(f"{where}: enum: no enum named {enum!r} in `enums`")
-    return ColumnRule(name=name, kind=kind, source=spec.get("from"), required=bool(spec.get("required", False)),
-                      null_if=() if dtype_max else tuple(null_if), null_if_dtype_max=dtype_max,
-                      value=spec.get("value", _NO_VALUE), default=spec.get("default", _NO_VALUE), enum=enum,
-                      positive=bool(spec.get("positive", False)))
+    return ColumnRule(
+        name=name,
+        kind=kind,
+        source=spec.get("from"),
+        required=bool(spec.get("required", False)),
+        null_if=() if dtype_max else tuple(null_if),
+        null_if_dtype_max=dtype_max,
+        value=spec.get("value", _NO_VALUE),
+        default=spec.get("default", _NO_VALUE),
+        enum=enum,
+        positive=bool(spec.get("positive", False)),
+    )
 
 
 # -- the engine --------------------------------------------------------------------------------------------
@@ -261,8 +271,9 @@ def _convert(arr: pa.Array, rule: ColumnRule, where: str) -> pa.Array:
         return pa.array(values.astype(np.int32), mask=nulls, type=pa.int32()).cast(pa.date32())
     bounds = _INT_RANGE[kind]
     nulls |= (values < bounds.min) | (values > bounds.max)
-    return pa.array(np.where(nulls, 0, values).astype(KINDS[kind].to_pandas_dtype()), mask=nulls,
-                    type=KINDS[kind])
+    return pa.array(
+        np.where(nulls, 0, values).astype(KINDS[kind].to_pandas_dtype()), mask=nulls, type=KINDS[kind]
+    )
 
 
 def _constant(value: Any, rule: ColumnRule, n: int, context: dict[str, str]) -> pa.Array:
@@ -275,16 +286,26 @@ def _constant(value: Any, rule: ColumnRule, n: int, context: dict[str, str]) -> 
     return pa.repeat(pa.scalar(value, rule.arrow_type), n)
 
 
-def apply_mapping(raw: pa.Table, schema: str, *, dataset: str | None = None, granularity: str | None = None,
-                  mappings: Mappings | None = None) -> pa.Table:
+def apply_mapping(
+    raw: pa.Table,
+    schema: str,
+    *,
+    dataset: str | None = None,
+    granularity: str | None = None,
+    mappings: Mappings | None = None,
+) -> pa.Table:
     """Decoded records (DBN field names) -> rows with exactly the target table's columns, column-wise.
 
     `schema` is a Databento schema name (or a family name); `granularity` defaults to the schema's own."""
     mappings = mappings or load_mappings()
     family = mappings.family(schema)
     spec: SchemaSpec | None = SCHEMAS.get(schema)
-    context = {"vendor": mappings.vendor, "dataset": dataset or "unknown",
-               "granularity": granularity or (spec.granularity if spec else None) or "", "schema": schema}
+    context = {
+        "vendor": mappings.vendor,
+        "dataset": dataset or "unknown",
+        "granularity": granularity or (spec.granularity if spec else None) or "",
+        "schema": schema,
+    }
     n = raw.num_rows
     out: list[pa.Array] = []
     for rule in family.columns:
@@ -296,16 +317,22 @@ def apply_mapping(raw: pa.Table, schema: str, *, dataset: str | None = None, gra
         elif rule.default is not _NO_VALUE:
             out.append(_constant(rule.default, rule, n, context))
         else:
-            raise HdiError(f"mapping {where}: the records have no field {rule.source!r} "
-                           f"(fields: {', '.join(raw.column_names)})")
-    return pa.Table.from_arrays(out, schema=pa.schema([pa.field(c.name, c.arrow_type) for c in family.columns]))
+            raise HdiError(
+                f"mapping {where}: the records have no field {rule.source!r} "
+                f"(fields: {', '.join(raw.column_names)})"
+            )
+    return pa.Table.from_arrays(
+        out, schema=pa.schema([pa.field(c.name, c.arrow_type) for c in family.columns])
+    )
 
 
 def select_stat_types(raw: pa.Table, stat_types: list[int] | None) -> pa.Table:
     """Keep only the statistics a job asked for (a job's `stat_types`); other records are not the job's."""
     if not stat_types:
         return raw
-    return raw.filter(pc.is_in(raw.column("stat_type"), pa.array(stat_types, raw.schema.field("stat_type").type)))
+    return raw.filter(
+        pc.is_in(raw.column("stat_type"), pa.array(stat_types, raw.schema.field("stat_type").type))
+    )
 
 
 def resample_ohlcv(bars: pa.Table, minutes: int, granularity: str) -> pa.Table:
@@ -319,12 +346,19 @@ def resample_ohlcv(bars: pa.Table, minutes: int, granularity: str) -> pa.Table:
     step = minutes * 60 * 1_000_000_000
     ts = bars.column("ts_event").cast(pa.int64())
     bucket = pc.multiply(pc.divide(ts, step), step)  # integer division truncates: non-negative epochs only
-    work = bars.append_column("_bucket", bucket).sort_by([("instrument_id", "ascending"),
-                                                          ("ts_event", "ascending")])
-    grouped = work.group_by(["instrument_id", "_bucket"], use_threads=False).aggregate([
-        ("open_price", "first"), ("high_price", "max"), ("low_price", "min"), ("close_price", "last"),
-        ("volume", "sum"), ("data_source", "first"),
-    ])
+    work = bars.append_column("_bucket", bucket).sort_by(
+        [("instrument_id", "ascending"), ("ts_event", "ascending")]
+    )
+    grouped = work.group_by(["instrument_id", "_bucket"], use_threads=False).aggregate(
+        [
+            ("open_price", "first"),
+            ("high_price", "max"),
+            ("low_price", "min"),
+            ("close_price", "last"),
+            ("volume", "sum"),
+            ("data_source", "first"),
+        ]
+    )
     n = grouped.num_rows
     result = {
         "ts_event": grouped.column("_bucket").cast(pa.timestamp("ns", tz="UTC")),

@@ -18,7 +18,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from hdi_assets.vendor.mapping import Mappings, load_mappings
 
@@ -101,8 +109,9 @@ class VendorRecord(BaseModel):
                     raise ValueError(f"price.positive: {name} {price_decimal(value)} is not > 0")
         ts = self.index_ts
         if expect.start is not None and ts < expect.start or expect.end is not None and ts >= expect.end:
-            raise ValueError(f"timestamp.in_range: {ts.isoformat()} is outside "
-                             f"[{expect.start}, {expect.end})")
+            raise ValueError(
+                f"timestamp.in_range: {ts.isoformat()} is outside [{expect.start}, {expect.end})"
+            )
         if expect.instrument_ids is not None and self.instrument_id not in expect.instrument_ids:
             raise ValueError(f"instrument.expected: instrument_id {self.instrument_id} was not requested")
         return self
@@ -129,14 +138,20 @@ class OhlcvMsg(VendorRecord):
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"granularity.valid: {self.granularity!r} is not one of {GRANULARITIES}")
         if self.high_price < self.low_price:
-            raise ValueError(f"ohlc.high_ge_low: high {price_decimal(self.high_price)} < "
-                             f"low {price_decimal(self.low_price)}")
+            raise ValueError(
+                f"ohlc.high_ge_low: high {price_decimal(self.high_price)} < "
+                f"low {price_decimal(self.low_price)}"
+            )
         if self.high_price < max(self.open_price, self.close_price):
-            raise ValueError(f"ohlc.high_ge_open_close: high {price_decimal(self.high_price)} is below open "
-                             f"{price_decimal(self.open_price)} or close {price_decimal(self.close_price)}")
+            raise ValueError(
+                f"ohlc.high_ge_open_close: high {price_decimal(self.high_price)} is below open "
+                f"{price_decimal(self.open_price)} or close {price_decimal(self.close_price)}"
+            )
         if self.low_price > min(self.open_price, self.close_price):
-            raise ValueError(f"ohlc.low_le_open_close: low {price_decimal(self.low_price)} is above open "
-                             f"{price_decimal(self.open_price)} or close {price_decimal(self.close_price)}")
+            raise ValueError(
+                f"ohlc.low_le_open_close: low {price_decimal(self.low_price)} is above open "
+                f"{price_decimal(self.open_price)} or close {price_decimal(self.close_price)}"
+            )
         return self
 
 
@@ -181,8 +196,9 @@ class TbboMsg(TradeMsg):
     @model_validator(mode="after")
     def _bbo(self) -> TbboMsg:
         if self.bid_px_00 is not None and self.ask_px_00 is not None and self.bid_px_00 > self.ask_px_00:
-            raise ValueError(f"bbo.bid_le_ask: bid {price_decimal(self.bid_px_00)} > "
-                             f"ask {price_decimal(self.ask_px_00)}")
+            raise ValueError(
+                f"bbo.bid_le_ask: bid {price_decimal(self.bid_px_00)} > ask {price_decimal(self.ask_px_00)}"
+            )
         return self
 
 
@@ -216,8 +232,12 @@ class StatisticsMsg(VendorRecord):
         if self.quantity is not None and self.quantity < 0:
             raise ValueError(f"quantity.non_negative: quantity {self.quantity} < 0")
         price_types = _mappings(info).price_stat_types
-        if (self.price is not None and self.stat_type in price_types and self.price <= 0
-                and not _expect(info).allow_nonpositive_prices):
+        if (
+            self.price is not None
+            and self.stat_type in price_types
+            and self.price <= 0
+            and not _expect(info).allow_nonpositive_prices
+        ):
             raise ValueError(f"price.positive: {self.stat_type_name} {price_decimal(self.price)} is not > 0")
         return self
 
@@ -227,8 +247,10 @@ class DefinitionMsg(VendorRecord):
 
     family: ClassVar[str] = "definition"
     positive_prices: ClassVar[tuple[str, ...]] = ("min_price_increment", "display_factor")
-    enum_fields: ClassVar[dict[str, str]] = {"instrument_class": "instrument_class",
-                                             "security_update_action": "security_update_action"}
+    enum_fields: ClassVar[dict[str, str]] = {
+        "instrument_class": "instrument_class",
+        "security_update_action": "security_update_action",
+    }
 
     ts_recv: AwareDatetime
     rtype: int
@@ -271,20 +293,27 @@ class DefinitionMsg(VendorRecord):
     @model_validator(mode="after")
     def _limits(self) -> DefinitionMsg:
         if self.high_limit_price < self.low_limit_price:
-            raise ValueError(f"definition.limits_ordered: high_limit_price {price_decimal(self.high_limit_price)}"
-                             f" < low_limit_price {price_decimal(self.low_limit_price)}")
+            raise ValueError(
+                f"definition.limits_ordered: high_limit_price {price_decimal(self.high_limit_price)}"
+                f" < low_limit_price {price_decimal(self.low_limit_price)}"
+            )
         return self
 
 
 DatabentoDefinitionRecord = DefinitionMsg  # the name story 2.4 gives it
 
-MODELS: dict[str, type[VendorRecord]] = {"ohlcv": OhlcvMsg, "trades": TradeMsg, "tbbo": TbboMsg,
-                                         "statistics": StatisticsMsg, "definition": DefinitionMsg}
+MODELS: dict[str, type[VendorRecord]] = {
+    "ohlcv": OhlcvMsg,
+    "trades": TradeMsg,
+    "tbbo": TbboMsg,
+    "statistics": StatisticsMsg,
+    "definition": DefinitionMsg,
+}
 _RULE_IN_MESSAGE = re.compile(r"^([a-z_0-9]+(?:\.[a-z_0-9]+)+): ")
 
 
 def rule_of(error: dict[str, Any]) -> str:
-    """The rule id a Pydantic error stands for: the `rule.id: ...` prefix, else required.<field>/record.<field>."""
+    """The rule id of a Pydantic error: its `rule.id: ` prefix, else required.<field> or record.<field>."""
     msg = re.sub(r"^(Value error|Assertion failed), ", "", str(error.get("msg", "")))
     match = _RULE_IN_MESSAGE.match(msg)
     if match:
@@ -306,8 +335,9 @@ def explain(error: dict[str, Any]) -> str:
     return f"{loc[0]}: {msg} (got {error.get('input')!r})"
 
 
-def check_record(family: str, row: dict[str, Any], expect: Expectation | None = None,
-                 mappings: Mappings | None = None) -> tuple[str, str] | None:
+def check_record(
+    family: str, row: dict[str, Any], expect: Expectation | None = None, mappings: Mappings | None = None
+) -> tuple[str, str] | None:
     """(rule, message) for a record its model rejects, None when it is valid."""
     model = MODELS[family]
     try:
@@ -318,8 +348,9 @@ def check_record(family: str, row: dict[str, Any], expect: Expectation | None = 
     return None
 
 
-def check_records(family: str, table: pa.Table, expect: Expectation | None = None,
-                  mappings: Mappings | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_records(
+    family: str, table: pa.Table, expect: Expectation | None = None, mappings: Mappings | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate every row through its model (low-volume schemas only): (failed mask, rules, messages)."""
     n = table.num_rows
     failed = np.zeros(n, dtype=bool)

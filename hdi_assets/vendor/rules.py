@@ -35,10 +35,20 @@ from hdi_assets.vendor.records import (
 from hdi_resources.errors import HdiError
 from hdi_resources.settings import hdi_home
 
-__all__ = ["RULE_SETS", "Expectation", "Rule", "quarantine_schema", "rules_for", "validate", "write_dead_letter"]
+__all__ = [
+    "RULE_SETS",
+    "Expectation",
+    "Rule",
+    "quarantine_schema",
+    "rules_for",
+    "validate",
+    "write_dead_letter",
+]
 
-QUARANTINE_SCHEMA = pa.schema([("target", pa.string()), ("rule", pa.string()), ("message", pa.string()),
-                               ("record", pa.string())])
+MAX_EXPLAINED = 10_000  # rejected rows worded by their Pydantic model; the rest get the rule's description
+QUARANTINE_SCHEMA = pa.schema(
+    [("target", pa.string()), ("rule", pa.string()), ("message", pa.string()), ("record", pa.string())]
+)
 
 
 @dataclass(frozen=True)
@@ -66,15 +76,21 @@ def _common_rules(mapping: FamilyMapping, expect: Expectation, has_symbol: bool)
     rules: list[Rule] = []
     for name in ("ts_event", "ts_recv"):
         if name in cols:
-            rules.append(Rule("timestamp.plausible", f"{name} lies between 1990 and 2100",
-                              lambda d, c=name: _ok((d[c] >= _ts(PLAUSIBLE_FROM)) & (d[c] < _ts(PLAUSIBLE_TO))),
-                              (name,)))
+            rules.append(
+                Rule(
+                    "timestamp.plausible",
+                    f"{name} lies between 1990 and 2100",
+                    lambda d, c=name: _ok((d[c] >= _ts(PLAUSIBLE_FROM)) & (d[c] < _ts(PLAUSIBLE_TO))),
+                    (name,),
+                )
+            )
     index_col = "ts_recv" if "ts_recv" in cols else "ts_event"
     if expect.start is not None or expect.end is not None:
         start = _ts(expect.start) if expect.start is not None else None
         end = _ts(expect.end) if expect.end is not None else None
 
-        def in_range(d: pd.DataFrame, c: str = index_col) -> pd.Series:
+        # Not named `in_range`: pandera dispatches a check function by its __name__ to its builtin checks.
+        def within_requested_range(d: pd.DataFrame, c: str = index_col) -> pd.Series:
             ok = pd.Series(True, index=d.index)
             if start is not None:
                 ok &= _ok(d[c] >= start)
@@ -82,16 +98,34 @@ def _common_rules(mapping: FamilyMapping, expect: Expectation, has_symbol: bool)
                 ok &= _ok(d[c] < end)
             return ok
 
-        rules.append(Rule("timestamp.in_range", f"{index_col} within the requested [{start}, {end})",
-                          in_range, (index_col,)))
+        rules.append(
+            Rule(
+                "timestamp.in_range",
+                f"{index_col} within the requested [{start}, {end})",
+                within_requested_range,
+                (index_col,),
+            )
+        )
     if expect.symbols is not None and has_symbol:
         wanted = sorted(expect.symbols)
-        rules.append(Rule("symbol.expected", f"the record's symbol is one of {wanted}",
-                          lambda d: d["symbol"].isin(wanted).fillna(False).astype(bool), ("symbol",)))
+        rules.append(
+            Rule(
+                "symbol.expected",
+                f"the record's symbol is one of {wanted}",
+                lambda d: d["symbol"].isin(wanted).fillna(False).astype(bool),
+                ("symbol",),
+            )
+        )
     if expect.instrument_ids is not None:
         ids = sorted(expect.instrument_ids)
-        rules.append(Rule("instrument.expected", f"instrument_id is one of {ids}",
-                          lambda d: d["instrument_id"].isin(ids).fillna(False).astype(bool), ("instrument_id",)))
+        rules.append(
+            Rule(
+                "instrument.expected",
+                f"instrument_id is one of {ids}",
+                lambda d: d["instrument_id"].isin(ids).fillna(False).astype(bool),
+                ("instrument_id",),
+            )
+        )
     return rules
 
 
@@ -110,8 +144,14 @@ def _enum_rules(mapping: FamilyMapping, mappings: Mappings) -> list[Rule]:
     for col in mapping.columns:
         if col.enum:
             allowed = list(mappings.enums[col.enum])
-            rules.append(Rule(f"{col.name}.valid", f"{col.name} is one of {allowed}",
-                              lambda d, c=col.name, a=allowed: d[c].isin(a) | d[c].isna(), (col.name,)))
+            rules.append(
+                Rule(
+                    f"{col.name}.valid",
+                    f"{col.name} is one of {allowed}",
+                    lambda d, c=col.name, a=allowed: d[c].isin(a) | d[c].isna(),
+                    (col.name,),
+                )
+            )
     return rules
 
 
@@ -119,42 +159,83 @@ def _family_rules(family: str, mappings: Mappings, expect: Expectation) -> list[
     rules: list[Rule] = []
     if family == "ohlcv":
         rules += [
-            Rule("ohlc.high_ge_low", "high_price >= low_price",
-                 lambda d: _ok(d["high_price"] >= d["low_price"]), ("high_price", "low_price")),
-            Rule("ohlc.high_ge_open_close", "high_price >= open_price and close_price",
-                 lambda d: _ok((d["high_price"] >= d["open_price"]) & (d["high_price"] >= d["close_price"])),
-                 ("high_price", "open_price", "close_price")),
-            Rule("ohlc.low_le_open_close", "low_price <= open_price and close_price",
-                 lambda d: _ok((d["low_price"] <= d["open_price"]) & (d["low_price"] <= d["close_price"])),
-                 ("low_price", "open_price", "close_price")),
+            Rule(
+                "ohlc.high_ge_low",
+                "high_price >= low_price",
+                lambda d: _ok(d["high_price"] >= d["low_price"]),
+                ("high_price", "low_price"),
+            ),
+            Rule(
+                "ohlc.high_ge_open_close",
+                "high_price >= open_price and close_price",
+                lambda d: _ok((d["high_price"] >= d["open_price"]) & (d["high_price"] >= d["close_price"])),
+                ("high_price", "open_price", "close_price"),
+            ),
+            Rule(
+                "ohlc.low_le_open_close",
+                "low_price <= open_price and close_price",
+                lambda d: _ok((d["low_price"] <= d["open_price"]) & (d["low_price"] <= d["close_price"])),
+                ("low_price", "open_price", "close_price"),
+            ),
             Rule("volume.non_negative", "volume >= 0", lambda d: _ok(d["volume"] >= 0), ("volume",)),
         ]
     if family in ("trades", "tbbo"):
         rules.append(Rule("size.positive", "size > 0", lambda d: _ok(d["size"] > 0), ("size",)))
     if family == "tbbo":
-        rules.append(Rule("bbo.bid_le_ask", "bid_px_00 <= ask_px_00 when both are set",
-                          lambda d: _ok(d["bid_px_00"] <= d["ask_px_00"]), ("bid_px_00", "ask_px_00")))
+        rules.append(
+            Rule(
+                "bbo.bid_le_ask",
+                "bid_px_00 <= ask_px_00 when both are set",
+                lambda d: _ok(d["bid_px_00"] <= d["ask_px_00"]),
+                ("bid_px_00", "ask_px_00"),
+            )
+        )
     if family == "statistics":
         price_types = sorted(mappings.price_stat_types)
-        rules.append(Rule("statistics.value_set", "price or quantity is set (unless the statistic is deleted)",
-                          lambda d: (d["update_action"] == 2).fillna(False).astype(bool)
-                          | d["price"].notna() | d["quantity"].notna(),
-                          ("update_action", "price", "quantity")))
-        rules.append(Rule("quantity.non_negative", "quantity >= 0 where set",
-                          lambda d: _ok(d["quantity"] >= 0), ("quantity",)))
+        rules.append(
+            Rule(
+                "statistics.value_set",
+                "price or quantity is set (unless the statistic is deleted)",
+                lambda d: (
+                    (d["update_action"] == 2).fillna(False).astype(bool)
+                    | d["price"].notna()
+                    | d["quantity"].notna()
+                ),
+                ("update_action", "price", "quantity"),
+            )
+        )
+        rules.append(
+            Rule(
+                "quantity.non_negative",
+                "quantity >= 0 where set",
+                lambda d: _ok(d["quantity"] >= 0),
+                ("quantity",),
+            )
+        )
         if not expect.allow_nonpositive_prices:
-            rules.append(Rule("price.positive", "price > 0 for price statistics",
-                              lambda d: _ok(~d["stat_type"].isin(price_types) | (d["price"] > 0)),
-                              ("stat_type", "price")))
+            rules.append(
+                Rule(
+                    "price.positive",
+                    "price > 0 for price statistics",
+                    lambda d: _ok(~d["stat_type"].isin(price_types) | (d["price"] > 0)),
+                    ("stat_type", "price"),
+                )
+            )
     if family == "definition":
-        rules.append(Rule("definition.limits_ordered", "high_limit_price >= low_limit_price",
-                          lambda d: _ok(d["high_limit_price"] >= d["low_limit_price"]),
-                          ("high_limit_price", "low_limit_price")))
+        rules.append(
+            Rule(
+                "definition.limits_ordered",
+                "high_limit_price >= low_limit_price",
+                lambda d: _ok(d["high_limit_price"] >= d["low_limit_price"]),
+                ("high_limit_price", "low_limit_price"),
+            )
+        )
     return rules
 
 
-def rules_for(schema: str, expect: Expectation | None = None, mappings: Mappings | None = None,
-              has_symbol: bool = False) -> list[Rule]:
+def rules_for(
+    schema: str, expect: Expectation | None = None, mappings: Mappings | None = None, has_symbol: bool = False
+) -> list[Rule]:
     """The ordered rules of a schema (or family); the first rule a row breaks is the one reported."""
     mappings = mappings or load_mappings()
     expect = expect or Expectation()
@@ -174,28 +255,32 @@ def _merge_same_names(rules: list[Rule]) -> list[Rule]:
     for rule in rules:
         if rule.name in merged:
             first = merged[rule.name]
-            merged[rule.name] = Rule(rule.name, f"{first.description}; {rule.description}",
-                                     lambda d, a=first.passes, b=rule.passes: a(d) & b(d),
-                                     tuple(dict.fromkeys(first.columns + rule.columns)))
+            merged[rule.name] = Rule(
+                rule.name,
+                f"{first.description}; {rule.description}",
+                lambda d, a=first.passes, b=rule.passes: a(d) & b(d),
+                tuple(dict.fromkeys(first.columns + rule.columns)),
+            )
         else:
             merged[rule.name] = rule
     return list(merged.values())
 
 
-def pandera_schema(schema: str, expect: Expectation | None = None, mappings: Mappings | None = None,
-                   has_symbol: bool = False) -> tuple[pdr.DataFrameSchema, list[str]]:
+def pandera_schema(
+    schema: str, expect: Expectation | None = None, mappings: Mappings | None = None, has_symbol: bool = False
+) -> tuple[pdr.DataFrameSchema, list[str]]:
     """The pandera schema of one schema's rules, plus the rule names in reporting order."""
     mappings = mappings or load_mappings()
     mapping = mappings.family(schema)
     rules = _merge_same_names(rules_for(schema, expect, mappings, has_symbol))
     columns = {c: pdr.Column(nullable=False, required=True) for c in mapping.required_columns}
-    checks = [pdr.Check(rule.passes, name=rule.name, error=rule.description, ignore_na=False) for rule in rules]
+    # No `error=`: pandera would report the error text instead of the rule name in failure_cases.
+    checks = [pdr.Check(rule.passes, name=rule.name, ignore_na=False) for rule in rules]
     order = [f"required.{c}" for c in mapping.required_columns] + [rule.name for rule in rules]
     return pdr.DataFrameSchema(columns, checks=checks, name=mapping.family), order
 
 
 RULE_SETS: dict[str, str] = {family: family for family in FAMILIES}  # config validation_schema_paths targets
-ohlcv = trades = tbbo = statistics = definition = None  # noqa: E702  # names config references resolve to
 
 
 def _frame(table: pa.Table, columns: list[str], symbols: pa.Array | None) -> pd.DataFrame:
@@ -214,9 +299,18 @@ def _failed_rules(schema_obj: pdr.DataFrameSchema, frame: pd.DataFrame, order: l
         schema_obj.validate(frame, lazy=True)
     except pdr.errors.SchemaErrors as exc:
         cases = exc.failure_cases
-        cases = cases[cases["index"].notna()]
-        names = np.where(cases["check"].astype(str) == "not_nullable",
-                         "required." + cases["column"].astype(str), cases["check"].astype(str))
+        crashed = cases[cases["index"].isna()]
+        if len(crashed):
+            # A check that raised reports no rows; passing them silently would let bad rows through.
+            first = crashed.iloc[0]
+            raise HdiError(
+                f"validation rule {first['check']} could not run: {first['failure_case']}"
+            ) from None
+        names = np.where(
+            cases["check"].astype(str) == "not_nullable",
+            "required." + cases["column"].astype(str),
+            cases["check"].astype(str),
+        )
         rank = {name: i for i, name in enumerate(order)}
         found = pd.DataFrame({"index": cases["index"].astype(np.int64).to_numpy(), "rule": names})
         found["rank"] = found["rule"].map(lambda r: rank.get(r, len(rank)))
@@ -238,8 +332,14 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def validate(schema: str, table: pa.Table, expect: Expectation | None = None, *,
-             original: pa.Table | None = None, mappings: Mappings | None = None) -> tuple[pa.Table, pa.Table]:
+def validate(
+    schema: str,
+    table: pa.Table,
+    expect: Expectation | None = None,
+    *,
+    original: pa.Table | None = None,
+    mappings: Mappings | None = None,
+) -> tuple[pa.Table, pa.Table]:
     """Split mapped rows into (valid, quarantined); valid + quarantined = input rows.
 
     `original` (same rows, e.g. the decoded DBN records with their `symbol`) is what a quarantined row's
@@ -262,59 +362,49 @@ def validate(schema: str, table: pa.Table, expect: Expectation | None = None, *,
     schema_obj, order = pandera_schema(schema, expect, mappings, has_symbol=symbols is not None)
     frame = _frame(table, mapping.column_names, symbols)
     rules = _failed_rules(schema_obj, frame, order)
-    messages = np.full(n, None, dtype=object)
+    model_rules = np.full(n, None, dtype=object)
+    model_messages = np.full(n, None, dtype=object)
     if family in LOW_VOLUME_FAMILIES:
-        model_failed, model_rules, model_messages = check_records(family, table.select(mapping.column_names),
-                                                                  expect, mappings)
-        take = model_failed & pd.isna(rules)
-        rules[take] = model_rules[take]
-        messages[model_failed] = model_messages[model_failed]
+        failed, found_rules, found_messages = check_records(
+            family, table.select(mapping.column_names), expect, mappings
+        )
+        take = failed & pd.isna(rules)
+        rules[take] = found_rules[take]
+        model_rules[failed] = found_rules[failed]
+        model_messages[failed] = found_messages[failed]
     bad = ~pd.isna(rules)
     bad_idx = np.flatnonzero(bad)
-    descriptions = {rule.name: rule.description for rule in rules_for(schema, expect, mappings, True)}
     if bad_idx.size and family not in LOW_VOLUME_FAMILIES:
-        # Only the rejected rows become model objects: the model explains what the column rule found.
-        for i, row in zip(bad_idx, table.take(pa.array(bad_idx)).to_pylist(), strict=True):
+        # Only rejected rows become model objects (at most MAX_EXPLAINED): the model words the failure.
+        explained = bad_idx[:MAX_EXPLAINED]
+        for i, row in zip(explained, table.take(pa.array(explained)).to_pylist(), strict=True):
             found = check_record(family, row, expect, mappings)
-            if found is not None and found[0] == rules[i]:
-                messages[i] = found[1]
+            if found is not None:
+                model_rules[i], model_messages[i] = found
+    descriptions = {rule.name: rule.description for rule in rules_for(schema, expect, mappings, True)}
+    messages = []
     for i in bad_idx:
-        if messages[i] is None or not str(messages[i]).startswith(_model_name(family)) or rules[i] != \
-                _message_rule(messages[i]):
-            rule = str(rules[i])
-            what = descriptions.get(rule) or (f"{rule[9:]} has a value" if rule.startswith("required.") else rule)
-            messages[i] = messages[i] if messages[i] and _message_rule(messages[i]) == rule else \
-                f"{rule}: broken ({what})"
+        rule = str(rules[i])
+        if model_rules[i] == rule:
+            messages.append(str(model_messages[i]))
+        elif rule.startswith("required."):
+            messages.append(f"{rule}: {rule.split('.', 1)[1]} has no value (NULL or the DBN sentinel)")
+        else:
+            messages.append(f"{rule}: broken ({descriptions.get(rule, rule)})")
     mask = pa.array(bad)
     valid = table.filter(pc.invert(mask)) if bad_idx.size else table
     source = original if original is not None else table
     rejected = source.filter(mask) if bad_idx.size else source.slice(0, 0)
-    quarantined = pa.table({
-        "target": pa.repeat(pa.scalar(mapping.target_table, pa.string()), len(bad_idx)),
-        "rule": pa.array([str(rules[i]) for i in bad_idx], pa.string()),
-        "message": pa.array([str(messages[i]) for i in bad_idx], pa.string()),
-        "record": pa.array(_records_json(rejected), pa.string()),
-    }, schema=QUARANTINE_SCHEMA)
+    quarantined = pa.table(
+        {
+            "target": pa.repeat(pa.scalar(mapping.target_table, pa.string()), len(bad_idx)),
+            "rule": pa.array([str(rules[i]) for i in bad_idx], pa.string()),
+            "message": pa.array(messages, pa.string()),
+            "record": pa.array(_records_json(rejected), pa.string()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
     return valid, quarantined
-
-
-def _model_name(family: str) -> str:
-    from hdi_assets.vendor.records import MODELS
-
-    return MODELS[family].__name__
-
-
-_MESSAGE_RULE = re.compile(r"^\w+: ([a-z_0-9]+(?:\.[a-z_0-9]+)+): ")
-
-
-def _message_rule(message: Any) -> str | None:
-    match = _MESSAGE_RULE.match(str(message))
-    if match:
-        return match.group(1)
-    if ": " in str(message) and "no value" in str(message):
-        field = str(message).split(": ")[1]
-        return f"required.{field}"
-    return None
 
 
 def quarantine_schema() -> pa.Schema:
@@ -340,9 +430,15 @@ def write_dead_letter(quarantined: pa.Table, job: str, run_id: str | int) -> Pat
                 record = json.loads(record) if isinstance(record, str) else record
             except json.JSONDecodeError:
                 pass  # keep a non-JSON record as the text it is
-            line = {"job": str(job), "run_id": str(run_id), "quarantined_at": written_at,
-                    "target": row.get("target"), "rule": row.get("rule"), "message": row.get("message"),
-                    "record": record}
+            line = {
+                "job": str(job),
+                "run_id": str(run_id),
+                "quarantined_at": written_at,
+                "target": row.get("target"),
+                "rule": row.get("rule"),
+                "message": row.get("message"),
+                "record": record,
+            }
             fh.write(json.dumps(line, default=_json_default, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path

@@ -13,10 +13,12 @@ import typer
 from hdi_resources.errors import HdiError
 from hdi_resources.settings import hdi_home, redact
 
+from .demo import demo
 from .replay import replay_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="HDI: Databento market data, fetched once, rolled, checked, stored.")
 app.add_typer(replay_app, name="replay")
+app.command()(demo)
 
 
 def main() -> None:

@@ -79,14 +79,26 @@ def render_migration(sql_text: str, mode: str) -> str:
     return _NATIVE_ONLY.sub(lambda m: m[1].strip() if mode == "native" else "", text)
 
 
+def _connect(engine: Engine) -> Any:
+    """A pooled DB-API connection; a refused or failed login becomes one redacted line."""
+    import psycopg2
+
+    try:
+        return engine.raw_connection()
+    except (sa.exc.OperationalError, psycopg2.OperationalError) as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise HdiError(f"cannot connect to {redact(url_string(engine.url))}: {redact(detail)}") from None
+
+
 class Database:
     """One HDI database: engines for the owner (migrations) and the app role (loads, reads).
 
     Without HDI_DATABASE_URL it starts or reuses the embedded server under hdi_home()/postgres."""
 
-    def __init__(self, url: str | None = None, app_url: str | None = None, home: Path | None = None) -> None:
+    def __init__(self, url: str | None = None, app_url: str | None = None, home: Path | str | None = None) -> None:
         url = url if url is not None else os.environ.get(ENV_DATABASE_URL) or None
         app_url = app_url if app_url is not None else os.environ.get(ENV_DATABASE_APP_URL) or None
+        home = Path(home) if home else None
         self.home = home
         self.embedded: server.RunningServer | None = None
         self.started_here = False
@@ -135,10 +147,9 @@ class Database:
     def raw(self, which: str = "app") -> Iterator[Any]:
         """A psycopg2 connection from the pool (for COPY); committed on success, rolled back on error."""
         engine = self.engine if which == "app" else self.owner_engine
-        try:
-            conn = engine.raw_connection()
-        except sa.exc.OperationalError as exc:
-            raise HdiError(f"cannot connect to {self.describe()}: {redact(str(exc.orig)).strip()}") from None
+        conn = _connect(engine)
+        if conn.driver_connection.autocommit:  # a borrower may have switched it on; loads need transactions
+            conn.driver_connection.autocommit = False
         try:
             yield conn.driver_connection
             conn.commit()
@@ -180,11 +191,7 @@ class Database:
     def migrate(self) -> list[str]:
         """Apply pending migrations as the owner role, serialized by an advisory lock; returns applied names."""
         applied_now: list[str] = []
-        try:
-            conn = self.owner_engine.raw_connection()
-        except sa.exc.OperationalError as exc:
-            raise HdiError(f"cannot connect to {redact(url_string(self.owner_url))}: "
-                           f"{redact(str(exc.orig)).strip()}") from None
+        conn = _connect(self.owner_engine)
         try:
             cur = conn.cursor()
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))

@@ -35,6 +35,7 @@ TIME_COLUMN = {"continuous_bars": "ts", "roll_events": "switch_ts", "ohlcv_data"
                "definitions_data": "ts_event"}
 BATCH_ROWS = 100_000
 COPY_READ_SIZE = 1 << 20
+SWAP_MIN_ROWS = 50_000  # below this a month's reload goes DELETE + COPY; above, rebuild-and-swap
 GRANULARITIES = ("1s", "1m", "5m", "15m", "1h", "1d")
 
 
@@ -321,32 +322,93 @@ def _copy(cur: Any, info: TableInfo, table: pa.Table, target: str | None = None,
     return table.num_rows
 
 
-def _copy_bars_native(cur: Any, info: TableInfo, table: pa.Table, symbol: str) -> int:
-    """continuous_bars, native layout: months of this symbol that have no partition yet are filled in a
-    table created in this transaction (COPY FREEZE, WAL skipped at wal_level=minimal) and attached, which
-    builds their indexes by sorting once; the other rows go through the parent."""
-    span = _time_range(info, table)
-    if span is None:
-        return 0
-    cur.execute("SELECT month_start, fresh_table FROM hdi_begin_bar_months(%s, %s, %s)", (symbol, *span))
-    fresh = [(month, name) for month, name in cur.fetchall() if name]
-    if not fresh:
-        return _copy(cur, info, table)
-    micros, _ = to_unix_micros(table.column("ts").combine_chunks(), "ts")
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    in_fresh = np.zeros(table.num_rows, dtype=bool)
-    sent = 0
-    for month, name in fresh:
-        lo = (month - epoch) // dt.timedelta(microseconds=1)
-        nxt = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-        hi = (nxt - epoch) // dt.timedelta(microseconds=1)
-        mask = (micros >= lo) & (micros < hi)
-        in_fresh |= mask
-        sent += _copy(cur, info, table.filter(pa.array(mask)), target=name, freeze=True)
-        cur.execute("SELECT hdi_attach_bar_month(%s, %s)", (symbol, month))
-    if not in_fresh.all():
-        sent += _copy(cur, info, table.filter(pa.array(~in_fresh)))
-    return sent
+def _micros(value: dt.datetime) -> int:
+    return (value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+
+
+def _delete(cur: Any, table: str, where: Any, params: list[Any], bounds: tuple[dt.datetime, dt.datetime] | None
+            ) -> int:
+    """DELETE the partition's rows, within [lo, hi) of the time column when bounds are known (literal bounds
+    let the planner skip every other partition)."""
+    from psycopg2 import sql
+
+    statement = sql.SQL("DELETE FROM {} WHERE ").format(sql.Identifier(table)) + where
+    if bounds is not None:
+        statement += sql.SQL(" AND {t} >= %s AND {t} < %s").format(t=sql.Identifier(TIME_COLUMN[table]))
+        params = [*params, *bounds]
+    cur.execute(statement, params)
+    return cur.rowcount
+
+
+def _replace_bars_native(cur: Any, info: TableInfo, table: pa.Table, keys: dict[str, Any], where: Any,
+                         params: list[Any], bounds: tuple[dt.datetime, dt.datetime] | None) -> tuple[int, int]:
+    """continuous_bars, native layout; returns (inserted, deleted). Per month of the symbol:
+    - no partition yet: COPY FREEZE into a table created in this transaction, then attach it (the index is
+      built once by sorting; WAL is skipped at wal_level=minimal);
+    - mostly replaced rows: rebuild it from the rows that stay plus the new ones, index, swap at the end;
+    - otherwise: DELETE the partition's rows there and COPY the new ones through the parent."""
+    symbol = str(keys["continuous_symbol"])
+    if bounds is None:
+        return 0, _delete(cur, info.name, where, params, None)
+    lo, hi = bounds
+    cur.execute("SELECT month_start, fresh_table, existing_rows FROM hdi_begin_bar_months(%s, %s, %s)",
+                (symbol, lo, hi - dt.timedelta(microseconds=1)))
+    months = cur.fetchall()
+    starts = [m[0] for m in months]
+    edges = np.array([_micros(m) for m in starts] + [_micros((starts[-1] + dt.timedelta(days=32)).replace(day=1))])
+    micros = to_unix_micros(table.column("ts").combine_chunks(), "ts")[0] if table.num_rows else np.empty(0, int)
+    month_of_row = np.searchsorted(edges, micros, side="right") - 1
+    new_rows = np.bincount(month_of_row, minlength=len(months))
+    plan = []
+    for i, (_month, fresh_table, existing_rows) in enumerate(months):
+        if fresh_table:
+            plan.append("fresh")
+        elif new_rows[i] >= SWAP_MIN_ROWS and existing_rows is not None and 0 <= existing_rows < 2 * new_rows[i]:
+            plan.append("swap")
+        else:
+            plan.append("route")
+    deleted = 0
+    i = 0
+    while i < len(months):  # one bounded DELETE per run of consecutive "route" months
+        if plan[i] != "route":
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(months) and plan[j + 1] == "route":
+            j += 1
+        run_lo = max(lo, starts[i])
+        run_hi = min(hi, _from_micros(int(edges[j + 1])))
+        deleted += _delete(cur, info.name, where, params, (run_lo, run_hi))
+        i = j + 1
+    inserted = 0
+    key_json = json.dumps({k: str(v) for k, v in keys.items()})
+    for i, (month, fresh_table, _existing) in enumerate(months):
+        rows = table.filter(pa.array(month_of_row == i)) if plan[i] != "route" else None
+        if plan[i] == "fresh":
+            inserted += _copy(cur, info, rows, target=fresh_table, freeze=True)
+            cur.execute("SELECT hdi_attach_bar_month(%s, %s)", (symbol, month))
+        elif plan[i] == "swap":
+            cur.execute("SELECT hdi_rebuild_bar_month(%s, %s, %s)", (symbol, month, key_json))
+            deleted += cur.fetchone()[0]
+            target = f"{symbol_partition_name(symbol, month)}_new"
+            inserted += _copy(cur, info, rows, target=target, freeze=True)
+            cur.execute("SELECT hdi_index_bar_month(%s, %s)", (symbol, month))
+    routed = np.isin(month_of_row, [i for i, p in enumerate(plan) if p == "route"])
+    if routed.any():
+        inserted += _copy(cur, info, table.filter(pa.array(routed)))
+    for i, (month, _fresh, _existing) in enumerate(months):  # last: the swap's exclusive lock is short
+        if plan[i] == "swap":
+            cur.execute("SELECT hdi_swap_bar_month(%s, %s)", (symbol, month))
+    return inserted, deleted
+
+
+def symbol_partition_name(symbol: str, month: dt.datetime) -> str:
+    """Python twin of the SQL hdi_bar_partition_name (kept in step by test_database)."""
+    import hashlib
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", symbol).lower()[:24]
+    return f"continuous_bars_{slug}_{hashlib.md5(symbol.encode()).hexdigest()[:6]}_p{month:%Y%m}"
 
 
 def _quarantine(cur: Any, target: str, rows: pa.Table, rule_names: list[str], source: str | None,
@@ -378,7 +440,6 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
         log.info("%s: ignoring input columns %s", table, ignored)
     _ensure_partitions(db, info, valid, key_columns_values)
     partition = json.dumps(key_columns_values, default=str, sort_keys=True)
-    time_col = sql.Identifier(TIME_COLUMN[table])
     where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in key_columns_values)
     params = list(key_columns_values.values())
     new_span = _time_range(info, valid)
@@ -388,20 +449,16 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
         cur.execute('SELECT min_ts, max_ts FROM hdi_loaded_partitions WHERE target = %s AND "partition" = %s',
                     (table, partition))
         previous = cur.fetchone()
-        # Rows can only be where the previous load put them or where the new rows go: bound the delete
-        # by time so it touches only those partitions (literal bounds let the planner prune).
+        # Rows can only be where the previous load put them or where the new rows go: bound by both.
         spans = [s for s in ((previous[0], previous[1]) if previous and previous[0] else None, new_span) if s]
-        delete = sql.SQL("DELETE FROM {} WHERE ").format(sql.Identifier(table)) + where
-        if spans:
-            delete += sql.SQL(" AND {t} >= %s AND {t} <= %s").format(t=time_col)
-            params += [min(s[0] for s in spans), max(s[1] for s in spans)]
-        cur.execute(delete, params)
-        deleted = cur.rowcount
-        cur.execute('DELETE FROM quarantine WHERE target = %s AND "partition" = %s', (table, partition))
+        bounds = (min(s[0] for s in spans), max(s[1] for s in spans) + dt.timedelta(microseconds=1)) \
+            if spans else None
         if table == "continuous_bars" and db.storage_mode == "native":
-            inserted = _copy_bars_native(cur, info, valid, str(key_columns_values["continuous_symbol"]))
+            inserted, deleted = _replace_bars_native(cur, info, valid, key_columns_values, where, params, bounds)
         else:
+            deleted = _delete(cur, table, where, params, bounds)
             inserted = _copy(cur, info, valid)
+        cur.execute('DELETE FROM quarantine WHERE target = %s AND "partition" = %s', (table, partition))
         if invalid.num_rows:
             _quarantine(cur, table, invalid, rule_names, source, partition, run_id)
         cur.execute("""INSERT INTO hdi_loaded_partitions (target, "partition", min_ts, max_ts, row_count)
@@ -452,13 +509,17 @@ def upsert_rows(db: Database, table: str, data: Any, key: list[str] | None = Non
                 sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(ident(c)) for c in others))
         else:
             action = sql.SQL("DO NOTHING")
+        # Every part of one WITH sees the same snapshot: `existing` counts matches before the insert.
         cur.execute(sql.SQL("""
             WITH src AS (SELECT DISTINCT ON ({key}) {cols} FROM _hdi_stage ORDER BY {key}, _hdi_row DESC),
+                 existing AS (SELECT count(*) AS n FROM src JOIN {table} USING ({key})),
                  up AS (INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM src
-                        ON CONFLICT ({key}) {action} RETURNING (xmax = 0) AS fresh)
-            SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh), (SELECT count(*) FROM src)
-            FROM up""").format(key=key_list, cols=col_list, table=ident(table), action=action))
-        inserted, updated, distinct = cur.fetchone()
+                        ON CONFLICT ({key}) {action} RETURNING 1)
+            SELECT (SELECT count(*) FROM src), (SELECT n FROM existing), (SELECT count(*) FROM up)
+            """).format(key=key_list, cols=col_list, table=ident(table), action=action))
+        distinct, existing, written = cur.fetchone()
+        inserted = distinct - existing
+        updated = written - inserted
         if invalid.num_rows:
             _quarantine(cur, table, invalid, rule_names, source, None, run_id)
     result = UpsertResult(inserted, updated, distinct - inserted - updated, invalid.num_rows,

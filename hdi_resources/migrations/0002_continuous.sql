@@ -47,9 +47,10 @@ END
 $$;
 
 -- Inside the load transaction: lock each month of the range; months without a partition get a fresh,
--- unattached table (created in this transaction, so COPY FREEZE may fill it); returns those tables.
+-- unattached table (created in this transaction, so COPY FREEZE may fill it). existing_rows is the
+-- planner's row estimate of an existing month (-1 when unknown).
 CREATE OR REPLACE FUNCTION hdi_begin_bar_months(p_symbol TEXT, p_from TIMESTAMPTZ, p_to TIMESTAMPTZ)
-RETURNS TABLE (month_start TIMESTAMPTZ, fresh_table TEXT)
+RETURNS TABLE (month_start TIMESTAMPTZ, fresh_table TEXT, existing_rows BIGINT)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET timezone = 'UTC' AS $$
 DECLARE
     m TIMESTAMPTZ := date_trunc('month', p_from);
@@ -64,11 +65,13 @@ BEGIN
         month_start := m;
         IF to_regclass(quote_ident(part)) IS NULL THEN
             EXECUTE format('CREATE TABLE %I (LIKE continuous_bars INCLUDING DEFAULTS INCLUDING CONSTRAINTS, '
-                           'CONSTRAINT %I CHECK (continuous_symbol = %L AND ts >= %L AND ts < %L))',
-                           part, part || '_bounds', p_symbol, m, m + INTERVAL '1 month');
+                           'CONSTRAINT month_bounds CHECK (continuous_symbol = %L AND ts >= %L AND ts < %L))',
+                           part, p_symbol, m, m + INTERVAL '1 month');
             fresh_table := part;
+            existing_rows := NULL;
         ELSE
             fresh_table := NULL;
+            SELECT reltuples::BIGINT INTO existing_rows FROM pg_class WHERE oid = to_regclass(quote_ident(part));
         END IF;
         RETURN NEXT;
         m := m + INTERVAL '1 month';
@@ -85,6 +88,63 @@ BEGIN
                    p_month, p_month + INTERVAL '1 month');
 END
 $$;
+
+-- Reload of a month mostly made of the replaced rows: build its successor in this transaction from the
+-- rows that stay (those NOT matching p_keys), so the replaced rows need no DELETE. Returns the number of
+-- rows replaced. p_keys maps column names (checked) to values (quoted as literals).
+CREATE OR REPLACE FUNCTION hdi_rebuild_bar_month(p_symbol TEXT, p_month TIMESTAMPTZ, p_keys JSONB)
+RETURNS BIGINT
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET timezone = 'UTC' AS $$
+DECLARE
+    part TEXT := hdi_bar_partition_name(p_symbol, p_month);
+    successor TEXT := hdi_bar_partition_name(p_symbol, p_month) || '_new';
+    cond TEXT := 'TRUE';
+    key TEXT;
+    val TEXT;
+    replaced BIGINT;
+BEGIN
+    FOR key, val IN SELECT * FROM jsonb_each_text(p_keys) LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'continuous_bars'::regclass
+                       AND attname = key AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'hdi_rebuild_bar_month: continuous_bars has no column %', key;
+        END IF;
+        cond := cond || format(' AND %I = %L', key, val);
+    END LOOP;
+    EXECUTE format('CREATE TABLE %I (LIKE continuous_bars INCLUDING DEFAULTS INCLUDING CONSTRAINTS, '
+                   'CONSTRAINT month_bounds CHECK (continuous_symbol = %L AND ts >= %L AND ts < %L))',
+                   successor, p_symbol, p_month, p_month + INTERVAL '1 month');
+    EXECUTE format('INSERT INTO %I SELECT * FROM %I WHERE NOT (%s)', successor, part, cond);
+    EXECUTE format('SELECT count(*) FROM %I WHERE %s', part, cond) INTO replaced;
+    RETURN replaced;
+END
+$$;
+
+-- After the new rows are in: index the successor (the same columns as continuous_bars_pkey, so ATTACH
+-- adopts it), then swap it for the old month. Only the swap holds the symbol's exclusive lock.
+CREATE OR REPLACE FUNCTION hdi_index_bar_month(p_symbol TEXT, p_month TIMESTAMPTZ) RETURNS VOID
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET timezone = 'UTC' AS $$
+BEGIN
+    EXECUTE format('CREATE UNIQUE INDEX ON %I (continuous_symbol, granularity, adjustment_method, ts)',
+                   hdi_bar_partition_name(p_symbol, p_month) || '_new');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION hdi_swap_bar_month(p_symbol TEXT, p_month TIMESTAMPTZ) RETURNS VOID
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET timezone = 'UTC' AS $$
+DECLARE
+    parent TEXT := hdi_bar_partition_name(p_symbol, NULL);
+    part TEXT := hdi_bar_partition_name(p_symbol, p_month);
+BEGIN
+    EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', parent, part);
+    EXECUTE format('DROP TABLE %I', part);
+    EXECUTE format('ALTER TABLE %I RENAME TO %I', part || '_new', part);
+    EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                   parent, part, p_month, p_month + INTERVAL '1 month');
+END
+$$;
+REVOKE ALL ON FUNCTION hdi_rebuild_bar_month(TEXT, TIMESTAMPTZ, JSONB) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hdi_index_bar_month(TEXT, TIMESTAMPTZ) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hdi_swap_bar_month(TEXT, TIMESTAMPTZ) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi_ensure_bar_symbol(TEXT) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi_begin_bar_months(TEXT, TIMESTAMPTZ, TIMESTAMPTZ) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi_attach_bar_month(TEXT, TIMESTAMPTZ) FROM PUBLIC;
