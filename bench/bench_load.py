@@ -19,8 +19,8 @@ import pyarrow as pa
 from hdi_resources.settings import hdi_home
 
 ROW_BY_ROW_SQL = """
-INSERT INTO continuous_bars (continuous_symbol, root_symbol, granularity, ts, trade_date, open, high, low, close,
-                             volume, trade_count, vwap, adjustment_method, "window")
+INSERT INTO continuous_bars (continuous_symbol, root_symbol, granularity, ts, trade_date, open, high, low,
+                             close, volume, trade_count, vwap, adjustment_method, "window")
 VALUES (%s, %s, %s, to_timestamp(%s), %s, %s * 0.000000001, %s * 0.000000001, %s * 0.000000001,
         %s * 0.000000001, %s, %s, %s, %s, %s)
 ON CONFLICT (continuous_symbol, granularity, adjustment_method, ts) DO UPDATE SET
@@ -85,7 +85,8 @@ def main() -> None:
         result = db.replace_partition("continuous_bars", partition, bars)
         bulk_s = time.perf_counter() - t0
         bulk_rate = result.inserted / bulk_s
-        print(f"replace_partition (fresh): {result.inserted:,} rows in {bulk_s:.1f}s = {bulk_rate:,.0f} rows/s")
+        print(f"replace_partition (fresh): {result.inserted:,} rows in {bulk_s:.1f}s "
+              f"= {bulk_rate:,.0f} rows/s")
         if args.reload:
             t0 = time.perf_counter()
             again = db.replace_partition("continuous_bars", partition, bars)
@@ -98,7 +99,8 @@ def main() -> None:
         db.replace_partition("continuous_bars", other, sample.slice(0, 0))  # ... and empties them
         slow_s = row_by_row(db, sample)
         slow_rate = args.sample / slow_s
-        print(f"row-by-row INSERT ... ON CONFLICT: {args.sample:,} rows in {slow_s:.1f}s = {slow_rate:,.0f} rows/s"
+        print(f"row-by-row INSERT ... ON CONFLICT: {args.sample:,} rows in {slow_s:.1f}s "
+              f"= {slow_rate:,.0f} rows/s"
               f" (extrapolated to {args.rows:,}: {args.rows / slow_rate:,.0f}s)")
         print(f"speed-up: {bulk_rate / slow_rate:.1f}x; goal 300,000 rows/s: "
               f"{'met' if bulk_rate >= 300_000 else 'NOT met'}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions
 
 from hdi_assets.continuous.definitions import PIPELINE_ASSETS as CONTINUOUS_ASSETS
 from hdi_assets.continuous.definitions import defs as continuous_defs
@@ -13,7 +13,8 @@ PIPELINE_ASSETS = [*CONTINUOUS_ASSETS]
 
 
 def build_resources() -> dict:
-    return {"databento": DatabentoResource.from_config(api_key=EnvVar("DATABENTO_API_KEY"))}
+    # The key is read from DATABENTO_API_KEY at run time; it never enters run config.
+    return {"databento": DatabentoResource.from_config()}
 
 
 defs = Definitions.merge(continuous_defs, Definitions(resources=build_resources()))

@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,7 +50,8 @@ T = TypeVar("T")
 
 CONFIG_FILE = "api_specific/databento_config.yaml"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-NS_PER_DAY = 86_400 * 1_000_000_000
+NS = 1_000_000_000
+NS_PER_DAY = 86_400 * NS
 # DBN u64 time fields that become int64 ns columns (UNDEF_TIMESTAMP, 2**64-1, reads as -1).
 TIME_FIELDS = frozenset(
     {"ts_event", "ts_recv", "ts_ref", "ts_out", "expiration", "activation", "auction_time"}
@@ -732,6 +734,46 @@ class DatabentoResource(ConfigurableResource):
     ) -> FetchResult:
         """Statistics records (settlement = stat_type 3, open interest = 9) through the same machinery."""
         return self.get_range(dataset, "statistics", symbols, start, end, stype_in=stype_in, context=context)
+
+
+    def clamp_end(self, dataset: str, schema: str, end_ns: int, context: Any | None = None) -> int:
+        """`end_ns`, or the dataset's available end when the range reaches past it (the still-open window).
+
+        Only a range ending within the last week asks the API, so closed windows stay fully offline-cacheable.
+        """
+        now_ns = time.time_ns()
+        if end_ns < now_ns - 7 * NS_PER_DAY:
+            return end_ns
+        client = self._client()
+        answer = self._call(lambda: client.metadata.get_dataset_range(dataset=dataset),
+                            f"metadata.get_dataset_range {dataset}", context)
+        available = answer.get("schema", {}).get(schema, answer)["end"]
+        return min(end_ns, now_ns, _to_ns(available))
+
+    def raw_symbols(self, dataset: str, instrument_ids: Iterable[int], start_ns: int, end_ns: int,
+                    context: Any | None = None) -> dict[int, str]:
+        """Raw symbol (e.g. ESM4) of each instrument id over the range, via symbology.resolve."""
+        ids = sorted({int(i) for i in instrument_ids})
+        if not ids:
+            return {}
+        answer = self.resolve(dataset, ids, "instrument_id", "raw_symbol", _ns_date(start_ns),
+                              _ns_date(end_ns + NS_PER_DAY), context)
+        found = {int(symbol): intervals[-1]["s"] for symbol, intervals in answer["result"].items() if intervals}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise HdiError(f"{dataset}: no raw symbol for instrument ids {missing[:10]} between "
+                           f"{_ns_date(start_ns)} and {_ns_date(end_ns)}")
+        return found
+
+    def mapping_intervals(self, dataset: str, symbol: str, start_date: dt.date, end_date: dt.date,
+                          context: Any | None = None) -> list[tuple[str, str, int]]:
+        """A continuous symbol's (start_date, end_date exclusive, instrument_id) intervals, like DBN mappings."""
+        answer = self.resolve(dataset, [symbol], "continuous", "instrument_id", start_date, end_date, context)
+        return [(i["d0"], i["d1"], int(i["s"])) for i in answer["result"].get(symbol, [])]
+
+
+def _ns_date(ns: int) -> dt.date:
+    return dt.datetime.fromtimestamp(ns / NS, dt.UTC).date()
 
 
 def _usd(amount: float) -> str:

@@ -6,10 +6,12 @@ Dagster's own step `RetryPolicy`.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -88,16 +90,12 @@ def retry_after_s(exc: BaseException) -> float | None:
     try:
         return max(0.0, float(value))
     except (TypeError, ValueError):
-        # An HTTP-date Retry-After: parse it relative to now.
-        from email.utils import parsedate_to_datetime
-
-        try:
-            import datetime as dt
-
-            when = parsedate_to_datetime(str(value))
-            return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-        except (TypeError, ValueError):
-            return None
+        pass
+    try:  # the HTTP-date form of Retry-After
+        when = parsedate_to_datetime(str(value))
+        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
 
 
 def backoff_s(exc: BaseException | None, attempt: int, policy: RetryPolicy) -> float:

@@ -81,3 +81,9 @@ def files_client(files_gateway):
     import databento as db
 
     return db.Historical(TEST_API_KEY, gateway=files_gateway.url)
+
+
+@pytest.fixture(scope="session")
+def synthetic_gateway_env(synthetic_gateway) -> dict[str, str]:
+    """What a process needs to fetch from the synthetic gateway: a key, its URL and the CA bundle."""
+    return {"DATABENTO_API_KEY": TEST_API_KEY, **synthetic_gateway.client_env()}

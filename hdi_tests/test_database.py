@@ -190,7 +190,8 @@ KILL_SCRIPT = textwrap.dedent("""
     load.BATCH_ROWS = 20_000  # many COPY statements, so the kill lands mid-load
     db = Database(url="", home={home!r})
     print("loading", flush=True)
-    db.replace_partition("continuous_bars", {{**PARTITION, "continuous_symbol": "ZN.v.0"}}, make_bars(600_000, seed=9))
+    zn = {{**PARTITION, "continuous_symbol": "ZN.v.0"}}
+    db.replace_partition("continuous_bars", zn, make_bars(600_000, seed=9))
     print("finished", flush=True)
 """)
 
@@ -271,6 +272,35 @@ def test_upsert_vendor_rows_is_idempotent(db: Database) -> None:
     third = db.upsert_rows("trades_data", pa.concat_tables([changed, changed.slice(0, 2)]))
     assert (third.inserted, third.updated, third.unchanged, third.duplicates) == (0, 7, n - 7, 2)
     assert _count(db, "SELECT count(*) FROM trades_data WHERE instrument_id = 4242") == n
+
+
+def test_roll_events_with_nulls_and_uneven_text_round_trip(db: Database) -> None:
+    """Rows of different byte lengths (NULLs, varying text) take the general COPY encoder."""
+    events = pa.table({
+        "switch_ts": pa.array([START_UNIX * 10**9, (START_UNIX + 86_400 * 70) * 10**9],
+                              pa.timestamp("ns", tz="UTC")),
+        "old_instrument_id": pa.array([None, 1001], pa.int64()),
+        "new_instrument_id": [1001, 2002],
+        "old_raw_symbol": [None, "ESH4"],
+        "new_raw_symbol": ["ESH4", "ESM24-long"],
+        "old_price": pa.array([None, 4_500_250_000_000], pa.int64()),
+        "new_price": [4_510_000_000_000, np.iinfo(np.int64).max],  # UNDEF_PRICE stores as NULL
+        "roll_gap": pa.array([None, -9_750_000_000], pa.int64()),
+        "method": ["volume", "volume"],
+        "reference_ts": pa.array([None, START_UNIX * 10**9], pa.timestamp("ns", tz="UTC")),
+    })
+    key = {"continuous_symbol": "ES.v.0", "window": "2024-01-01"}
+    assert db.replace_partition("roll_events", key, events).inserted == 2
+    assert db.replace_partition("roll_events", key, events).deleted == 2
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute("SELECT old_instrument_id, old_raw_symbol, new_raw_symbol, old_price, new_price, "
+                    "roll_gap, reference_ts IS NULL FROM roll_events ORDER BY switch_ts")
+        rows = cur.fetchall()
+    from decimal import Decimal
+
+    assert rows == [(None, None, "ESH4", None, Decimal("4510.000000000"), None, True),
+                    (1001, "ESH4", "ESM24-long", Decimal("4500.250000000"), None, Decimal("-9.750000000"),
+                     False)]
 
 
 def test_ingest_runs_are_audited(db: Database) -> None:

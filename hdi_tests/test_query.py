@@ -134,8 +134,9 @@ def test_raw_vendor_query_resolves_symbols_through_definitions(db: Database) -> 
         "ts_event": pa.array(ts), "ts_recv": pa.array(ts), "rtype": [19], "publisher_id": [1],
         "instrument_id": [777], "raw_symbol": ["ESU4"], "security_update_action": ["A"],
         "instrument_class": ["F"], "min_price_increment": [250_000_000], "display_factor": [1_000_000_000],
-        "expiration": pa.array(ts + 10**15), "activation": pa.array(ts), "high_limit_price": [5_000_000_000_000],
-        "low_limit_price": [4_000_000_000_000], "max_price_variation": [100_000_000_000], "inst_attrib_value": [0],
+        "expiration": pa.array(ts + 10**15), "activation": pa.array(ts),
+        "high_limit_price": [5_000_000_000_000], "low_limit_price": [4_000_000_000_000],
+        "max_price_variation": [100_000_000_000], "inst_attrib_value": [0],
         "market_depth_implied": [2], "market_depth": [10], "market_segment_id": [64], "max_trade_vol": [3000],
         "min_lot_size": [1], "min_trade_vol": [1], "channel_id": [13], "currency": ["USD"],
         "security_group": ["ES"], "exchange": ["XCME"], "asset": ["ES"], "leg_count": [0], "leg_index": [0],
@@ -181,3 +182,29 @@ def test_cli_stats_and_info(db: Database, cli: typer.Typer) -> None:
     assert db.embedded.credentials.app_password not in out.stdout
     assert runner.invoke(cli, ["db", "migrate"]).stdout.strip() == "database is up to date"
     assert read_postmaster(db.embedded.data_dir) is not None  # the CLI did not stop a server it found running
+
+
+def test_dagster_resource_reads_through_the_same_layer(db: Database, home: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from hdi_resources.db.resource import DatabaseResource
+
+    monkeypatch.setenv("HDI_HOME", str(home))
+    monkeypatch.delenv("HDI_DATABASE_URL", raising=False)
+    resource = DatabaseResource()
+    try:
+        assert resource.stats("ES", "ohlcv-1m")["row_count"] == len(OPENS)
+        assert resource.query("ES", "ohlcv-1m").num_rows == len(OPENS)
+    finally:
+        resource.database().close()
+
+
+def test_dagster_postgres_storage_accepts_the_url(db: Database) -> None:
+    """Dagster's own run/event/schedule storage can live on the same server (its own database)."""
+    from dagster_postgres.event_log import PostgresEventLogStorage
+    from dagster_postgres.run_storage import PostgresRunStorage
+
+    url = db.dagster_url()
+    assert url.startswith("postgresql+psycopg2://hdi_owner:") and "@127.0.0.1:" in url
+    for storage_class in (PostgresRunStorage, PostgresEventLogStorage):
+        storage = storage_class(url)
+        storage.dispose()

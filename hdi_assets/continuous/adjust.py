@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
 from hdi_assets.continuous.bars import column_i64
 from hdi_resources.errors import HdiError
@@ -26,22 +27,32 @@ def _rolls_at_or_before(ts_ns: np.ndarray, switch_sorted: np.ndarray) -> np.ndar
     return np.searchsorted(switch_sorted, ts_ns, side="right")
 
 
+@njit(cache=True, nogil=True)
+def _add_per_segment(ts_ns: np.ndarray, values: np.ndarray, switch_sorted: np.ndarray,
+                     per_segment: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """out[i] = values[i] + per_segment[k], k = switches at or before ts_ns[i]; one pass, any order."""
+    n_switch = len(switch_sorted)
+    k = 0
+    for i in range(len(ts_ns)):
+        t = ts_ns[i]
+        while k < n_switch and switch_sorted[k] <= t:  # sorted ticks: the segment only ever moves forward
+            k += 1
+        while k > 0 and switch_sorted[k - 1] > t:  # unsorted ticks step back (few rolls: short walks)
+            k -= 1
+        out[i] = values[i] + per_segment[k]
+
+
 def _apply_per_segment(ts_ns: np.ndarray, values: np.ndarray, switch_sorted: np.ndarray,
                        per_segment: np.ndarray, op: str) -> np.ndarray:
-    """values (op) per_segment[k], k = number of switches at or before the tick; slices when ts is sorted."""
+    """values (op) per_segment[k], k = number of switches at or before the tick."""
     ts_ns = np.asarray(ts_ns, dtype=np.int64)
-    if len(ts_ns) > 1 and bool(np.any(ts_ns[1:] < ts_ns[:-1])):
-        k = _rolls_at_or_before(ts_ns, switch_sorted)
-        return values + per_segment[k] if op == "add" else values * per_segment[k]
-    cuts = np.concatenate([[0], np.searchsorted(ts_ns, switch_sorted, side="left"), [len(ts_ns)]])
-    out = np.empty(len(values), dtype=np.result_type(values, per_segment))
-    for k in range(len(cuts) - 1):  # one slice per roll, not per tick
-        a, b = cuts[k], cuts[k + 1]
-        if op == "add":
-            np.add(values[a:b], per_segment[k], out=out[a:b])
-        else:
-            np.multiply(values[a:b], per_segment[k], out=out[a:b])
-    return out
+    if op == "add":
+        values = np.ascontiguousarray(values, dtype=np.int64)
+        out = np.empty(len(values), dtype=np.int64)
+        _add_per_segment(ts_ns, values, switch_sorted, np.ascontiguousarray(per_segment, dtype=np.int64), out)
+        return out
+    k = _rolls_at_or_before(ts_ns, switch_sorted)  # ratio adjustment: off the hot path, plain NumPy
+    return values * per_segment[k]
 
 
 def panama_backward(ts_ns: np.ndarray, price: np.ndarray, switch_ns: np.ndarray,

@@ -4,7 +4,6 @@ Each asset reads its inputs from the Parquet lake (or the Databento resource), c
 adjust.py and bars.py, writes its partition atomically, and reports what it did as metadata.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import json
@@ -25,7 +24,7 @@ from dagster import (
 )
 
 from hdi_assets.continuous import adjust, bars, rolls, validation
-from hdi_assets.continuous.sessions import Sessions, globex_sessions
+from hdi_assets.continuous.sessions import Sessions, globex_sessions, session_index
 from hdi_assets.partitions import LATER_WINDOWS, ProductConfig, half_year_windows, products, symbol_windows
 from hdi_resources import lake
 from hdi_resources.databento import DatabentoResource
@@ -64,10 +63,10 @@ def _windows_from(symbol: str, window: str) -> list[str]:
 )
 def raw_ticks(context: AssetExecutionContext, databento: DatabentoResource) -> MaterializeResult:
     product, window, start_ns, end_ns = _partition(context)
-    end_ns = min(end_ns, databento.dataset_end_ns(product.dataset, "trades"))
+    end_ns = databento.clamp_end(product.dataset, "trades", end_ns, context)
     fetched = databento.get_range(
         dataset=product.dataset, schema="trades", symbols=[product.continuous_symbol], stype_in="continuous",
-        start=start_ns, end=end_ns, log=context.log,
+        start=start_ns, end=end_ns, context=context,
     )
     ticks = fetched.table
     instrument_ids = np.unique(ticks.column("instrument_id").to_numpy()) if ticks.num_rows else np.array([], int)
@@ -82,7 +81,9 @@ def raw_ticks(context: AssetExecutionContext, databento: DatabentoResource) -> M
         "raw_symbol": pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), raw_symbol),
     })
     path = lake.write_table(table, "raw_ticks", symbol=product.symbol, window=window)
-    lake.write_json(json.dumps(fetched.mappings), "raw_ticks", "mappings.json", symbol=product.symbol, window=window)
+    mappings = {symbol: [{"start_date": str(i.start_date), "end_date": str(i.end_date), "instrument_id": i.symbol}
+                         for i in intervals] for symbol, intervals in fetched.mappings.items()}
+    lake.write_json(json.dumps(mappings), "raw_ticks", "mappings.json", symbol=product.symbol, window=window)
     return MaterializeResult(metadata={
         "rows": table.num_rows,
         "bytes": fetched.bytes,
@@ -108,8 +109,8 @@ def roll_events(context: AssetExecutionContext, databento: DatabentoResource) ->
     # Look a week back so a switch on the window's first day is seen against the previous contract.
     lookback = dt.timedelta(days=7)
     start_date = dt.datetime.fromtimestamp(start_ns / NS, dt.UTC).date()
-    end_date = dt.datetime.fromtimestamp(min(end_ns, databento.dataset_end_ns(product.dataset, "trades")) / NS,
-                                         dt.UTC).date()
+    end_ns = databento.clamp_end(product.dataset, "trades", end_ns, context)
+    end_date = dt.datetime.fromtimestamp(end_ns / NS, dt.UTC).date() + dt.timedelta(days=1)
     intervals = databento.mapping_intervals(product.dataset, product.continuous_symbol, start_date - lookback,
                                             end_date)
     switches = rolls.switches_from_mappings(intervals)
@@ -208,8 +209,7 @@ def ohlcv_1s(context: AssetExecutionContext):
     product, window, start_ns, end_ns = _partition(context)
     ticks = lake.read_table("panama_adjusted_ticks", symbol=product.symbol, window=window)
     sessions = globex_sessions(start_ns, end_ns)
-    # Ticks outside every session are kept as bars of their own, so session_alignment reports them.
-    bar_table = bars.ohlcv_1s(_as_ticks(ticks), _covering(sessions, start_ns, end_ns))
+    bar_table = _one_second_bars(_as_ticks(ticks), sessions, start_ns, end_ns)
     lake.write_table(bar_table, "ohlcv_1s", symbol=product.symbol, window=window)
     outcomes = validation.run_checkpoints(bar_table, sessions, interval_ns=NS, dense=False)
     report = validation.validation_report(outcomes)
@@ -239,13 +239,19 @@ def ohlcv_bars(context: AssetExecutionContext) -> MaterializeResult:
     return MaterializeResult(metadata=counts)
 
 
-def _covering(sessions: Sessions, start_ns: int, end_ns: int) -> Sessions:
-    """The sessions plus a pseudo-session for each gap between them (halts, weekends, window edges)."""
-    edges = np.unique(np.concatenate([[min(start_ns, sessions.open_ns.min(initial=start_ns))],
-                                      sessions.open_ns, sessions.close_ns,
-                                      [max(end_ns, sessions.close_ns.max(initial=end_ns))]]))
-    dates = edges[:-1].astype("datetime64[ns]").astype("datetime64[D]")
-    return Sessions(edges[:-1], edges[1:], dates)
+def _one_second_bars(ticks: pa.Table, sessions: Sessions, start_ns: int, end_ns: int) -> pa.Table:
+    """1s bars; ticks outside every session are not dropped but become bars with session_id -1, which the
+    session_alignment checkpoint reports (and, being blocking, keeps out of the database)."""
+    inside = session_index(ticks["ts_event"].to_numpy(), sessions) >= 0
+    if inside.all():
+        return bars.ohlcv_1s(ticks, sessions)
+    edges = np.unique(np.concatenate([[start_ns], sessions.open_ns, sessions.close_ns, [end_ns]]))
+    gaps = Sessions(edges[:-1], edges[1:], edges[:-1].astype("datetime64[ns]").astype("datetime64[D]"))
+    stray = bars.ohlcv_1s(ticks.filter(pa.array(~inside)), gaps)
+    stray = stray.set_column(stray.schema.get_field_index("session_id"), "session_id",
+                             pa.array(np.full(stray.num_rows, -1, np.int64)))
+    good = bars.ohlcv_1s(ticks.filter(pa.array(inside)), sessions)
+    return pa.concat_tables([good, stray.cast(good.schema)]).sort_by("ts_event")
 
 
 def _as_ticks(adjusted: pa.Table) -> pa.Table:

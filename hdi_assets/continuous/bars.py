@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
 from hdi_assets.continuous.sessions import NS, Sessions, day_anchor_ns, session_spans
 from hdi_resources.errors import HdiError
@@ -130,52 +131,76 @@ def _densify(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np
     return dense_ts, out_o, out_h, out_l, close, out_vol, out_cnt, out_vwap, dense_sid
 
 
-CHUNK_TICKS = 1 << 20  # temporaries of ~8 MB stay in cache and in malloc's heap instead of fresh pages
+CHUNK_TICKS = 1 << 20  # unused by the single-pass kernel; kept for callers that tune it
+
+_OK, _UNSORTED, _OUTSIDE = 0, 1, 2
 
 
-def _chunk_cuts(ts: np.ndarray, chunk: int) -> np.ndarray:
-    """Row cuts about `chunk` apart, each moved forward to the first tick of a new second."""
+@njit(cache=True, nogil=True)
+def _bars_1s_kernel(ts: np.ndarray, price: np.ndarray, size: np.ndarray, open_ns: np.ndarray,
+                    close_ns: np.ndarray, session_day: np.ndarray, out_ts: np.ndarray, out_o: np.ndarray,
+                    out_h: np.ndarray, out_l: np.ndarray, out_c: np.ndarray, out_vol: np.ndarray,
+                    out_cnt: np.ndarray, out_vwap: np.ndarray, out_sid: np.ndarray,
+                    out_day: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
+    """One pass over sorted ticks: session, second, OHLC, volume, count and VWAP of each 1 s bar.
+
+    Returns (status, bars written); a bar breaks on a new second or a new session. On _UNSORTED or
+    _OUTSIDE the caller re-checks with NumPy to name the offending row.
+    """
     n = len(ts)
-    targets = np.arange(chunk, n, chunk)
-    cuts = np.searchsorted(ts, (ts[targets] // NS + 1) * NS, side="left") if len(targets) else targets
-    return np.unique(np.concatenate([[0], cuts, [n]]))
+    n_sessions = len(open_ns)
+    s = 0
+    k = -1
+    cur_sec = np.int64(-1)
+    cur_s = -1
+    notional = 0.0
+    prev_t = ts[0]
+    for i in range(n):
+        t = ts[i]
+        if t < prev_t:
+            return _UNSORTED, 0
+        prev_t = t
+        while s < n_sessions and close_ns[s] <= t:
+            s += 1
+        if s == n_sessions or t < open_ns[s]:
+            return _OUTSIDE, 0
+        sec = t // 1_000_000_000
+        p = price[i]
+        q = size[i]
+        if sec != cur_sec or s != cur_s:
+            if k >= 0:
+                out_vwap[k] = _vwap(notional, out_vol[k], out_c[k])
+            k += 1
+            cur_sec = sec
+            cur_s = s
+            out_ts[k] = sec * 1_000_000_000
+            out_o[k] = p
+            out_h[k] = p
+            out_l[k] = p
+            out_vol[k] = 0
+            out_cnt[k] = 0
+            out_sid[k] = s
+            out_day[k] = session_day[s]
+            notional = 0.0
+        elif p > out_h[k]:
+            out_h[k] = p
+        elif p < out_l[k]:
+            out_l[k] = p
+        out_c[k] = p
+        out_vol[k] += q
+        out_cnt[k] += 1
+        notional += float(p) * float(q)  # the same left-to-right float sum as add.reduceat
+    if k >= 0:
+        out_vwap[k] = _vwap(notional, out_vol[k], out_c[k])
+    return _OK, k + 1
 
 
-def _bars_of_chunk(ts: np.ndarray, price: np.ndarray, size: np.ndarray, forced: np.ndarray,
-                   out: dict[str, np.ndarray], k: int) -> int:
-    """Write the 1 s bars of one chunk (starting on a new second) at row k of `out`; return the bar count."""
-    n = len(ts)
-    sec = ts // NS
-    boundary = np.empty(n, dtype=bool)
-    boundary[0] = True
-    np.not_equal(sec[1:], sec[:-1], out=boundary[1:])
-    boundary[forced] = True  # a session opening mid-second still starts a new bar
-    starts = np.flatnonzero(boundary)
-    m = len(starts)
-    ends = np.empty(m, dtype=np.int64)
-    ends[:-1] = starts[1:]
-    ends[-1] = n
-    rows = slice(k, k + m)
-    np.multiply(sec[starts], NS, out=out["ts_event"][rows])
-    np.take(price, starts, out=out["open"][rows])
-    np.take(price, ends - 1, out=out["close"][rows])
-    np.maximum.reduceat(price, starts, out=out["high"][rows])
-    np.minimum.reduceat(price, starts, out=out["low"][rows])
-    cum_size = np.cumsum(size)  # exact int64; faster than add.reduceat
-    vol = out["volume"][rows]
-    np.take(cum_size, ends - 1, out=vol)
-    vol[1:] -= cum_size[ends[:-1] - 1]
-    np.subtract(ends, starts, out=out["trade_count"][rows])
-    notional = price.astype(np.float64)
-    notional *= size
-    vwap = out["vwap"][rows]
-    np.add.reduceat(notional, starts, out=vwap)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vwap /= vol * float(PRICE_SCALE)
-    zero_volume = vol == 0  # zero-size trades leave no weight: fall back to the close
-    if zero_volume.any():
-        vwap[zero_volume] = out["close"][rows][zero_volume] / PRICE_SCALE
-    return m
+@njit(cache=True, nogil=True, inline="always")
+def _vwap(notional: float, volume: int, close: int) -> float:  # pragma: no cover - compiled
+    """Volume-weighted mean in price units; zero-size trades leave no weight, so the close stands in."""
+    if volume == 0:
+        return close / 1e9
+    return notional / (float(volume) * 1e9)
 
 
 def ohlcv_1s(ticks: pa.Table, sessions: Sessions, dense: bool = False,
@@ -183,8 +208,8 @@ def ohlcv_1s(ticks: pa.Table, sessions: Sessions, dense: bool = False,
     """1-second OHLCV bars of sorted ticks, labelled with session index and trade date.
 
     Raises HdiError if a tick lies outside every session (never drops it silently) or ticks are unsorted.
-    Works in chunks of about CHUNK_TICKS ticks cut on whole seconds, writing into output arrays sized for
-    the worst case (one bar per tick): only the rows written are ever touched, so they cost no memory.
+    One compiled pass writes into output arrays sized for the worst case (one bar per tick): only the rows
+    written are ever touched, so the untouched tail costs no memory.
     """
     ts = column_i64(ticks, "ts_event")
     price = column_i64(ticks, price_column)
@@ -192,28 +217,28 @@ def ohlcv_1s(ticks: pa.Table, sessions: Sessions, dense: bool = False,
     n = len(ts)
     if n == 0:
         return BAR_SCHEMA.empty_table()
-    _require_sorted(ts, "ticks are")
-    lo_rows, hi_rows = session_spans(ts, sessions)
-    counts = hi_rows - lo_rows
-    if int(counts.sum()) != n:
+    session_day = sessions.trade_date.astype("datetime64[D]").astype(np.int32)  # date32 = days since epoch
+    out = [np.empty(n, dtype=np.float64 if name == "vwap" else np.int64)
+           for name in ("ts_event", "open", "high", "low", "close", "volume", "trade_count", "vwap",
+                        "session_id")]
+    out_day = np.empty(n, dtype=np.int32)
+    status, k = _bars_1s_kernel(ts, price, size, np.ascontiguousarray(sessions.open_ns, dtype=np.int64),
+                                np.ascontiguousarray(sessions.close_ns, dtype=np.int64), session_day,
+                                *out, out_day)
+    if status == _UNSORTED:
+        _require_sorted(ts, "ticks are")
+    if status == _OUTSIDE:
         _session_ids(ts, sessions, "ticks")  # raises with the first offending tick
-    session_starts = np.unique(lo_rows[counts > 0])
-    out = {name: np.empty(n, dtype=np.float64 if name == "vwap" else np.int64)
-           for name in ("ts_event", "open", "high", "low", "close", "volume", "trade_count", "vwap")}
-    cuts = _chunk_cuts(ts, CHUNK_TICKS)
-    k = 0
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):  # one iteration per million ticks
-        lo_f, hi_f = np.searchsorted(session_starts, [a, b])
-        k += _bars_of_chunk(ts[a:b], price[a:b], size[a:b], session_starts[lo_f:hi_f] - a, out, k)
-    cols = {name: arr[:k] for name, arr in out.items()}
-    # bar i belongs to the session holding its first tick: count bars starting before each session's span
-    sid = np.searchsorted(cols["ts_event"], sessions.open_ns, side="left")
-    cols["session_id"] = np.repeat(np.arange(len(sessions), dtype=np.int64), np.diff(np.append(sid, k)))
-    order = ("ts_event", "open", "high", "low", "close", "volume", "trade_count", "vwap", "session_id")
-    values = [cols[name] for name in order]
+    values = [arr[:k] for arr in out]
     if dense:
-        values = list(_densify(*values, NS))
-    return _table(*values, sessions)
+        return _table(*_densify(*values, NS), sessions)
+    return _table_with_days(values, out_day[:k])
+
+
+def _table_with_days(values: list[np.ndarray], days: np.ndarray) -> pa.Table:
+    """The bar table from columns in BAR_SCHEMA order, trade dates already as date32 day numbers."""
+    return pa.Table.from_arrays([pa.array(v) for v in values] + [pa.array(days).view(pa.date32())],
+                                schema=BAR_SCHEMA)
 
 
 def resample(bars_1s: pa.Table, interval: str, sessions: Sessions, dense: bool = False) -> pa.Table:

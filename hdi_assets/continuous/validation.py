@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
-from hdi_assets.continuous import indicators
 from hdi_assets.continuous.bars import PRICE_SCALE, column_i64, interval_ns
-from hdi_assets.continuous.sessions import NS, Sessions, session_spans
+from hdi_assets.continuous.indicators import SMA_RESUM_EVERY, rsi_value, true_range_at
+from hdi_assets.continuous.sessions import NS, Sessions
+from hdi_resources.errors import HdiError
 
 MAX_EXAMPLES = 10
 CHECKPOINTS = ("session_alignment", "ohlc_integrity", "indicator_sanity", "timestamp_continuity",
@@ -66,54 +68,123 @@ def _rows(table: pa.Table, mask_or_index: np.ndarray, reason: list[str] | None =
     return out
 
 
-def _first_reasons(bad: np.ndarray, kinds: list[tuple[np.ndarray, str]]) -> list[str]:
-    """The reason of each of the first violating rows (only those: a string per bar would cost a lot)."""
-    rows = np.flatnonzero(bad)[:MAX_EXAMPLES]
-    return [next(text for mask, text in kinds if mask[i]) for i in rows]
-
-
 def _outcome(name: str, bad: np.ndarray, table: pa.Table, details: dict, reason: Any = None) -> CheckOutcome:
     count = int(np.count_nonzero(bad))
     return CheckOutcome(name, count == 0, count, _plain(details), _rows(table, bad, reason) if count else [])
 
 
-def _session_of(ts: np.ndarray, sessions: Sessions) -> np.ndarray:
-    """Session index per bar, -1 outside; sorted bars take two binary searches per session."""
-    if len(ts) < 2 or not bool(np.any(ts[1:] < ts[:-1])):
-        lo, hi = session_spans(ts, sessions)
-        sid = np.full(len(ts), -1, dtype=np.int64)
-        for s in np.flatnonzero(hi > lo):  # one slice per session
-            sid[lo[s]:hi[s]] = s
-        return sid
-    idx = np.searchsorted(sessions.open_ns, ts, side="right") - 1
-    inside = idx >= 0
-    inside[inside] = ts[inside] < sessions.close_ns[idx[inside]]
-    return np.where(inside, idx, -1)
+def _kernel_outcome(name: str, count: int, rows: np.ndarray, reason_codes: np.ndarray | None,
+                    reason_texts: Sequence[str], table: pa.Table, details: dict) -> CheckOutcome:
+    """An outcome from a kernel's violation count and its first MAX_EXAMPLES rows and reason codes."""
+    shown = rows[:min(count, MAX_EXAMPLES)]
+    reason = None if reason_codes is None else [reason_texts[int(c)] for c in reason_codes[:len(shown)]]
+    examples = _rows(table, shown, reason) if count else []
+    return CheckOutcome(name, count == 0, count, _plain(details), examples)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _session_at(t: int, hint: int, open_ns: np.ndarray, close_ns: np.ndarray) -> int:  # pragma: no cover
+    """Index of the session holding t, or -1; checks `hint` and its successor before a binary search."""
+    n = len(open_ns)
+    if 0 <= hint < n and open_ns[hint] <= t < close_ns[hint]:
+        return hint
+    if 0 <= hint + 1 < n and open_ns[hint + 1] <= t < close_ns[hint + 1]:
+        return hint + 1
+    lo, hi = 0, n  # first session opening after t
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if open_ns[mid] <= t:
+            lo = mid + 1
+        else:
+            hi = mid
+    j = lo - 1
+    if j >= 0 and t < close_ns[j]:
+        return j
+    return -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _note(bad: int, i: int, code: int, rows: np.ndarray, codes: np.ndarray) -> int:  # pragma: no cover
+    """Record row i (with its reason code) among the first examples; return the new violation count."""
+    if bad < len(rows):
+        rows[bad] = i
+        codes[bad] = code
+    return bad + 1
+
+
+@njit(cache=True, nogil=True)
+def _alignment_kernel(ts: np.ndarray, labels: np.ndarray, has_labels: bool, open_ns: np.ndarray,
+                      close_ns: np.ndarray, step: int, daily: bool, counts: np.ndarray, rows: np.ndarray,
+                      codes: np.ndarray) -> int:  # pragma: no cover - compiled
+    """counts = [outside, spanning close, wrong session_id, sessions with bars]; returns bad bars."""
+    seen = np.zeros(len(open_ns), dtype=np.bool_)
+    hint = 0
+    bad = outside = crossing = wrong_label = 0  # locals, not counts[]: they stay in registers
+    for i in range(len(ts)):
+        t = ts[i]
+        s = _session_at(t, hint, open_ns, close_ns)
+        if s < 0:
+            outside += 1
+            bad = _note(bad, i, 0, rows, codes)
+            continue
+        hint = s
+        seen[s] = True
+        crosses = (t != open_ns[s]) if daily else (t + step > close_ns[s])
+        wrong = has_labels and labels[i] != s
+        crossing += crosses
+        wrong_label += wrong
+        if crosses or wrong:
+            bad = _note(bad, i, 1 if crosses else 2, rows, codes)
+    counts[0], counts[1], counts[2] = outside, crossing, wrong_label
+    counts[3] = np.count_nonzero(seen)
+    return bad
+
+
+def _examples() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(MAX_EXAMPLES, dtype=np.int64), np.zeros(MAX_EXAMPLES, dtype=np.int64)
+
+
+def _bounds(sessions: Sessions) -> tuple[np.ndarray, np.ndarray]:
+    return (np.ascontiguousarray(sessions.open_ns, dtype=np.int64),
+            np.ascontiguousarray(sessions.close_ns, dtype=np.int64))
 
 
 def session_alignment(bars: pa.Table, sessions: Sessions, interval: str | int = "1s") -> CheckOutcome:
     """Every bar starts and ends (start + interval) inside one session; a daily bar starts at its open."""
     ts = column_i64(bars, "ts_event")
     step = interval_ns(interval)
-    sid = _session_of(ts, sessions)
-    safe = np.maximum(sid, 0)
-    outside = sid < 0
-    if step is None:
-        crosses = ~outside & (ts != sessions.open_ns[safe])
-    else:
-        crosses = ~outside & (ts + step > sessions.close_ns[safe])
-    mislabelled = np.zeros(len(ts), dtype=bool)
-    if "session_id" in bars.column_names and len(sessions):
-        labels = column_i64(bars, "session_id")
-        mislabelled = ~outside & (labels != sid)
-    bad = outside | crosses | mislabelled
-    reason = _first_reasons(bad, [(outside, "starts outside every session"),
-                                  (crosses, "ends after its session closes"),
-                                  (mislabelled, "session_id disagrees with ts_event")])
-    details = {"bars": len(ts), "outside_session": int(outside.sum()), "spanning_close": int(crosses.sum()),
-               "wrong_session_id": int(mislabelled.sum()),
-               "sessions_with_bars": int(np.count_nonzero(np.bincount(sid[~outside], minlength=1)))}
-    return _outcome("session_alignment", bad, bars, details, reason)
+    has_labels = "session_id" in bars.column_names and len(sessions) > 0
+    labels = column_i64(bars, "session_id") if has_labels else ts
+    counts = np.zeros(4, dtype=np.int64)
+    rows, codes = _examples()
+    bad = _alignment_kernel(ts, labels, has_labels, *_bounds(sessions), step or 0, step is None, counts, rows,
+                            codes)
+    details = {"bars": len(ts), "outside_session": int(counts[0]), "spanning_close": int(counts[1]),
+               "wrong_session_id": int(counts[2]), "sessions_with_bars": int(counts[3])}
+    return _kernel_outcome("session_alignment", bad, rows, codes,
+                           ("starts outside every session", "ends after its session closes",
+                            "session_id disagrees with ts_event"), bars, details)
+
+
+@njit(cache=True, nogil=True)
+def _ohlc_kernel(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, vol: np.ndarray,
+                 count: np.ndarray, counts: np.ndarray, rows: np.ndarray,
+                 codes: np.ndarray) -> int:  # pragma: no cover - compiled
+    """counts = [high violations, low violations, volume violations, filler bars]; returns bad bars."""
+    bad = n_high = n_low = n_volume = n_filler = 0  # locals, not counts[]: they stay in registers
+    for i in range(len(o)):
+        high_bad = h[i] < o[i] or h[i] < c[i] or h[i] < lo[i]
+        low_bad = lo[i] > o[i] or lo[i] > c[i]
+        filler = count[i] == 0 and vol[i] == 0 and o[i] == h[i] and h[i] == lo[i] and lo[i] == c[i]
+        volume_bad = not ((vol[i] > 0 and count[i] > 0) or filler)
+        n_high += high_bad
+        n_low += low_bad
+        n_volume += volume_bad
+        n_filler += filler
+        if high_bad or low_bad or volume_bad:
+            bad = _note(bad, i, 0 if high_bad else (1 if low_bad else 2), rows, codes)
+    counts[0], counts[1], counts[2], counts[3] = n_high, n_low, n_volume, n_filler
+    return bad
 
 
 def ohlc_integrity(bars: pa.Table) -> CheckOutcome:
@@ -122,69 +193,172 @@ def ohlc_integrity(bars: pa.Table) -> CheckOutcome:
     vol = column_i64(bars, "volume")
     has_count = "trade_count" in bars.column_names
     count = column_i64(bars, "trade_count") if has_count else np.ones(len(o), np.int64)
-    high_bad = (h < o) | (h < c) | (h < lo)
-    low_bad = (lo > o) | (lo > c)
-    filler = (count == 0) & (vol == 0) & (o == h) & (h == lo) & (lo == c)
-    volume_bad = ~(((vol > 0) & (count > 0)) | filler)
-    bad = high_bad | low_bad | volume_bad
-    reason = _first_reasons(bad, [(high_bad, "high below open/close/low"), (low_bad, "low above open/close"),
-                                  (volume_bad, "no volume on a bar that is not a filler")])
-    details = {"bars": len(o), "high_violations": int(high_bad.sum()), "low_violations": int(low_bad.sum()),
-               "volume_violations": int(volume_bad.sum()), "filler_bars": int(filler.sum())}
-    return _outcome("ohlc_integrity", bad, bars, details, reason)
+    counts = np.zeros(4, dtype=np.int64)
+    rows, codes = _examples()
+    bad = _ohlc_kernel(o, h, lo, c, vol, count, counts, rows, codes)
+    details = {"bars": len(o), "high_violations": int(counts[0]), "low_violations": int(counts[1]),
+               "volume_violations": int(counts[2]), "filler_bars": int(counts[3])}
+    return _kernel_outcome("ohlc_integrity", bad, rows, codes,
+                           ("high below open/close/low", "low above open/close",
+                            "no volume on a bar that is not a filler"), bars, details)
 
 
-CHUNK_BARS = 1 << 20  # indicator temporaries of ~8 MB per array, reused instead of fresh memory
+_SANITY_COUNTS = ("sma_not_finite", "ema_not_finite", "rsi_not_finite", "atr_not_finite", "rsi_out_of_range",
+                  "atr_negative", "sma_out_of_range")
+
+
+@njit(cache=True, nogil=True)
+def _sanity_kernel(close: np.ndarray, high: np.ndarray, low: np.ndarray, period: int, scale: float,
+                   counts: np.ndarray, extremes: np.ndarray, rows: np.ndarray,
+                   codes: np.ndarray) -> int:  # pragma: no cover - compiled
+    """SMA, EMA, RSI and ATR of the whole series in one pass, each checked as it is computed.
+
+    counts follow _SANITY_COUNTS; extremes = [rsi min, rsi max, atr max] over values that are not NaN.
+    The recurrences are those of indicators.py (which tests check against plain loops).
+    """
+    n = len(close)
+    if n == 0:
+        return 0
+    low_bound = low.min() / scale
+    high_bound = high.max() / scale
+    slack = 1e-9 * max(abs(low_bound), abs(high_bound), 1.0)  # float rounding of the moving sum
+    ema_alpha = 2.0 / (period + 1)
+    wilder_alpha = 1.0 / period
+    base = close[0] / scale
+    sma_sum = 0.0
+    ema = 0.0
+    gain = 0.0
+    loss = 0.0
+    atr = 0.0
+    bad = 0
+    prev = close[0] / scale
+    for i in range(n):
+        c = close[i] / scale
+        # SMA: a centred moving sum, recomputed from scratch every SMA_RESUM_EVERY bars
+        if i >= period and (i - period) % SMA_RESUM_EVERY == 0:
+            sma_sum = 0.0
+            for m in range(i - period + 1, i + 1):
+                sma_sum += close[m] / scale - base
+        else:
+            sma_sum += c - base
+            if i >= period:
+                sma_sum -= close[i - period] / scale - base
+        # EMA and ATR are seeded with the mean of their first `period` inputs
+        tr = true_range_at(high[i] / scale, low[i] / scale, prev)
+        if i < period:
+            ema += c
+            atr += tr
+            if i == period - 1:
+                ema /= period
+                atr /= period
+        else:
+            ema = ema_alpha * c + (1.0 - ema_alpha) * ema
+            atr = wilder_alpha * tr + (1.0 - wilder_alpha) * atr
+        # RSI smooths gains and losses from the second bar on, seeded at bar `period`
+        d = c - prev
+        if 1 <= i <= period:
+            gain += max(d, 0.0)
+            loss += max(-d, 0.0)
+            if i == period:
+                gain /= period
+                loss /= period
+        elif i > period:
+            gain = wilder_alpha * max(d, 0.0) + (1.0 - wilder_alpha) * gain
+            loss = wilder_alpha * max(-d, 0.0) + (1.0 - wilder_alpha) * loss
+        prev = c
+        if i < period - 1:
+            continue  # every indicator still in its warm-up
+        sma = sma_sum / period + base
+        row_bad = False
+        for k, v in ((0, sma), (1, ema), (3, atr)):
+            if not np.isfinite(v):
+                counts[k] += 1
+                row_bad = True
+        if not (low_bound - slack <= sma <= high_bound + slack) and not np.isnan(sma):
+            counts[6] += 1
+            row_bad = True
+        if atr < 0:
+            counts[5] += 1
+            row_bad = True
+        if not np.isnan(atr):
+            extremes[2] = max(extremes[2], atr)
+        if i >= period:
+            rsi = rsi_value(gain, loss)
+            if not np.isfinite(rsi):
+                counts[2] += 1
+                row_bad = True
+            if rsi < 0 or rsi > 100:
+                counts[4] += 1
+                row_bad = True
+            if not np.isnan(rsi):
+                extremes[0] = min(extremes[0], rsi)
+                extremes[1] = max(extremes[1], rsi)
+        if row_bad:
+            bad = _note(bad, i, 0, rows, codes)
+    return bad
 
 
 def indicator_sanity(bars: pa.Table, period: int = 14) -> CheckOutcome:
     """SMA/EMA/RSI/ATR of the (whole-series) closes are finite after warm-up, RSI in [0, 100], ATR >= 0,
     SMA within [min low, max high] of the series.
 
-    Computed in chunks of CHUNK_BARS bars, each preceded by an overlap long enough (50 periods, >= 1000
-    bars) for the exponential indicators to forget where they were seeded (weight below 1e-17).
+    One compiled pass computes and checks all four per bar, keeping no indicator arrays.
     """
-    close_all, high_all, low_all = (column_i64(bars, k) for k in ("close", "high", "low"))
-    n = len(close_all)
-    low_bound = float(low_all.min()) / PRICE_SCALE if n else 0.0
-    high_bound = float(high_all.max()) / PRICE_SCALE if n else 0.0
-    slack = 1e-9 * max(abs(low_bound), abs(high_bound), 1.0)  # float rounding of the moving sum
-    overlap = max(50 * period, 1000)
-    bad = np.zeros(n, dtype=bool)
-    counts = dict.fromkeys(("sma_not_finite", "ema_not_finite", "rsi_not_finite", "atr_not_finite",
-                            "rsi_out_of_range", "atr_negative", "sma_out_of_range"), 0)
-    extremes = {"rsi_min": np.inf, "rsi_max": -np.inf, "atr_max": -np.inf}
-    for a in range(0, n, CHUNK_BARS):  # one iteration per million bars
-        b = min(a + CHUNK_BARS, n)
-        w = max(0, a - overlap)
-        c = close_all[w:b] / PRICE_SCALE
-        values = {"sma": indicators.sma(c, period), "ema": indicators.ema(c, period),
-                  "rsi": indicators.rsi(c, period),
-                  "atr": indicators.atr(high_all[w:b] / PRICE_SCALE, low_all[w:b] / PRICE_SCALE, c, period)}
-        values = {k: v[a - w:] for k, v in values.items()}
-        chunk_bad = bad[a:b]
-        for name, v in values.items():
-            warm = max(indicators.warmup(name, period) - a, 0) if w == 0 else 0
-            nonfinite = ~np.isfinite(v)
-            nonfinite[:warm] = False
-            counts[f"{name}_not_finite"] += int(nonfinite.sum())
-            chunk_bad |= nonfinite
-        with np.errstate(invalid="ignore"):
-            rsi_range = (values["rsi"] < 0) | (values["rsi"] > 100)
-            atr_negative = values["atr"] < 0
-            sma_out = (values["sma"] < low_bound - slack) | (values["sma"] > high_bound + slack)
-        counts["rsi_out_of_range"] += int(rsi_range.sum())
-        counts["atr_negative"] += int(atr_negative.sum())
-        counts["sma_out_of_range"] += int(sma_out.sum())
-        chunk_bad |= rsi_range | atr_negative | sma_out
-        if np.isfinite(values["rsi"]).any():
-            extremes["rsi_min"] = min(extremes["rsi_min"], float(np.nanmin(values["rsi"])))
-            extremes["rsi_max"] = max(extremes["rsi_max"], float(np.nanmax(values["rsi"])))
-        if np.isfinite(values["atr"]).any():
-            extremes["atr_max"] = max(extremes["atr_max"], float(np.nanmax(values["atr"])))
-    details = {"bars": n, "period": period, "scope": "whole series", **counts,
-               **{k: v for k, v in extremes.items() if np.isfinite(v)}}
-    return _outcome("indicator_sanity", bad, bars, details)
+    if period < 1:
+        raise HdiError(f"indicator period must be at least 1, got {period}")
+    close, high, low = (column_i64(bars, k) for k in ("close", "high", "low"))
+    counts = np.zeros(len(_SANITY_COUNTS), dtype=np.int64)
+    extremes = np.array([np.inf, -np.inf, -np.inf])
+    rows, codes = _examples()
+    bad = _sanity_kernel(close, high, low, period, float(PRICE_SCALE), counts, extremes, rows, codes)
+    details = {"bars": len(close), "period": period, "scope": "whole series",
+               **{name: int(v) for name, v in zip(_SANITY_COUNTS, counts, strict=True)},
+               **{k: float(v) for k, v in zip(("rsi_min", "rsi_max", "atr_max"), extremes, strict=True)
+                  if np.isfinite(v)}}
+    return _kernel_outcome("indicator_sanity", bad, rows, None, (), bars, details)
+
+
+@njit(cache=True, nogil=True)
+def _continuity_kernel(ts: np.ndarray, open_ns: np.ndarray, close_ns: np.ndarray, step: int, daily: bool,
+                       dense: bool, counts: np.ndarray, rows: np.ndarray,
+                       codes: np.ndarray) -> int:  # pragma: no cover - compiled
+    """counts = [duplicates, decreases, misaligned, gaps inside a session]; returns bad bars."""
+    hint = 0
+    prev_s = -2
+    bad = n_duplicate = n_decrease = n_misaligned = n_gap = 0  # locals: they stay in registers
+    inv_step = 1.0 / step if step > 0 else 0.0
+    for i in range(len(ts)):
+        t = ts[i]
+        s = _session_at(t, hint, open_ns, close_ns)
+        if s >= 0:
+            hint = s
+        d = t - ts[i - 1] if i > 0 else 1
+        duplicate = i > 0 and d == 0
+        decrease = i > 0 and d < 0
+        if s < 0:
+            misaligned = True
+        elif daily:
+            misaligned = t != open_ns[s]
+        else:
+            offset = t - open_ns[s]  # >= 0 inside the session
+            q = np.int64(offset * inv_step)  # float estimate of offset // step, corrected below: no division
+            r = offset - q * step
+            while r < 0:
+                r += step
+            while r >= step:
+                r -= step
+            misaligned = r != 0
+        gap = dense and not daily and i > 0 and s == prev_s and d > step
+        prev_s = s
+        n_duplicate += duplicate
+        n_decrease += decrease
+        n_misaligned += misaligned
+        n_gap += gap
+        if duplicate or decrease or misaligned or gap:
+            code = 0 if duplicate else (1 if decrease else (2 if misaligned else 3))
+            bad = _note(bad, i, code, rows, codes)
+    counts[0], counts[1], counts[2], counts[3] = n_duplicate, n_decrease, n_misaligned, n_gap
+    return bad
 
 
 def timestamp_continuity(bars: pa.Table, sessions: Sessions, interval: str | int = NS,
@@ -193,34 +367,33 @@ def timestamp_continuity(bars: pa.Table, sessions: Sessions, interval: str | int
     interval between a session's first and last bar (gaps only at session breaks)."""
     ts = column_i64(bars, "ts_event")
     step = interval_ns(interval)
-    n = len(ts)
-    sid = _session_of(ts, sessions)
-    safe = np.maximum(sid, 0)
-    duplicate = np.zeros(n, dtype=bool)
-    decrease = np.zeros(n, dtype=bool)
-    gap = np.zeros(n, dtype=bool)
-    d = np.diff(ts)
-    duplicate[1:] = d == 0
-    decrease[1:] = d < 0
-    if step is None:
-        misaligned = (sid < 0) | (ts != sessions.open_ns[safe])
-    else:
-        misaligned = (sid < 0) | ((ts - sessions.open_ns[safe]) % step != 0)
-        if dense:
-            same_session = sid[1:] == sid[:-1]
-            gap[1:] = same_session & (d > step)
-    bad = duplicate | decrease | misaligned | gap
-    reason = _first_reasons(bad, [(duplicate, "duplicate timestamp"), (decrease, "goes back in time"),
-                                  (misaligned, "not aligned to the interval from the session open"),
-                                  (gap, "missing interval inside a session (dense)")])
-    details = {"bars": n, "interval_ns": step, "dense": dense, "duplicates": int(duplicate.sum()),
-               "decreases": int(decrease.sum()), "misaligned": int(misaligned.sum()),
-               "gaps_inside_session": int(gap.sum())}
-    return _outcome("timestamp_continuity", bad, bars, details, reason)
+    counts = np.zeros(4, dtype=np.int64)
+    rows, codes = _examples()
+    bad = _continuity_kernel(ts, *_bounds(sessions), step or 0, step is None, dense, counts, rows, codes)
+    details = {"bars": len(ts), "interval_ns": step, "dense": dense, "duplicates": int(counts[0]),
+               "decreases": int(counts[1]), "misaligned": int(counts[2]),
+               "gaps_inside_session": int(counts[3])}
+    return _kernel_outcome("timestamp_continuity", bad, rows, codes,
+                           ("duplicate timestamp", "goes back in time",
+                            "not aligned to the interval from the session open",
+                            "missing interval inside a session (dense)"), bars, details)
+
+
+@njit(cache=True, nogil=True)
+def _any_not_finite(values: np.ndarray) -> bool:  # pragma: no cover - compiled
+    for v in values:
+        if not np.isfinite(v):
+            return True
+    return False
 
 
 def no_nan_or_inf(table: pa.Table) -> CheckOutcome:
     """No null in any column, no NaN or inf in any float column."""
+    clean = all(table.column(name).null_count == 0 for name in table.column_names) and not any(
+        _any_not_finite(chunk.to_numpy()) for name in table.column_names
+        if pa.types.is_floating(table.column(name).type) for chunk in table.column(name).chunks)
+    if clean:  # the usual case in one read of the float columns; masks only to report a failure
+        return CheckOutcome("no_nan_or_inf", True, 0, {"rows": table.num_rows, "bad_values_per_column": {}})
     bad = np.zeros(table.num_rows, dtype=bool)
     per_column: dict[str, int] = {}
     for name in table.column_names:  # one vectorized pass per column
@@ -295,20 +468,31 @@ def roll_continuity(adjusted_ticks: pa.Table, raw_ticks: pa.Table | None, roll_e
     return CheckOutcome("roll_continuity", count == 0, count, _plain(details), examples)
 
 
+@njit(cache=True, nogil=True)
+def _within_contract_kernel(raw: np.ndarray, adj: np.ndarray, iid: np.ndarray, rows: np.ndarray,
+                            codes: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
+    """(ticks whose adjusted change differs from the raw one inside a segment, number of segments)."""
+    bad = 0
+    segments = 1 if len(raw) else 0
+    for i in range(1, len(raw)):
+        if iid[i] != iid[i - 1]:
+            segments += 1
+        elif adj[i] - raw[i] != adj[i - 1] - raw[i - 1]:  # the shift is constant inside a segment
+            bad = _note(bad, i, 0, rows, codes)
+    return bad, segments
+
+
 def within_contract_changes(raw_price: np.ndarray, adjusted_price: np.ndarray, instrument_id: np.ndarray,
                             ts_ns: np.ndarray | None = None) -> CheckOutcome:
     """Inside each contract segment every tick-to-tick change of the adjusted series equals the raw one's."""
     raw = np.asarray(raw_price, dtype=np.int64)
     adj = np.asarray(adjusted_price, dtype=np.int64)
     iid = np.asarray(instrument_id, dtype=np.int64)
-    shift = adj - raw  # constant inside a segment iff every change matches exactly
-    bad = np.zeros(len(raw), dtype=bool)
-    bad[1:] = (iid[1:] == iid[:-1]) & (shift[1:] != shift[:-1])
-    segments = int(np.count_nonzero(iid[1:] != iid[:-1])) + 1 if len(iid) else 0
+    rows, codes = _examples()
+    count, segments = _within_contract_kernel(raw, adj, iid, rows, codes)
     examples = [{"row": int(i), "ts_event": _iso(ts_ns[i]) if ts_ns is not None else None,
                  "instrument_id": int(iid[i]), "raw_change": int(raw[i] - raw[i - 1]),
-                 "adjusted_change": int(adj[i] - adj[i - 1])} for i in np.flatnonzero(bad)[:MAX_EXAMPLES]]
-    count = int(bad.sum())
+                 "adjusted_change": int(adj[i] - adj[i - 1])} for i in rows[:min(count, MAX_EXAMPLES)]]
     details = {"ticks": len(raw), "segments": segments}
     return CheckOutcome("within_contract_changes", count == 0, count, details, examples)
 

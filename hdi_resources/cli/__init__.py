@@ -13,11 +13,15 @@ import typer
 from hdi_resources.errors import HdiError
 from hdi_resources.settings import hdi_home, redact
 
+from .db import db_app, query_command, stats_command
 from .demo import demo
 from .replay import replay_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="HDI: Databento market data, fetched once, rolled, checked, stored.")
 app.add_typer(replay_app, name="replay")
+app.add_typer(db_app, name="db")
+app.command("query")(query_command)
+app.command("stats")(stats_command)
 app.command()(demo)
 
 

@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,10 +17,11 @@ import typer
 
 from hdi_resources.errors import HdiError
 
-db_app = typer.Typer(no_args_is_help=True, help="The HDI database (embedded PostgreSQL unless HDI_DATABASE_URL).")
+db_app = typer.Typer(no_args_is_help=True,
+                     help="The HDI database (embedded PostgreSQL unless HDI_DATABASE_URL).")
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     parquet = "parquet"
@@ -53,7 +54,8 @@ def info_command() -> None:
     typer.echo(f"server:          {info['server']} PostgreSQL {info['server_version']}"
                + (f", pid {info['server_pid']}" if info["server_pid"] else ""))
     typer.echo(f"url:             {info['url']}")
-    typer.echo(f"migrations:      {info['migrations']['applied']} applied, latest {info['migrations']['latest']}")
+    migrations = info["migrations"]
+    typer.echo(f"migrations:      {migrations['applied']} applied, latest {migrations['latest']}")
     typer.echo("rows:")
     for table, count in info["row_counts"].items():
         typer.echo(f"  {table:<18} {count:>14,}")
@@ -68,7 +70,9 @@ def migrate_command() -> None:
 
 
 @db_app.command("url")
-def url_command(dagster: Annotated[bool, typer.Option(help="the dagster-postgres storage URL")] = False) -> None:
+def url_command(
+    dagster: Annotated[bool, typer.Option(help="the dagster-postgres storage URL")] = False,
+) -> None:
     """Print the connection URL with the password hidden."""
     from hdi_resources.settings import redact
 
@@ -86,9 +90,9 @@ def stop_command() -> None:
 
 
 def query_command(
-    symbol: Annotated[str, typer.Option(help="ES (root), ES.v.0 (continuous) or ESH4 / instrument id (--raw)")],
-    schema: Annotated[str, typer.Option(help="ohlcv-1s|ohlcv-1m|ohlcv-5m|ohlcv-15m|ohlcv-1h|ohlcv-1d|trades|tbbo|"
-                                             "statistics|definitions")],
+    symbol: Annotated[str, typer.Option(help="ES (root), ES.v.0 (continuous), ESH4 / id (--raw)")],
+    schema: Annotated[str, typer.Option(help="ohlcv-1s|ohlcv-1m|ohlcv-5m|ohlcv-15m|ohlcv-1h|ohlcv-1d|"
+                                             "trades|tbbo|statistics|definitions")],
     start: Annotated[str | None, typer.Option(help="inclusive, ISO date or timestamp (UTC)")] = None,
     end: Annotated[str | None, typer.Option(help="exclusive, ISO date or timestamp (UTC)")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="vendor ohlcv_data instead of continuous bars")] = False,

@@ -59,7 +59,7 @@ def to_nanos_fixed(arr: pa.Array, column: str) -> tuple[np.ndarray, np.ndarray |
     t = arr.type
     nulls = _null_mask(arr)
     if pa.types.is_integer(t):
-        values = arr.fill_null(0).to_numpy().astype(np.int64, copy=False)
+        values = (arr if nulls is None else arr.fill_null(0)).to_numpy().astype(np.int64, copy=False)
         undef = values == UNDEF_PRICE
         if undef.any():
             nulls = undef if nulls is None else (nulls | undef)
@@ -89,7 +89,7 @@ def to_unix_micros(arr: pa.Array, column: str) -> tuple[np.ndarray, np.ndarray |
     nulls = _null_mask(arr)
     if pa.types.is_timestamp(t):
         micros = arr.cast(pa.timestamp("us", tz=t.tz), safe=False).cast(pa.int64())
-        return micros.fill_null(0).to_numpy(), nulls
+        return (micros if nulls is None else micros.fill_null(0)).to_numpy(), nulls
     if pa.types.is_integer(t):
         raw = arr.fill_null(0).to_numpy()
         if raw.dtype == np.uint64:
@@ -99,7 +99,8 @@ def to_unix_micros(arr: pa.Array, column: str) -> tuple[np.ndarray, np.ndarray |
             raw = np.where(undef, 0, raw)
         return np.floor_divide(raw.astype(np.int64), 1000), nulls
     if pa.types.is_date(t):
-        return arr.cast(pa.date32()).cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64) * 86_400_000_000, nulls
+        days = arr.cast(pa.date32()).cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64)
+        return days * 86_400_000_000, nulls
     raise HdiError(f"column {column}: cannot store Arrow type {t} as a timestamp")
 
 
@@ -184,7 +185,8 @@ def encode_column(arr: pa.Array, col: PgColumn) -> Encoded:
         return Encoded(col.name, _fixed(values, ">f8" if kind == "float8" else ">f4"), None, None, nulls)
     if kind == "bool":
         nulls = _null_mask(arr)
-        return Encoded(col.name, _fixed(arr.fill_null(False).to_numpy(zero_copy_only=False), "u1"), None, None, nulls)
+        flags = arr.fill_null(False).to_numpy(zero_copy_only=False)
+        return Encoded(col.name, _fixed(flags, "u1"), None, None, nulls)
     if kind in ("text", "varchar", "bpchar", "jsonb", "json"):
         if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
             arr = arr.cast(pa.string())

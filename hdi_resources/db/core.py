@@ -95,7 +95,8 @@ class Database:
 
     Without HDI_DATABASE_URL it starts or reuses the embedded server under hdi_home()/postgres."""
 
-    def __init__(self, url: str | None = None, app_url: str | None = None, home: Path | str | None = None) -> None:
+    def __init__(self, url: str | None = None, app_url: str | None = None,
+                 home: Path | str | None = None) -> None:
         url = url if url is not None else os.environ.get(ENV_DATABASE_URL) or None
         app_url = app_url if app_url is not None else os.environ.get(ENV_DATABASE_APP_URL) or None
         home = Path(home) if home else None
@@ -189,7 +190,7 @@ class Database:
             self.migrate()
 
     def migrate(self) -> list[str]:
-        """Apply pending migrations as the owner role, serialized by an advisory lock; returns applied names."""
+        """Apply pending migrations as the owner role (advisory-locked); returns the names applied."""
         applied_now: list[str] = []
         conn = _connect(self.owner_engine)
         try:
@@ -306,7 +307,8 @@ class Database:
         }
 
     # -- loading and reading (implemented in load.py / read.py) ------------------------------------------
-    def replace_partition(self, table: str, key_columns_values: dict[str, Any], data: Any, **kwargs: Any) -> Any:
+    def replace_partition(self, table: str, key_columns_values: dict[str, Any], data: Any,
+                          **kwargs: Any) -> Any:
         from .load import replace_partition
 
         return replace_partition(self, table, key_columns_values, data, **kwargs)

@@ -41,7 +41,7 @@ GRANULARITIES = ("1s", "1m", "5m", "15m", "1h", "1d")
 
 @dataclass
 class LoadResult:
-    """What replace_partition did: rows stored, rows quarantined (by rule), rows of the old version removed."""
+    """What replace_partition did: rows stored, quarantined (by rule), and old rows removed."""
 
     inserted: int
     quarantined: int
@@ -128,7 +128,12 @@ def _comparable(arr: pa.Array | pa.ChunkedArray, col: PgColumn) -> np.ndarray:
     if col.type_name == "numeric":
         return to_nanos_fixed(arr, col.name)[0]
     if col.type_name in ("text", "varchar", "bpchar"):
-        return pc.dictionary_encode(arr.cast(pa.string())).indices.to_numpy(zero_copy_only=False)
+        if len(pc.unique(arr)) == 1:  # a constant column (the usual partition key) needs no per-row work
+            return np.zeros(len(arr), dtype=np.int64)
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        encoded = pc.dictionary_encode(arr.cast(pa.string()))
+        return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
@@ -172,7 +177,7 @@ class _Rules:
         fresh = failed & ~self.bad
         if fresh.any():
             self.names[fresh] = rule
-            self.counts[rule] = int(fresh.sum())
+            self.counts[rule] = self.counts.get(rule, 0) + int(fresh.sum())
             self.bad |= fresh
 
 
@@ -188,11 +193,14 @@ def _bar_rules(table: pa.Table, rules: _Rules) -> None:
     rules.add("bar_high_is_highest", h < np.maximum(np.maximum(o, c), lo))
     rules.add("bar_low_is_lowest", lo > np.minimum(np.minimum(o, c), h))
     volume = table.column("volume")
-    rules.add("bar_volume_not_negative",
-              pc.fill_null(pc.less(volume, 0), False).to_numpy(zero_copy_only=False))
-    granularity = table.column("granularity").cast(pa.string())
-    rules.add("continuous_bars_granularity_check",
-              ~pc.fill_null(pc.is_in(granularity, pa.array(GRANULARITIES)), False).to_numpy(zero_copy_only=False))
+    if pc.min(volume).as_py() is not None and pc.min(volume).as_py() < 0:
+        rules.add("bar_volume_not_negative",
+                  pc.fill_null(pc.less(volume, 0), False).to_numpy(zero_copy_only=False))
+    granularity = table.column("granularity")
+    if not set(pc.unique(granularity).to_pylist()) <= set(GRANULARITIES):
+        allowed = pc.is_in(granularity.cast(pa.string()), pa.array(GRANULARITIES))
+        rules.add("continuous_bars_granularity_check",
+                  ~pc.fill_null(allowed, False).to_numpy(zero_copy_only=False))
 
 
 def _duplicate_rows(table: pa.Table, info: TableInfo, key: list[str]) -> np.ndarray:
@@ -326,8 +334,10 @@ def _micros(value: dt.datetime) -> int:
     return (value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
-def _delete(cur: Any, table: str, where: Any, params: list[Any], bounds: tuple[dt.datetime, dt.datetime] | None
-            ) -> int:
+Span = tuple[dt.datetime, dt.datetime]
+
+
+def _delete(cur: Any, table: str, where: Any, params: list[Any], bounds: Span | None) -> int:
     """DELETE the partition's rows, within [lo, hi) of the time column when bounds are known (literal bounds
     let the planner skip every other partition)."""
     from psycopg2 import sql
@@ -341,12 +351,14 @@ def _delete(cur: Any, table: str, where: Any, params: list[Any], bounds: tuple[d
 
 
 def _replace_bars_native(cur: Any, info: TableInfo, table: pa.Table, keys: dict[str, Any], where: Any,
-                         params: list[Any], bounds: tuple[dt.datetime, dt.datetime] | None) -> tuple[int, int]:
+                         params: list[Any], bounds: Span | None, previous_rows: int | None
+                         ) -> tuple[int, int]:
     """continuous_bars, native layout; returns (inserted, deleted). Per month of the symbol:
     - no partition yet: COPY FREEZE into a table created in this transaction, then attach it (the index is
       built once by sorting; WAL is skipped at wal_level=minimal);
     - mostly replaced rows: rebuild it from the rows that stay plus the new ones, index, swap at the end;
-    - otherwise: DELETE the partition's rows there and COPY the new ones through the parent."""
+    - otherwise: DELETE the partition's rows there and COPY the new ones through the parent.
+    previous_rows (from hdi_loaded_partitions) spares counting the rows a rebuilt month drops."""
     symbol = str(keys["continuous_symbol"])
     if bounds is None:
         return 0, _delete(cur, info.name, where, params, None)
@@ -355,15 +367,18 @@ def _replace_bars_native(cur: Any, info: TableInfo, table: pa.Table, keys: dict[
                 (symbol, lo, hi - dt.timedelta(microseconds=1)))
     months = cur.fetchall()
     starts = [m[0] for m in months]
-    edges = np.array([_micros(m) for m in starts] + [_micros((starts[-1] + dt.timedelta(days=32)).replace(day=1))])
-    micros = to_unix_micros(table.column("ts").combine_chunks(), "ts")[0] if table.num_rows else np.empty(0, int)
+    after_last = (starts[-1] + dt.timedelta(days=32)).replace(day=1)
+    edges = np.array([_micros(m) for m in [*starts, after_last]])
+    micros = (to_unix_micros(table.column("ts").combine_chunks(), "ts")[0] if table.num_rows
+              else np.empty(0, dtype=np.int64))
     month_of_row = np.searchsorted(edges, micros, side="right") - 1
     new_rows = np.bincount(month_of_row, minlength=len(months))
     plan = []
     for i, (_month, fresh_table, existing_rows) in enumerate(months):
         if fresh_table:
             plan.append("fresh")
-        elif new_rows[i] >= SWAP_MIN_ROWS and existing_rows is not None and 0 <= existing_rows < 2 * new_rows[i]:
+        elif new_rows[i] >= SWAP_MIN_ROWS and existing_rows is not None \
+                and 0 <= existing_rows < 2 * new_rows[i]:
             plan.append("swap")
         else:
             plan.append("route")
@@ -388,8 +403,9 @@ def _replace_bars_native(cur: Any, info: TableInfo, table: pa.Table, keys: dict[
             inserted += _copy(cur, info, rows, target=fresh_table, freeze=True)
             cur.execute("SELECT hdi_attach_bar_month(%s, %s)", (symbol, month))
         elif plan[i] == "swap":
-            cur.execute("SELECT hdi_rebuild_bar_month(%s, %s, %s)", (symbol, month, key_json))
-            deleted += cur.fetchone()[0]
+            cur.execute("SELECT hdi_rebuild_bar_month(%s, %s, %s, %s)",
+                        (symbol, month, key_json, previous_rows is None))
+            deleted += cur.fetchone()[0] or 0
             target = f"{symbol_partition_name(symbol, month)}_new"
             inserted += _copy(cur, info, rows, target=target, freeze=True)
             cur.execute("SELECT hdi_index_bar_month(%s, %s)", (symbol, month))
@@ -399,7 +415,8 @@ def _replace_bars_native(cur: Any, info: TableInfo, table: pa.Table, keys: dict[
     for i, (month, _fresh, _existing) in enumerate(months):  # last: the swap's exclusive lock is short
         if plan[i] == "swap":
             cur.execute("SELECT hdi_swap_bar_month(%s, %s)", (symbol, month))
-    return inserted, deleted
+    # Every earlier row lay inside the bounds, so all of them went: the bookkeeping's count is exact.
+    return inserted, (previous_rows if previous_rows is not None else deleted)
 
 
 def symbol_partition_name(symbol: str, month: dt.datetime) -> str:
@@ -418,7 +435,8 @@ def _quarantine(cur: Any, target: str, rows: pa.Table, rule_names: list[str], so
     records = rows.to_pylist()  # quarantined rows are the exception, so a Python object each is fine here
     values = [(target, json.dumps(rec, default=str), rule, source, partition, run_id)
               for rec, rule in zip(records, rule_names, strict=True)]
-    execute_values(cur, 'INSERT INTO quarantine (target, record, rule, source, "partition", run_id) VALUES %s',
+    execute_values(cur, 'INSERT INTO quarantine (target, record, rule, source, "partition", run_id) '
+                        'VALUES %s',
                    values, template="(%s, %s::jsonb, %s, %s, %s, %s)", page_size=1000)
 
 
@@ -435,7 +453,8 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
         raise HdiError(f"replace_partition({table}): key_columns_values must name the partition")
     for name in key_columns_values:
         info.column(name)
-    valid, invalid, rule_names, rules, ignored = _prepare(db, info, data, key_columns_values, info.primary_key)
+    valid, invalid, rule_names, rules, ignored = _prepare(db, info, data, key_columns_values,
+                                                          info.primary_key)
     if ignored:
         log.info("%s: ignoring input columns %s", table, ignored)
     _ensure_partitions(db, info, valid, key_columns_values)
@@ -446,15 +465,16 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
     with db.raw() as conn, conn.cursor() as cur:
         cur.execute("SET LOCAL synchronous_commit = off")  # a lost last commit on OS crash is re-run safely
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (table, partition))
-        cur.execute('SELECT min_ts, max_ts FROM hdi_loaded_partitions WHERE target = %s AND "partition" = %s',
-                    (table, partition))
+        cur.execute('SELECT min_ts, max_ts, row_count FROM hdi_loaded_partitions '
+                    'WHERE target = %s AND "partition" = %s', (table, partition))
         previous = cur.fetchone()
         # Rows can only be where the previous load put them or where the new rows go: bound by both.
         spans = [s for s in ((previous[0], previous[1]) if previous and previous[0] else None, new_span) if s]
         bounds = (min(s[0] for s in spans), max(s[1] for s in spans) + dt.timedelta(microseconds=1)) \
             if spans else None
         if table == "continuous_bars" and db.storage_mode == "native":
-            inserted, deleted = _replace_bars_native(cur, info, valid, key_columns_values, where, params, bounds)
+            inserted, deleted = _replace_bars_native(cur, info, valid, key_columns_values, where, params,
+                                                     bounds, previous[2] if previous else None)
         else:
             deleted = _delete(cur, table, where, params, bounds)
             inserted = _copy(cur, info, valid)
@@ -466,14 +486,15 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
                        ON CONFLICT (target, "partition") DO UPDATE SET min_ts = EXCLUDED.min_ts,
                            max_ts = EXCLUDED.max_ts, row_count = EXCLUDED.row_count, loaded_at = now()""",
                     (table, partition, *(new_span or (None, None)), inserted))
-    result = LoadResult(inserted, invalid.num_rows, deleted, time.monotonic() - started, dict(rules.counts), ignored)
+    result = LoadResult(inserted, invalid.num_rows, deleted, time.monotonic() - started, dict(rules.counts),
+                        ignored)
     log.info("%s %s: %d rows stored, %d quarantined, %d replaced in %.2fs", table, partition, inserted,
              invalid.num_rows, deleted, result.seconds)
     return result
 
 
-def upsert_rows(db: Database, table: str, data: Any, key: list[str] | None = None, *, source: str | None = None,
-                run_id: int | None = None) -> UpsertResult:
+def upsert_rows(db: Database, table: str, data: Any, key: list[str] | None = None, *,
+                source: str | None = None, run_id: int | None = None) -> UpsertResult:
     """Insert new rows and update changed ones on `key` (default: the table's primary key); rows equal to
     the stored ones are left untouched. Repeated keys in the input: the last one wins."""
     from psycopg2 import sql
@@ -494,8 +515,8 @@ def upsert_rows(db: Database, table: str, data: Any, key: list[str] | None = Non
     key_list = sql.SQL(", ").join(ident(k) for k in key)
     others = [c for c in cols if c not in key]
     stage = prepared.append_column("_hdi_row", pa.array(np.arange(prepared.num_rows, dtype=np.int64)))
-    stage_info = TableInfo("_hdi_stage", [*[info.column(c) for c in cols], PgColumn("_hdi_row", "int8", True, False)],
-                           [])
+    stage_columns = [*[info.column(c) for c in cols], PgColumn("_hdi_row", "int8", True, False)]
+    stage_info = TableInfo("_hdi_stage", stage_columns, [])
     with db.raw() as conn, conn.cursor() as cur:
         cur.execute("SET LOCAL synchronous_commit = off")
         cur.execute(sql.SQL("CREATE TEMP TABLE _hdi_stage ON COMMIT DROP AS "
@@ -569,9 +590,9 @@ class IngestRun:
 
     def add(self, result: LoadResult | UpsertResult, row_count: int | None = None) -> None:
         c = self.counts
-        c["row_count"] = c.get("row_count", 0) + (row_count if row_count is not None else
-                                                  result.inserted + result.quarantined +
-                                                  getattr(result, "updated", 0) + getattr(result, "unchanged", 0))
+        seen = (result.inserted + result.quarantined + getattr(result, "updated", 0)
+                + getattr(result, "unchanged", 0))
+        c["row_count"] = c.get("row_count", 0) + (row_count if row_count is not None else seen)
         c["inserted_count"] = c.get("inserted_count", 0) + result.inserted
         c["updated_count"] = c.get("updated_count", 0) + getattr(result, "updated", 0)
         c["unchanged_count"] = c.get("unchanged_count", 0) + getattr(result, "unchanged", 0)
@@ -580,7 +601,7 @@ class IngestRun:
 
 @contextmanager
 def record_ingest_run(db: Database, **kwargs: Any) -> Iterator[IngestRun]:
-    """`with db.record_ingest_run(dataset=..., file_name=...) as run:` -> success, or failed with the error."""
+    """`with db.record_ingest_run(dataset=..., file_name=...) as run:` -> success, or failed + error."""
     run = IngestRun(start_ingest_run(db, **kwargs))
     try:
         yield run

@@ -66,7 +66,8 @@ def _continuous_filter(cur: Any, symbol: str, adjustment_method: str | None) -> 
     if "." in symbol:
         continuous = symbol
     else:
-        cur.execute("SELECT DISTINCT continuous_symbol FROM continuous_bars WHERE root_symbol = %s", (symbol,))
+        cur.execute("SELECT DISTINCT continuous_symbol FROM continuous_bars WHERE root_symbol = %s",
+                    (symbol,))
         found = sorted(row[0] for row in cur.fetchall())
         leads = [s for s in found if s.endswith(".0")] or found
         continuous = leads[0] if leads else f"{symbol}.v.0"
@@ -125,7 +126,8 @@ def _select(cur: Any, table: str, where: str, params: list[Any], order: str, lim
     for name, type_name in cols:
         if type_name in ("timestamptz", "timestamp"):
             idx = table_out.schema.get_field_index(name)
-            table_out = table_out.set_column(idx, name, table_out.column(name).cast(pa.timestamp("us", tz="UTC")))
+            stamps = table_out.column(name).cast(pa.timestamp("us", tz="UTC"))
+            table_out = table_out.set_column(idx, name, stamps)
     return table_out
 
 

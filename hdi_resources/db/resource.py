@@ -34,7 +34,8 @@ class DatabaseResource(dg.ConfigurableResource):
                           **kwargs: Any) -> LoadResult:
         return self.database().replace_partition(table, key_columns_values, data, **kwargs)
 
-    def upsert_rows(self, table: str, data: pa.Table, key: list[str] | None = None, **kwargs: Any) -> UpsertResult:
+    def upsert_rows(self, table: str, data: pa.Table, key: list[str] | None = None,
+                    **kwargs: Any) -> UpsertResult:
         return self.database().upsert_rows(table, data, key, **kwargs)
 
     def record_ingest_run(self, **kwargs: Any) -> Any:

@@ -90,9 +90,10 @@ END
 $$;
 
 -- Reload of a month mostly made of the replaced rows: build its successor in this transaction from the
--- rows that stay (those NOT matching p_keys), so the replaced rows need no DELETE. Returns the number of
--- rows replaced. p_keys maps column names (checked) to values (quoted as literals).
-CREATE OR REPLACE FUNCTION hdi_rebuild_bar_month(p_symbol TEXT, p_month TIMESTAMPTZ, p_keys JSONB)
+-- rows that stay (those NOT matching p_keys), so the replaced rows need no DELETE. With p_count, returns
+-- how many rows are replaced (a second scan), else NULL. p_keys: column names (checked) -> literal values.
+CREATE OR REPLACE FUNCTION hdi_rebuild_bar_month(p_symbol TEXT, p_month TIMESTAMPTZ, p_keys JSONB,
+                                                 p_count BOOLEAN)
 RETURNS BIGINT
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET timezone = 'UTC' AS $$
 DECLARE
@@ -114,17 +115,20 @@ BEGIN
                    'CONSTRAINT month_bounds CHECK (continuous_symbol = %L AND ts >= %L AND ts < %L))',
                    successor, p_symbol, p_month, p_month + INTERVAL '1 month');
     EXECUTE format('INSERT INTO %I SELECT * FROM %I WHERE NOT (%s)', successor, part, cond);
-    EXECUTE format('SELECT count(*) FROM %I WHERE %s', part, cond) INTO replaced;
+    IF p_count THEN
+        EXECUTE format('SELECT count(*) FROM %I WHERE %s', part, cond) INTO replaced;
+    END IF;
     RETURN replaced;
 END
 $$;
 
--- After the new rows are in: index the successor (the same columns as continuous_bars_pkey, so ATTACH
--- adopts it), then swap it for the old month. Only the swap holds the symbol's exclusive lock.
+-- After the new rows are in: give the successor the primary key of continuous_bars (a constraint, so
+-- ATTACH adopts it instead of building another), then swap it for the old month. Only the swap holds the
+-- symbol's exclusive lock, briefly.
 CREATE OR REPLACE FUNCTION hdi_index_bar_month(p_symbol TEXT, p_month TIMESTAMPTZ) RETURNS VOID
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET timezone = 'UTC' AS $$
 BEGIN
-    EXECUTE format('CREATE UNIQUE INDEX ON %I (continuous_symbol, granularity, adjustment_method, ts)',
+    EXECUTE format('ALTER TABLE %I ADD PRIMARY KEY (continuous_symbol, granularity, adjustment_method, ts)',
                    hdi_bar_partition_name(p_symbol, p_month) || '_new');
 END
 $$;
@@ -142,7 +146,7 @@ BEGIN
                    parent, part, p_month, p_month + INTERVAL '1 month');
 END
 $$;
-REVOKE ALL ON FUNCTION hdi_rebuild_bar_month(TEXT, TIMESTAMPTZ, JSONB) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hdi_rebuild_bar_month(TEXT, TIMESTAMPTZ, JSONB, BOOLEAN) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi_index_bar_month(TEXT, TIMESTAMPTZ) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi_swap_bar_month(TEXT, TIMESTAMPTZ) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi_ensure_bar_symbol(TEXT) FROM PUBLIC;

@@ -60,7 +60,7 @@ CREATE INDEX IF NOT EXISTS idx_tbbo_instrument_time ON tbbo_data (instrument_id,
 CREATE TABLE IF NOT EXISTS statistics_data (
     ts_event TIMESTAMPTZ NOT NULL,
     ts_recv TIMESTAMPTZ NOT NULL,
-    ts_ref TIMESTAMPTZ NOT NULL,
+    ts_ref TIMESTAMPTZ NULL,  -- CME statistics often carry no reference time (DBN sentinel)
     publisher_id SMALLINT NOT NULL,
     instrument_id INTEGER NOT NULL,
     price NUMERIC NULL,

@@ -1,0 +1,1 @@
+"""Versioned SQL migrations, applied in order by hdi_resources.db.core.Database.migrate."""

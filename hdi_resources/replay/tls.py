@@ -76,11 +76,7 @@ def _usable(paths: GatewayCertificate, min_days_left: int) -> bool:
 
 
 def _base_bundle() -> Path:
-    """The CA bundle clients trust already (REQUESTS_CA_BUNDLE / SSL_CERT_FILE), else certifi's."""
-    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
-        value = os.environ.get(name)
-        if value and Path(value).is_file() and Path(value).name != "ca-bundle.pem":
-            return Path(value)
+    """certifi's public CAs: never another gateway's bundle, so an old certificate cannot shadow this one."""
     return Path(certifi.where())
 
 
@@ -95,7 +91,8 @@ def _write_bundle(paths: GatewayCertificate) -> None:
 def _write_certificate(paths: GatewayCertificate) -> None:
     """Write a fresh self-signed certificate (SAN 127.0.0.1 and localhost), its 0600 key and the CA bundle."""
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "HDI local Databento gateway")])
+    # A unique name per certificate: OpenSSL picks trust anchors by subject.
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"HDI local Databento gateway {os.urandom(4).hex()}")])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()

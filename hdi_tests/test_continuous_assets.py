@@ -1,0 +1,140 @@
+"""The continuous-futures graph end to end through Dagster, with the local gateway as the Databento source."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from hdi_assets.continuous.sessions import globex_sessions, session_index
+from hdi_assets.definitions import PIPELINE_ASSETS, build_resources
+from hdi_assets.partitions import LATER_WINDOWS, partition_key, symbol_windows
+from hdi_resources import lake
+
+NS = 1_000_000_000
+WINDOWS = ("2024-01-01", "2024-07-01")
+CHECKPOINTS = {"session_alignment", "ohlc_integrity", "indicator_sanity", "timestamp_continuity", "no_nan_or_inf"}
+
+
+@pytest.fixture(scope="module")
+def built_es(synthetic_gateway_env, tmp_path_factory):
+    """ES materialized for two consecutive windows, later window first (what a backfill of both does)."""
+    home = tmp_path_factory.mktemp("hdi_home")
+    env = {"HDI_HOME": str(home), **synthetic_gateway_env}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    instance = DagsterInstance.ephemeral()
+    results = {}
+    try:
+        for window in sorted(WINDOWS, reverse=True):
+            results[window] = materialize(PIPELINE_ASSETS, partition_key=partition_key("ES", window),
+                                          instance=instance, resources=build_resources())
+        yield home, instance, results
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_every_checkpoint_passes_per_partition(built_es):
+    _, _, results = built_es
+    for window, result in results.items():
+        assert result.success, window
+        evaluations = result.get_asset_check_evaluations()
+        names = {e.check_name for e in evaluations if e.asset_key == AssetKey("ohlcv_1s")}
+        assert names == CHECKPOINTS
+        assert all(e.passed for e in evaluations), [(e.check_name, e.metadata) for e in evaluations if not e.passed]
+        report = json.loads((lake.partition_dir("ohlcv_1s", symbol="ES", window=window)
+                             / "validation_report.json").read_text())
+        assert report and all(entry["passed"] for entry in report["checkpoints"])
+
+
+def test_roll_gap_is_the_same_moment_settlement_difference(built_es, synthetic_market):
+    """Each ES roll's gap equals new - old settlement of the last session before the switch; not last-vs-first."""
+    events = lake.read_table("roll_events", symbol="ES", window="2024-01-01").to_pylist()
+    assert [(e["old_raw_symbol"], e["new_raw_symbol"]) for e in events] == [("ESH4", "ESM4"), ("ESM4", "ESU4")]
+    stats = synthetic_market.records("GLBX.MDP3", "statistics", None, (events[0]["switch_ns"] - 10 * 86_400 * NS),
+                                     events[-1]["switch_ns"])
+    settle = stats[stats["stat_type"] == 3]
+    ticks = lake.read_table("raw_ticks", symbol="ES", window="2024-01-01")
+    for event in events:
+        assert event["method"] == "settlement"
+        ref_day = np.datetime64(event["reference_trade_date"], "D")
+        ref_days = settle["ts_ref"].astype("datetime64[ns]").astype("datetime64[D]")
+
+        def settlement(iid: int) -> int:
+            mask = (settle["instrument_id"] == iid) & (ref_days == ref_day)
+            return int(settle["price"][mask][-1])
+
+        assert event["old_price"] == settlement(event["old_instrument_id"])
+        assert event["new_price"] == settlement(event["new_instrument_id"])
+        assert event["roll_gap"] == event["new_price"] - event["old_price"]
+        # The reference session closed before the switch, both contracts priced at that same close.
+        assert event["reference_ns"] < event["switch_ns"]
+        last_old = ticks.filter(pc.less(ticks["ts_event"], event["switch_ns"]))["price"][-1].as_py()
+        first_new = ticks.filter(pc.greater_equal(ticks["ts_event"], event["switch_ns"]))["price"][0].as_py()
+        assert event["roll_gap"] != first_new - last_old  # the seed's overnight-contaminated gap
+
+
+def test_backward_adjustment_joins_contracts_and_keeps_the_newest(built_es):
+    """Adjusted = raw + sum of later gaps (every later window's too); the newest contract is unchanged."""
+    rolls_all = [r for w in WINDOWS for r in lake.read_table("roll_events", symbol="ES", window=w).to_pylist()]
+    for window in WINDOWS:
+        table = lake.read_table("panama_adjusted_ticks", symbol="ES", window=window)
+        ts, raw, adj = (table[c].to_numpy() for c in ("ts_event", "price", "adjusted_price"))
+        expected = raw.copy()
+        for r in rolls_all:  # plain loop: independent of adjust.py's searchsorted/cumsum
+            expected[ts < r["switch_ns"]] += r["roll_gap"]
+        assert np.array_equal(adj, expected)
+    latest = lake.read_table("panama_adjusted_ticks", symbol="ES", window=WINDOWS[-1])
+    newest = latest.filter(pc.greater_equal(latest["ts_event"], rolls_all[-1]["switch_ns"]))
+    assert newest.num_rows and newest["price"].equals(newest["adjusted_price"])
+
+
+def test_bars_never_mix_sessions_and_match_the_ticks(built_es):
+    window = WINDOWS[0]
+    bars = lake.read_table("ohlcv_1s", symbol="ES", window=window)
+    ticks = lake.read_table("panama_adjusted_ticks", symbol="ES", window=window)
+    start, end = symbol_windows.time_window_for_partition_key(partition_key("ES", window))
+    sessions = globex_sessions(int(start.timestamp()) * NS, int(end.timestamp()) * NS)
+    ts = bars["ts_event"].to_numpy()
+    assert (session_index(ts, sessions) == session_index(ts + NS - 1, sessions)).all()
+    assert (session_index(ts, sessions) >= 0).all()
+    assert int(pc.sum(bars["volume"]).as_py()) == int(pc.sum(ticks["size"]).as_py())
+    assert int(pc.sum(bars["trade_count"]).as_py()) == ticks.num_rows
+    daily = lake.read_table("ohlcv_1d", symbol="ES", window=window)
+    assert daily.num_rows == len(np.unique(session_index(ts, sessions)))
+
+
+def test_later_windows_mapping_marks_only_older_windows():
+    """roll_events of window W feed the adjustment of W and every earlier window, never a later one."""
+    upstream = LATER_WINDOWS.get_upstream_mapped_partitions_result_for_partitions(
+        symbol_windows.subset_with_partition_keys([partition_key("ES", "2024-01-01")]), symbol_windows,
+        symbol_windows).partitions_subset.get_partition_keys()
+    windows = {k.keys_by_dimension["window"] for k in upstream}
+    symbols = {k.keys_by_dimension["symbol"] for k in upstream}
+    assert symbols == {"ES"} and "2024-01-01" in windows and "2024-07-01" in windows
+    assert all(w >= "2024-01-01" for w in windows)
+
+
+def test_two_windows_from_the_dagster_cli(synthetic_gateway_env, tmp_path):
+    """`dagster asset materialize` over two consecutive ES windows, the gateway as source."""
+    env = {**os.environ, "HDI_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path), **synthetic_gateway_env}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    selection = ",".join(a.key.to_user_string() for a in PIPELINE_ASSETS)
+    for window in sorted(WINDOWS, reverse=True):
+        done = subprocess.run(
+            [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hdi_assets.definitions",
+             "--select", selection, "--partition", f"ES|{window}"],
+            env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert lake.has_partition("ohlcv_1s", symbol="ES", window=window) or (
+            tmp_path / "lake" / "ohlcv_1s" / "symbol=ES" / f"window={window}" / "part-0.parquet").exists()
