@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from hdi_assets.continuous.definitions import PIPELINE_ASSETS as CONTINUOUS_ASSETS
-from hdi_assets.continuous.definitions import defs as continuous_defs
+from hdi_assets.continuous import definitions as continuous
+from hdi_assets.storage import definitions as storage
 from hdi_resources.databento import DatabentoResource
+from hdi_resources.db.resource import DatabaseResource
 
 # Everything one symbol x window partition goes through, in graph order (the demo materializes these).
-PIPELINE_ASSETS = [*CONTINUOUS_ASSETS]
+PIPELINE_ASSETS = [*continuous.PIPELINE_ASSETS, *storage.LOAD_ASSETS]
 
 
 def build_resources() -> dict:
     # The key is read from DATABENTO_API_KEY at run time; it never enters run config.
-    return {"databento": DatabentoResource.from_config()}
+    return {"databento": DatabentoResource.from_config(), "database": DatabaseResource()}
 
 
-defs = Definitions.merge(continuous_defs, Definitions(resources=build_resources()))
+defs = Definitions.merge(continuous.defs, storage.defs, Definitions(resources=build_resources()))

@@ -16,6 +16,7 @@ from hdi_assets.continuous.sessions import globex_sessions, session_index
 from hdi_assets.definitions import PIPELINE_ASSETS, build_resources
 from hdi_assets.partitions import LATER_WINDOWS, partition_key, symbol_windows
 from hdi_resources import lake
+from hdi_resources.db.server import stop_embedded_server
 
 NS = 1_000_000_000
 WINDOWS = ("2024-01-01", "2024-07-01")
@@ -37,6 +38,7 @@ def built_es(synthetic_gateway_env, tmp_path_factory):
                                           instance=instance, resources=build_resources())
         yield home, instance, results
     finally:
+        stop_embedded_server()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -130,11 +132,13 @@ def test_two_windows_from_the_dagster_cli(synthetic_gateway_env, tmp_path):
     env = {**os.environ, "HDI_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path), **synthetic_gateway_env}
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     selection = ",".join(a.key.to_user_string() for a in PIPELINE_ASSETS)
-    for window in sorted(WINDOWS, reverse=True):
-        done = subprocess.run(
-            [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hdi_assets.definitions",
-             "--select", selection, "--partition", f"ES|{window}"],
-            env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert lake.has_partition("ohlcv_1s", symbol="ES", window=window) or (
-            tmp_path / "lake" / "ohlcv_1s" / "symbol=ES" / f"window={window}" / "part-0.parquet").exists()
+    try:
+        for window in sorted(WINDOWS, reverse=True):
+            done = subprocess.run(
+                [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hdi_assets.definitions",
+                 "--select", selection, "--partition", f"ES|{window}"],
+                env=env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert (tmp_path / "lake" / "ohlcv_1s" / "symbol=ES" / f"window={window}" / "part-0.parquet").exists()
+    finally:
+        stop_embedded_server(tmp_path)

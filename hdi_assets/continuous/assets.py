@@ -40,11 +40,25 @@ STEP_RETRY = RetryPolicy(max_retries=2, delay=5)
 
 
 def _partition(context: AssetExecutionContext) -> tuple[ProductConfig, str, int, int]:
+    """The product, the window key and the window's time range in ns.
+
+    A window owns whole trading sessions: those whose CME trade date falls in it. Its range therefore runs
+    from the open of its first session (17:00 CT the evening before) to the close of its last one, so no
+    session, and no daily bar, is ever split between two windows.
+    """
     keys = context.partition_key.keys_by_dimension
     window = context.partition_time_window
-    start_ns = int(window.start.timestamp()) * NS
-    end_ns = int(window.end.timestamp()) * NS
+    start_ns, end_ns = session_range(int(window.start.timestamp()) * NS, int(window.end.timestamp()) * NS)
     return products()[keys["symbol"]], keys["window"], start_ns, end_ns
+
+
+def session_range(window_start_ns: int, window_end_ns: int) -> tuple[int, int]:
+    """[open of the first session, close of the last session) of the trade dates in the window."""
+    sessions = globex_sessions(window_start_ns - 4 * DAY_NS, window_end_ns + 4 * DAY_NS)
+    first_day = np.datetime64(window_start_ns, "ns").astype("datetime64[D]")
+    last_day = np.datetime64(window_end_ns, "ns").astype("datetime64[D]")
+    owned = (sessions.trade_date >= first_day) & (sessions.trade_date < last_day)
+    return int(sessions.open_ns[owned].min()), int(sessions.close_ns[owned].max())
 
 
 def _windows_from(symbol: str, window: str) -> list[str]:
