@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from hdi_assets.automation import definitions as automation
 from hdi_assets.continuous import definitions as continuous
 from hdi_assets.storage import definitions as storage
+from hdi_assets.vendor import definitions as vendor
 from hdi_resources.databento import DatabentoResource
 from hdi_resources.db.resource import DatabaseResource
 
@@ -18,4 +20,6 @@ def build_resources() -> dict:
     return {"databento": DatabentoResource.from_config(), "database": DatabaseResource()}
 
 
-defs = Definitions.merge(continuous.defs, storage.defs, Definitions(resources=build_resources()))
+defs = Definitions.merge(
+    continuous.defs, storage.defs, vendor.defs, automation.defs, Definitions(resources=build_resources())
+)

@@ -67,7 +67,9 @@ LATER_WINDOWS = MultiPartitionMapping(
         "symbol": DimensionPartitionMapping("symbol", IdentityPartitionMapping()),
         "window": DimensionPartitionMapping(
             "window",
-            TimeWindowPartitionMapping(start_offset=0, end_offset=1000, allow_nonexistent_upstream_partitions=True),
+            TimeWindowPartitionMapping(
+                start_offset=0, end_offset=1000, allow_nonexistent_upstream_partitions=True
+            ),
         ),
     }
 )

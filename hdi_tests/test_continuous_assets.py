@@ -20,7 +20,13 @@ from hdi_resources.db.server import stop_embedded_server
 
 NS = 1_000_000_000
 WINDOWS = ("2024-01-01", "2024-07-01")
-CHECKPOINTS = {"session_alignment", "ohlc_integrity", "indicator_sanity", "timestamp_continuity", "no_nan_or_inf"}
+CHECKPOINTS = {
+    "session_alignment",
+    "ohlc_integrity",
+    "indicator_sanity",
+    "timestamp_continuity",
+    "no_nan_or_inf",
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +40,12 @@ def built_es(synthetic_gateway_env, tmp_path_factory):
     results = {}
     try:
         for window in sorted(WINDOWS, reverse=True):
-            results[window] = materialize(PIPELINE_ASSETS, partition_key=partition_key("ES", window),
-                                          instance=instance, resources=build_resources())
+            results[window] = materialize(
+                PIPELINE_ASSETS,
+                partition_key=partition_key("ES", window),
+                instance=instance,
+                resources=build_resources(),
+            )
         yield home, instance, results
     finally:
         stop_embedded_server()
@@ -53,31 +63,39 @@ def test_every_checkpoint_passes_per_partition(built_es):
         evaluations = result.get_asset_check_evaluations()
         names = {e.check_name for e in evaluations if e.asset_key == AssetKey("ohlcv_1s")}
         assert names == CHECKPOINTS
-        assert all(e.passed for e in evaluations), [(e.check_name, e.metadata) for e in evaluations if not e.passed]
-        report = json.loads((lake.partition_dir("ohlcv_1s", symbol="ES", window=window)
-                             / "validation_report.json").read_text())
+        assert all(e.passed for e in evaluations), [
+            (e.check_name, e.metadata) for e in evaluations if not e.passed
+        ]
+        report = json.loads(
+            (
+                lake.partition_dir("ohlcv_1s", symbol="ES", window=window) / "validation_report.json"
+            ).read_text()
+        )
         assert report and all(entry["passed"] for entry in report["checkpoints"])
 
 
 def test_roll_gap_is_the_same_moment_settlement_difference(built_es, synthetic_market):
     """Each ES roll's gap equals new - old settlement of the last session before the switch; not last-vs-first."""
     events = lake.read_table("roll_events", symbol="ES", window="2024-01-01").to_pylist()
-    assert [(e["old_raw_symbol"], e["new_raw_symbol"]) for e in events] == [("ESH4", "ESM4"), ("ESM4", "ESU4")]
-    stats = synthetic_market.records("GLBX.MDP3", "statistics", None, (events[0]["switch_ns"] - 10 * 86_400 * NS),
-                                     events[-1]["switch_ns"])
+    assert [(e["old_raw_symbol"], e["new_raw_symbol"]) for e in events] == [
+        ("ESH4", "ESM4"),
+        ("ESM4", "ESU4"),
+    ]
+    stats = synthetic_market.records(
+        "GLBX.MDP3", "statistics", None, (events[0]["switch_ns"] - 10 * 86_400 * NS), events[-1]["switch_ns"]
+    )
     settle = stats[stats["stat_type"] == 3]
     ticks = lake.read_table("raw_ticks", symbol="ES", window="2024-01-01")
+    ref_days = settle["ts_ref"].astype("datetime64[ns]").astype("datetime64[D]")
+
+    def settlement(iid: int, day: np.datetime64) -> int:
+        return int(settle["price"][(settle["instrument_id"] == iid) & (ref_days == day)][-1])
+
     for event in events:
         assert event["method"] == "settlement"
         ref_day = np.datetime64(event["reference_trade_date"], "D")
-        ref_days = settle["ts_ref"].astype("datetime64[ns]").astype("datetime64[D]")
-
-        def settlement(iid: int) -> int:
-            mask = (settle["instrument_id"] == iid) & (ref_days == ref_day)
-            return int(settle["price"][mask][-1])
-
-        assert event["old_price"] == settlement(event["old_instrument_id"])
-        assert event["new_price"] == settlement(event["new_instrument_id"])
+        assert event["old_price"] == settlement(event["old_instrument_id"], ref_day)
+        assert event["new_price"] == settlement(event["new_instrument_id"], ref_day)
         assert event["roll_gap"] == event["new_price"] - event["old_price"]
         # The reference session closed before the switch, both contracts priced at that same close.
         assert event["reference_ns"] < event["switch_ns"]
@@ -88,7 +106,9 @@ def test_roll_gap_is_the_same_moment_settlement_difference(built_es, synthetic_m
 
 def test_backward_adjustment_joins_contracts_and_keeps_the_newest(built_es):
     """Adjusted = raw + sum of later gaps (every later window's too); the newest contract is unchanged."""
-    rolls_all = [r for w in WINDOWS for r in lake.read_table("roll_events", symbol="ES", window=w).to_pylist()]
+    rolls_all = [
+        r for w in WINDOWS for r in lake.read_table("roll_events", symbol="ES", window=w).to_pylist()
+    ]
     for window in WINDOWS:
         table = lake.read_table("panama_adjusted_ticks", symbol="ES", window=window)
         ts, raw, adj = (table[c].to_numpy() for c in ("ts_event", "price", "adjusted_price"))
@@ -119,8 +139,10 @@ def test_bars_never_mix_sessions_and_match_the_ticks(built_es):
 def test_later_windows_mapping_marks_only_older_windows():
     """roll_events of window W feed the adjustment of W and every earlier window, never a later one."""
     upstream = LATER_WINDOWS.get_upstream_mapped_partitions_result_for_partitions(
-        symbol_windows.subset_with_partition_keys([partition_key("ES", "2024-01-01")]), symbol_windows,
-        symbol_windows).partitions_subset.get_partition_keys()
+        symbol_windows.subset_with_partition_keys([partition_key("ES", "2024-01-01")]),
+        symbol_windows,
+        symbol_windows,
+    ).partitions_subset.get_partition_keys()
     windows = {k.keys_by_dimension["window"] for k in upstream}
     symbols = {k.keys_by_dimension["symbol"] for k in upstream}
     assert symbols == {"ES"} and "2024-01-01" in windows and "2024-07-01" in windows
@@ -135,10 +157,27 @@ def test_two_windows_from_the_dagster_cli(synthetic_gateway_env, tmp_path):
     try:
         for window in sorted(WINDOWS, reverse=True):
             done = subprocess.run(
-                [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hdi_assets.definitions",
-                 "--select", selection, "--partition", f"ES|{window}"],
-                env=env, capture_output=True, text=True, timeout=300)
+                [
+                    sys.executable,
+                    "-m",
+                    "dagster",
+                    "asset",
+                    "materialize",
+                    "-m",
+                    "hdi_assets.definitions",
+                    "--select",
+                    selection,
+                    "--partition",
+                    f"ES|{window}",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert done.returncode == 0, done.stderr[-3000:]
-            assert (tmp_path / "lake" / "ohlcv_1s" / "symbol=ES" / f"window={window}" / "part-0.parquet").exists()
+            assert (
+                tmp_path / "lake" / "ohlcv_1s" / "symbol=ES" / f"window={window}" / "part-0.parquet"
+            ).exists()
     finally:
         stop_embedded_server(tmp_path)

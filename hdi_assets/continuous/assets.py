@@ -4,7 +4,6 @@ Each asset reads its inputs from the Parquet lake (or the Databento resource), c
 adjust.py and bars.py, writes its partition atomically, and reports what it did as metadata.
 """
 
-
 import datetime as dt
 import json
 
@@ -33,7 +32,13 @@ NS = 1_000_000_000
 DAY_NS = 86_400 * NS
 TICK_COLUMNS = ["ts_event", "price", "size", "instrument_id", "raw_symbol"]
 BAR_INTERVALS = ("1m", "5m", "15m", "1h", "1d")
-CHECKPOINTS = ("session_alignment", "ohlc_integrity", "indicator_sanity", "timestamp_continuity", "no_nan_or_inf")
+CHECKPOINTS = (
+    "session_alignment",
+    "ohlc_integrity",
+    "indicator_sanity",
+    "timestamp_continuity",
+    "no_nan_or_inf",
+)
 ADJUSTMENT_CHECKS = ("roll_continuity", "within_contract_changes")
 # A transient failure of the whole step (after the resource's own HTTP retries) is retried by Dagster.
 STEP_RETRY = RetryPolicy(max_retries=2, delay=5)
@@ -63,8 +68,11 @@ def session_range(window_start_ns: int, window_end_ns: int) -> tuple[int, int]:
 
 def _windows_from(symbol: str, window: str) -> list[str]:
     """This window and every later one of the symbol whose roll events are in the lake."""
-    return [w for w in half_year_windows.get_partition_keys()
-            if w >= window and lake.has_partition("roll_events", symbol=symbol, window=w)]
+    return [
+        w
+        for w in half_year_windows.get_partition_keys()
+        if w >= window and lake.has_partition("roll_events", symbol=symbol, window=w)
+    ]
 
 
 @asset(
@@ -79,33 +87,49 @@ def raw_ticks(context: AssetExecutionContext, databento: DatabentoResource) -> M
     product, window, start_ns, end_ns = _partition(context)
     end_ns = databento.clamp_end(product.dataset, "trades", end_ns, context)
     fetched = databento.get_range(
-        dataset=product.dataset, schema="trades", symbols=[product.continuous_symbol], stype_in="continuous",
-        start=start_ns, end=end_ns, context=context,
+        dataset=product.dataset,
+        schema="trades",
+        symbols=[product.continuous_symbol],
+        stype_in="continuous",
+        start=start_ns,
+        end=end_ns,
+        context=context,
     )
     ticks = fetched.table
-    instrument_ids = np.unique(ticks.column("instrument_id").to_numpy()) if ticks.num_rows else np.array([], int)
+    instrument_ids = (
+        np.unique(ticks.column("instrument_id").to_numpy()) if ticks.num_rows else np.array([], int)
+    )
     symbols_by_id = databento.raw_symbols(product.dataset, instrument_ids.tolist(), start_ns, end_ns)
     raw_symbol = pa.array([symbols_by_id[int(i)] for i in instrument_ids], pa.string())
     codes = np.searchsorted(instrument_ids, ticks.column("instrument_id").to_numpy())
-    table = pa.table({
-        "ts_event": ticks.column("ts_event").cast(pa.int64()),
-        "price": ticks.column("price").cast(pa.int64()),
-        "size": ticks.column("size").cast(pa.int64()),
-        "instrument_id": ticks.column("instrument_id").cast(pa.int64()),
-        "raw_symbol": pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), raw_symbol),
-    })
+    table = pa.table(
+        {
+            "ts_event": ticks.column("ts_event").cast(pa.int64()),
+            "price": ticks.column("price").cast(pa.int64()),
+            "size": ticks.column("size").cast(pa.int64()),
+            "instrument_id": ticks.column("instrument_id").cast(pa.int64()),
+            "raw_symbol": pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), raw_symbol),
+        }
+    )
     path = lake.write_table(table, "raw_ticks", symbol=product.symbol, window=window)
-    mappings = {symbol: [{"start_date": str(i.start_date), "end_date": str(i.end_date), "instrument_id": i.symbol}
-                         for i in intervals] for symbol, intervals in fetched.mappings.items()}
+    mappings = {
+        symbol: [
+            {"start_date": str(i.start_date), "end_date": str(i.end_date), "instrument_id": i.symbol}
+            for i in intervals
+        ]
+        for symbol, intervals in fetched.mappings.items()
+    }
     lake.write_json(json.dumps(mappings), "raw_ticks", "mappings.json", symbol=product.symbol, window=window)
-    return MaterializeResult(metadata={
-        "rows": table.num_rows,
-        "bytes": fetched.bytes,
-        "cost_usd": fetched.cost_usd,
-        "chunks_from_cache": fetched.from_cache,
-        "contracts": ", ".join(sorted(symbols_by_id.values())),
-        "path": MetadataValue.path(str(path)),
-    })
+    return MaterializeResult(
+        metadata={
+            "rows": table.num_rows,
+            "bytes": fetched.bytes,
+            "cost_usd": fetched.cost_usd,
+            "chunks_from_cache": fetched.from_cache,
+            "contracts": ", ".join(sorted(symbols_by_id.values())),
+            "path": MetadataValue.path(str(path)),
+        }
+    )
 
 
 @asset(
@@ -125,26 +149,36 @@ def roll_events(context: AssetExecutionContext, databento: DatabentoResource) ->
     start_date = dt.datetime.fromtimestamp(start_ns / NS, dt.UTC).date()
     end_ns = databento.clamp_end(product.dataset, "trades", end_ns, context)
     end_date = dt.datetime.fromtimestamp(end_ns / NS, dt.UTC).date() + dt.timedelta(days=1)
-    intervals = databento.mapping_intervals(product.dataset, product.continuous_symbol, start_date - lookback,
-                                            end_date)
+    intervals = databento.mapping_intervals(
+        product.dataset, product.continuous_symbol, start_date - lookback, end_date
+    )
     switches = rolls.switches_from_mappings(intervals)
-    in_window = pc.and_(pc.greater_equal(switches["switch_ns"], start_ns), pc.less(switches["switch_ns"], end_ns))
+    in_window = pc.and_(
+        pc.greater_equal(switches["switch_ns"], start_ns), pc.less(switches["switch_ns"], end_ns)
+    )
     switches = switches.filter(in_window)
-    ids = sorted(set(switches["old_instrument_id"].to_pylist()) | set(switches["new_instrument_id"].to_pylist()))
+    ids = sorted(
+        set(switches["old_instrument_id"].to_pylist()) | set(switches["new_instrument_id"].to_pylist())
+    )
     raw = databento.raw_symbols(product.dataset, ids, start_ns - 30 * 86_400 * NS, end_ns)
     events = measure_roll_gaps(databento, product, switches, raw)
     lake.write_table(events, "roll_events", symbol=product.symbol, window=window)
     rows = events.to_pylist()
-    table_md = "| switch (UTC) | old | new | old price | new price | gap | method |\n|---|---|---|---|---|---|---|\n"
+    table_md = (
+        "| switch (UTC) | old | new | old price | new price | gap | method |\n|---|---|---|---|---|---|---|\n"
+    )
     table_md += "".join(
         f"| {dt.datetime.fromtimestamp(r['switch_ns'] / NS, dt.UTC):%Y-%m-%d %H:%M} | {r['old_raw_symbol']} | "
         f"{r['new_raw_symbol']} | {r['old_price'] / NS:.2f} | {r['new_price'] / NS:.2f} | {r['roll_gap'] / NS:+.2f} "
-        f"| {r['method']} |\n" for r in rows)
+        f"| {r['method']} |\n"
+        for r in rows
+    )
     return MaterializeResult(metadata={"rolls": len(rows), "roll_table": MetadataValue.md(table_md)})
 
 
-def measure_roll_gaps(databento: DatabentoResource, product: ProductConfig, switches: pa.Table,
-                      raw: dict[int, str]) -> pa.Table:
+def measure_roll_gaps(
+    databento: DatabentoResource, product: ProductConfig, switches: pa.Table, raw: dict[int, str]
+) -> pa.Table:
     """Both contracts at the same moment: settlements of the last session before each switch by default,
     falling back per roll to both contracts' last trades in the final minutes before that session's close."""
     if switches.num_rows == 0:
@@ -154,8 +188,14 @@ def measure_roll_gaps(databento: DatabentoResource, product: ProductConfig, swit
     sessions = globex_sessions(first_ns, last_ns)
     settlements = None
     if product.roll_gap_source == "settlement":
-        stats = databento.get_range(dataset=product.dataset, schema="statistics", symbols=sorted(raw.values()),
-                                    stype_in="raw_symbol", start=first_ns, end=last_ns).table
+        stats = databento.get_range(
+            dataset=product.dataset,
+            schema="statistics",
+            symbols=sorted(raw.values()),
+            stype_in="raw_symbol",
+            start=first_ns,
+            end=last_ns,
+        ).table
         settlements = rolls.settlements_from_statistics(stats)
         try:
             return rolls.roll_events(switches, sessions, settlements, raw_symbols=raw)
@@ -165,47 +205,78 @@ def measure_roll_gaps(databento: DatabentoResource, product: ProductConfig, swit
     return rolls.roll_events(switches, sessions, settlements, trades, trades, raw_symbols=raw)
 
 
-def _trades_before_switches(databento: DatabentoResource, product: ProductConfig, switches: pa.Table,
-                            raw: dict[int, str]) -> pa.Table:
+def _trades_before_switches(
+    databento: DatabentoResource, product: ProductConfig, switches: pa.Table, raw: dict[int, str]
+) -> pa.Table:
     """Both contracts' trades over the day before each switch, fetched by raw symbol."""
-    rows = zip(switches["switch_ns"].to_pylist(), switches["old_instrument_id"].to_pylist(),
-               switches["new_instrument_id"].to_pylist(), strict=True)
-    return pa.concat_tables([
-        databento.get_range(dataset=product.dataset, schema="trades", symbols=[raw[old], raw[new]],
-                            stype_in="raw_symbol", start=switch - 3 * DAY_NS, end=switch).table
-        for switch, old, new in rows
-    ])
+    rows = zip(
+        switches["switch_ns"].to_pylist(),
+        switches["old_instrument_id"].to_pylist(),
+        switches["new_instrument_id"].to_pylist(),
+        strict=True,
+    )
+    return pa.concat_tables(
+        [
+            databento.get_range(
+                dataset=product.dataset,
+                schema="trades",
+                symbols=[raw[old], raw[new]],
+                stype_in="raw_symbol",
+                start=switch - 3 * DAY_NS,
+                end=switch,
+            ).table
+            for switch, old, new in rows
+        ]
+    )
 
 
 @asset(
     partitions_def=symbol_windows,
     group_name="continuous",
     deps=[raw_ticks, AssetDep("roll_events", partition_mapping=LATER_WINDOWS)],
-    check_specs=[AssetCheckSpec(name, asset="panama_adjusted_ticks", blocking=True, partitions_def=symbol_windows) for name in ADJUSTMENT_CHECKS],
+    check_specs=[
+        AssetCheckSpec(name, asset="panama_adjusted_ticks", blocking=True, partitions_def=symbol_windows)
+        for name in ADJUSTMENT_CHECKS
+    ],
     description="Back-adjusted continuous ticks: each tick plus the gaps of every later roll (this window's and "
     "every later window's), exact int64 arithmetic; the newest contract is unchanged.",
 )
 def panama_adjusted_ticks(context: AssetExecutionContext):
     product, window, start_ns, end_ns = _partition(context)
     ticks = lake.read_table("raw_ticks", symbol=product.symbol, window=window)
-    later = [lake.read_table("roll_events", symbol=product.symbol, window=w)
-             for w in _windows_from(product.symbol, window)]
+    later = [
+        lake.read_table("roll_events", symbol=product.symbol, window=w)
+        for w in _windows_from(product.symbol, window)
+    ]
     events = pa.concat_tables(later) if later else rolls.empty_roll_events()
     events = events.sort_by("switch_ns")
     method = product.adjustment
-    adjusted = adjust.adjust(method, ticks["ts_event"].to_numpy(), ticks["price"].to_numpy(),
-                             events["switch_ns"].to_numpy(), events["roll_gap"].to_numpy(),
-                             events["old_price"].to_numpy(), events["new_price"].to_numpy())
+    adjusted = adjust.adjust(
+        method,
+        ticks["ts_event"].to_numpy(),
+        ticks["price"].to_numpy(),
+        events["switch_ns"].to_numpy(),
+        events["roll_gap"].to_numpy(),
+        events["old_price"].to_numpy(),
+        events["new_price"].to_numpy(),
+    )
     table = ticks.append_column("adjusted_price", pa.array(adjusted, pa.int64()))
     lake.write_table(table, "panama_adjusted_ticks", symbol=product.symbol, window=window)
-    yield MaterializeResult(metadata={
-        "rows": table.num_rows, "method": method, "rolls_applied": events.num_rows,
-        "windows_of_rolls": ", ".join(_windows_from(product.symbol, window)) or "none",
-    })
+    yield MaterializeResult(
+        metadata={
+            "rows": table.num_rows,
+            "method": method,
+            "rolls_applied": events.num_rows,
+            "windows_of_rolls": ", ".join(_windows_from(product.symbol, window)) or "none",
+        }
+    )
     outcomes = []
     if method.startswith("panama"):
-        outcomes.append(validation.within_contract_changes(ticks["price"].to_numpy(), adjusted,
-                                                           ticks["instrument_id"].to_numpy()))
+        outcomes.append(
+            validation.within_contract_changes(
+                ticks["price"].to_numpy(), adjusted, ticks["instrument_id"].to_numpy()
+            )
+        )
     outcomes.append(validation.roll_continuity(table, ticks, events, tolerance=4 * product.tick_size))
     for outcome in outcomes:
         yield _check_result(outcome, "panama_adjusted_ticks")
@@ -215,7 +286,10 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
     partitions_def=symbol_windows,
     group_name="continuous",
     deps=[panama_adjusted_ticks],
-    check_specs=[AssetCheckSpec(name, asset="ohlcv_1s", blocking=True, partitions_def=symbol_windows) for name in CHECKPOINTS],
+    check_specs=[
+        AssetCheckSpec(name, asset="ohlcv_1s", blocking=True, partitions_def=symbol_windows)
+        for name in CHECKPOINTS
+    ],
     description="Session-aware 1-second bars of the adjusted ticks (bar time = interval start, as Databento's "
     "OHLCV); no bar mixes two Globex sessions. The five validation checkpoints run on every partition.",
 )
@@ -227,10 +301,16 @@ def ohlcv_1s(context: AssetExecutionContext):
     lake.write_table(bar_table, "ohlcv_1s", symbol=product.symbol, window=window)
     outcomes = validation.run_checkpoints(bar_table, sessions, interval_ns=NS, dense=False)
     report = validation.validation_report(outcomes)
-    lake.write_json(json.dumps(report, indent=2), "ohlcv_1s", "validation_report.json",
-                    symbol=product.symbol, window=window)
-    yield MaterializeResult(metadata={"bars": bar_table.num_rows, "ticks": ticks.num_rows,
-                                      "sessions": len(sessions)})
+    lake.write_json(
+        json.dumps(report, indent=2),
+        "ohlcv_1s",
+        "validation_report.json",
+        symbol=product.symbol,
+        window=window,
+    )
+    yield MaterializeResult(
+        metadata={"bars": bar_table.num_rows, "ticks": ticks.num_rows, "sessions": len(sessions)}
+    )
     for outcome in outcomes:
         yield _check_result(outcome, "ohlcv_1s")
 
@@ -262,16 +342,26 @@ def _one_second_bars(ticks: pa.Table, sessions: Sessions, start_ns: int, end_ns:
     edges = np.unique(np.concatenate([[start_ns], sessions.open_ns, sessions.close_ns, [end_ns]]))
     gaps = Sessions(edges[:-1], edges[1:], edges[:-1].astype("datetime64[ns]").astype("datetime64[D]"))
     stray = bars.ohlcv_1s(ticks.filter(pa.array(~inside)), gaps)
-    stray = stray.set_column(stray.schema.get_field_index("session_id"), "session_id",
-                             pa.array(np.full(stray.num_rows, -1, np.int64)))
+    stray = stray.set_column(
+        stray.schema.get_field_index("session_id"),
+        "session_id",
+        pa.array(np.full(stray.num_rows, -1, np.int64)),
+    )
     good = bars.ohlcv_1s(ticks.filter(pa.array(inside)), sessions)
     return pa.concat_tables([good, stray.cast(good.schema)]).sort_by("ts_event")
 
 
 def _as_ticks(adjusted: pa.Table) -> pa.Table:
     """Bars are built from the adjusted price."""
-    return pa.table({"ts_event": adjusted["ts_event"], "price": adjusted["adjusted_price"], "size": adjusted["size"],
-                     "instrument_id": adjusted["instrument_id"], "raw_symbol": adjusted["raw_symbol"]})
+    return pa.table(
+        {
+            "ts_event": adjusted["ts_event"],
+            "price": adjusted["adjusted_price"],
+            "size": adjusted["size"],
+            "instrument_id": adjusted["instrument_id"],
+            "raw_symbol": adjusted["raw_symbol"],
+        }
+    )
 
 
 def _check_result(outcome: validation.CheckOutcome, asset_name: str) -> AssetCheckResult:

@@ -18,13 +18,15 @@ def _bars_for_load(table: pa.Table, granularity: str, root: str) -> pa.Table:
     """Lake bars (int64 fixed-point prices) in the continuous_bars column layout; prices stay int64 here and
     the storage layer turns them into exact NUMERIC."""
     n = table.num_rows
-    return pa.table({
-        "root_symbol": pa.array([root] * n, pa.string()),
-        "granularity": pa.array([granularity] * n, pa.string()),
-        "ts": table["ts_event"].cast(pa.int64()).cast(UTC_NS),
-        "trade_date": table["trade_date"].cast(pa.date32()),
-        **{c: table[c] for c in ("open", "high", "low", "close", "volume", "trade_count", "vwap")},
-    })
+    return pa.table(
+        {
+            "root_symbol": pa.array([root] * n, pa.string()),
+            "granularity": pa.array([granularity] * n, pa.string()),
+            "ts": table["ts_event"].cast(pa.int64()).cast(UTC_NS),
+            "trade_date": table["trade_date"].cast(pa.date32()),
+            **{c: table[c] for c in ("open", "high", "low", "close", "volume", "trade_count", "vwap")},
+        }
+    )
 
 
 @asset(
@@ -38,22 +40,38 @@ def continuous_bars_table(context: AssetExecutionContext, database: DatabaseReso
     keys = context.partition_key.keys_by_dimension
     product = products()[keys["symbol"]]
     window = keys["window"]
-    parts = [_bars_for_load(lake.read_table("ohlcv_1s", symbol=product.symbol, window=window), "1s",
-                            product.symbol)]
-    parts += [_bars_for_load(lake.read_table(f"ohlcv_{i}", symbol=product.symbol, window=window), i,
-                             product.symbol) for i in BAR_INTERVALS]
+    parts = [
+        _bars_for_load(
+            lake.read_table("ohlcv_1s", symbol=product.symbol, window=window), "1s", product.symbol
+        )
+    ]
+    parts += [
+        _bars_for_load(lake.read_table(f"ohlcv_{i}", symbol=product.symbol, window=window), i, product.symbol)
+        for i in BAR_INTERVALS
+    ]
     data = pa.concat_tables(parts)
     context.log.info(f"loading {data.num_rows:,} bars of {product.continuous_symbol} {window}")
     result = database.replace_partition(
         "continuous_bars",
-        {"continuous_symbol": product.continuous_symbol, "window": dt.date.fromisoformat(window),
-         "adjustment_method": product.adjustment},
-        data, source="ohlcv_1s", run_id=None)
+        {
+            "continuous_symbol": product.continuous_symbol,
+            "window": dt.date.fromisoformat(window),
+            "adjustment_method": product.adjustment,
+        },
+        data,
+        source="ohlcv_1s",
+        run_id=None,
+    )
     counts = {g: int(pc.sum(pc.equal(data["granularity"], g)).as_py()) for g in ("1s", *BAR_INTERVALS)}
-    return MaterializeResult(metadata={
-        "rows_inserted": result.inserted, "rows_replaced": result.deleted, "quarantined": result.quarantined,
-        "seconds": round(result.seconds, 2), "rows_per_granularity": MetadataValue.json(counts),
-    })
+    return MaterializeResult(
+        metadata={
+            "rows_inserted": result.inserted,
+            "rows_replaced": result.deleted,
+            "quarantined": result.quarantined,
+            "seconds": round(result.seconds, 2),
+            "rows_per_granularity": MetadataValue.json(counts),
+        }
+    )
 
 
 @asset(
@@ -68,13 +86,29 @@ def roll_events_table(context: AssetExecutionContext, database: DatabaseResource
     product = products()[keys["symbol"]]
     window = keys["window"]
     events = lake.read_table("roll_events", symbol=product.symbol, window=window)
-    data = pa.table({
-        "switch_ts": events["switch_ns"].cast(UTC_NS),
-        **{c: events[c] for c in ("old_instrument_id", "new_instrument_id", "old_raw_symbol", "new_raw_symbol",
-                                  "old_price", "new_price", "roll_gap", "method")},
-        "reference_ts": events["reference_ns"].cast(UTC_NS),
-    })
+    data = pa.table(
+        {
+            "switch_ts": events["switch_ns"].cast(UTC_NS),
+            **{
+                c: events[c]
+                for c in (
+                    "old_instrument_id",
+                    "new_instrument_id",
+                    "old_raw_symbol",
+                    "new_raw_symbol",
+                    "old_price",
+                    "new_price",
+                    "roll_gap",
+                    "method",
+                )
+            },
+            "reference_ts": events["reference_ns"].cast(UTC_NS),
+        }
+    )
     result = database.replace_partition(
-        "roll_events", {"continuous_symbol": product.continuous_symbol, "window": dt.date.fromisoformat(window)},
-        data, source="roll_events")
+        "roll_events",
+        {"continuous_symbol": product.continuous_symbol, "window": dt.date.fromisoformat(window)},
+        data,
+        source="roll_events",
+    )
     return MaterializeResult(metadata={"rows_inserted": result.inserted, "rows_replaced": result.deleted})

@@ -13,13 +13,19 @@ import typer
 from hdi_resources.errors import HdiError
 from hdi_resources.settings import hdi_home, redact
 
+from .api import api_app
 from .db import db_app, query_command, stats_command
 from .demo import demo
 from .replay import replay_app
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="HDI: Databento market data, fetched once, rolled, checked, stored.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="HDI: Databento market data, fetched once, rolled, checked, stored.",
+)
 app.add_typer(replay_app, name="replay")
 app.add_typer(db_app, name="db")
+app.add_typer(api_app, name="api")
 app.command("query")(query_command)
 app.command("stats")(stats_command)
 app.command()(demo)
@@ -29,8 +35,11 @@ def main() -> None:
     """Entry point: user errors print one redacted line; the stack trace goes to the log file only."""
     log_dir = hdi_home() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(filename=log_dir / "hdi.log", level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        filename=log_dir / "hdi.log",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     try:
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:
@@ -49,6 +58,8 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # unexpected: still one line for the user, full trace in the log
         logging.getLogger("hdi").error(redact(traceback.format_exc()))
-        typer.echo(f"error: {redact(type(exc).__name__ + ': ' + str(exc))} (details in {log_dir / 'hdi.log'})",
-                   err=True)
+        typer.echo(
+            f"error: {redact(type(exc).__name__ + ': ' + str(exc))} (details in {log_dir / 'hdi.log'})",
+            err=True,
+        )
         sys.exit(1)
