@@ -1,8 +1,10 @@
 """Bulk-load benchmark: >= 5M one-second bars through replace_partition into a fresh embedded PostgreSQL,
 against row-by-row INSERT ... ON CONFLICT measured on a sample and extrapolated. Prints figures only.
 
-    python bench/bench_load.py [--rows 5000000] [--sample 20000] [--reload]
-"""
+    python bench/bench_load.py [--rows 5000000] [--sample 20000] [--reload] [--workers 2]
+
+The machine is shared, so each figure comes with the 1-minute load average and the CPU seconds spent by
+this process and by the server's backends (what the load costs, whatever the neighbours do)."""
 
 from __future__ import annotations
 
@@ -50,6 +52,36 @@ def synthetic_bars(n: int, start_unix: int = 1_704_067_200) -> pa.Table:
     })
 
 
+class CpuMeter:
+    """CPU seconds of this process and of the embedded server's backends since the last reading."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        import psutil
+
+        self.server = psutil.Process(server_pid) if server_pid else None
+        self.last = self._read()
+
+    def _read(self) -> tuple[float, dict[int, float]]:
+        import psutil
+
+        backends: dict[int, float] = {}
+        for proc in self.server.children() if self.server else []:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            backends[proc.pid] = times.user + times.system
+        return time.process_time(), backends
+
+    def lap(self) -> str:
+        client, backends = self._read()
+        last_client, last_backends = self.last
+        server = sum(cpu - last_backends.get(pid, 0.0) for pid, cpu in backends.items())
+        self.last = (client, backends)
+        return (f"[load avg {os.getloadavg()[0]:.1f}; CPU s: client {client - last_client:.1f}, "
+                f"server {server:.1f}]")
+
+
 def row_by_row(db, table: pa.Table) -> float:
     """Seconds to upsert `table` one INSERT ... ON CONFLICT per row, committed once at the end."""
     cols = table.to_pydict()
@@ -68,31 +100,37 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--sample", type=int, default=20_000)
     parser.add_argument("--reload", action="store_true", help="also time replacing the loaded partition")
+    parser.add_argument("--workers", type=int, default=None, help="connections filling months at once")
     args = parser.parse_args()
 
     bench_home = Path(tempfile.mkdtemp(prefix="bench-load-", dir=hdi_home()))
     os.environ.pop("HDI_DATABASE_URL", None)
-    from hdi_resources.db import Database, stop_server
+    from hdi_resources.db import Database, load, stop_server
 
+    if args.workers:
+        load.LOAD_WORKERS = args.workers
     db = Database(url="", home=bench_home)
     try:
         db.migrate()
+        meter = CpuMeter(db.embedded.pid if db.embedded else None)
+        print(f"load workers: {load.LOAD_WORKERS}; {meter.lap()}")
         t0 = time.perf_counter()
         bars = synthetic_bars(args.rows)
         print(f"generated {args.rows:,} bars in {time.perf_counter() - t0:.1f}s")
         partition = {"continuous_symbol": "ES.v.0", "granularity": "1s", "window": "2024-01-01"}
+        meter.lap()  # not the generation
         t0 = time.perf_counter()
         result = db.replace_partition("continuous_bars", partition, bars)
         bulk_s = time.perf_counter() - t0
         bulk_rate = result.inserted / bulk_s
         print(f"replace_partition (fresh): {result.inserted:,} rows in {bulk_s:.1f}s "
-              f"= {bulk_rate:,.0f} rows/s")
+              f"= {bulk_rate:,.0f} rows/s {meter.lap()}")
         if args.reload:
             t0 = time.perf_counter()
             again = db.replace_partition("continuous_bars", partition, bars)
             reload_s = time.perf_counter() - t0
             print(f"replace_partition (replacing {again.deleted:,} rows): {again.inserted:,} rows in "
-                  f"{reload_s:.1f}s = {again.inserted / reload_s:,.0f} rows/s")
+                  f"{reload_s:.1f}s = {again.inserted / reload_s:,.0f} rows/s {meter.lap()}")
         sample = bars.slice(0, args.sample)
         other = {**partition, "continuous_symbol": "ES.v.9"}
         db.replace_partition("continuous_bars", other, sample)  # creates its partitions ...

@@ -28,6 +28,8 @@ class ProductConfig:
     roll_gap_source: str
     first_window: str
     tick_size: int  # fixed point 1e-9
+    dense_bars: bool
+    max_gap_ns: int  # gap-threshold fallback for unexpected halts
 
     @property
     def continuous_symbol(self) -> str:
@@ -47,6 +49,8 @@ def products() -> dict[str, ProductConfig]:
             roll_gap_source=spec.get("roll_gap_source", cfg.get("roll_gap_source", "settlement")),
             first_window=str(cfg["first_window"]),
             tick_size=round(float(spec["tick_size"]) * 1_000_000_000),
+            dense_bars=bool(cfg.get("bars", {}).get("dense", False)),
+            max_gap_ns=int(cfg.get("bars", {}).get("max_gap_minutes", 30)) * 60 * 1_000_000_000,
         )
         for sym, spec in cfg["symbols"].items()
     }

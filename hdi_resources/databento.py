@@ -16,6 +16,7 @@ import re
 import tempfile
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import databento as db
+import databento_dbn
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -30,6 +32,7 @@ import pyarrow.compute as pc
 import requests
 import zstandard
 from dagster import ConfigurableResource
+from databento.common.constants import SCHEMA_STRUCT_MAP, SCHEMA_STRUCT_MAP_V1, SCHEMA_STRUCT_MAP_V2
 from databento.common.error import BentoClientError, BentoError, BentoHttpError, BentoWarning
 from pydantic import Field, PrivateAttr
 
@@ -56,6 +59,9 @@ NS_PER_DAY = 86_400 * NS
 TIME_FIELDS = frozenset(
     {"ts_event", "ts_recv", "ts_ref", "ts_out", "expiration", "activation", "auction_time"}
 )
+# Record layouts by DBN version, as `DBNStore.to_ndarray` picks them (no upgrade).
+_STRUCT_MAPS: dict[int, dict[Any, Any]] = {1: SCHEMA_STRUCT_MAP_V1, 2: SCHEMA_STRUCT_MAP_V2, 3: SCHEMA_STRUCT_MAP}
+_GATHER_BLOCK_BYTES = 1 << 20  # records per column-gather step: stays in cache while every column takes its part
 HOW_TO_START_GATEWAY = (
     f"set {ENV_API_KEY} to your Databento key, or start the offline gateway with `hdi replay serve` "
     f"and run the export lines it prints ({ENV_GATEWAY}, {ENV_CA}, {ENV_API_KEY})"
@@ -185,10 +191,32 @@ def split_chunks(start_ns: int, end_ns: int, interval_days: int) -> list[tuple[i
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _decompress_complete(raw: bytes) -> bytes:
-    """The plain DBN bytes of a body, refusing a zstd stream whose last frame was cut off."""
+def _decompress_complete(raw: bytes) -> bytes | memoryview:
+    """The plain DBN bytes of a body, refusing a zstd stream whose last frame was cut off.
+
+    One frame that states its size and ends exactly at the end of the body (what the gateway sends) is
+    decompressed straight into one NumPy buffer (huge pages: far fewer page faults than a bytes object);
+    anything else goes frame by frame.
+    """
     if raw[:4] != ZSTD_MAGIC:
         return raw
+    try:
+        size = zstandard.frame_content_size(raw)
+    except zstandard.ZstdError:  # a header cut short: the frame-by-frame path names the problem
+        size = -1
+    if size >= 0 and _zstd_frame_end(raw) == len(raw):
+        plain = np.empty(size + 1, dtype=np.uint8)  # one spare byte: output past the stated size is corrupt
+        view = memoryview(plain)
+        filled = 0
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=1 << 20)
+            while filled <= size and (got := reader.readinto(view[filled:])):
+                filled += got
+        except zstandard.ZstdError as exc:
+            raise TruncatedBodyError(f"corrupt zstd body: {exc}") from None
+        if filled != size:
+            raise TruncatedBodyError(f"zstd body holds {filled} bytes, its frame header states {size}")
+        return view[:size]
     parts: list[bytes] = []
     rest = raw
     while rest:
@@ -203,48 +231,128 @@ def _decompress_complete(raw: bytes) -> bytes:
     return b"".join(parts)
 
 
-def _decode_dbn(plain: bytes) -> tuple[np.ndarray, dict[str, list[dict[str, Any]]]]:
-    """Records (one structured array, DBN layout) and symbol mappings of a complete, plain DBN body."""
+def _zstd_frame_end(raw: bytes) -> int | None:
+    """Offset just past the zstd frame that starts `raw`, found by walking its block headers; None if unreadable."""
+    try:
+        pos = zstandard.frame_header_size(raw[:18])
+        has_checksum = zstandard.get_frame_parameters(raw[:18]).has_checksum
+    except zstandard.ZstdError:
+        return None
+    view = memoryview(raw)
+    while pos + 3 <= len(view):
+        header = int.from_bytes(view[pos : pos + 3], "little")
+        block_type = (header >> 1) & 3
+        if block_type == 3:  # reserved: corrupt
+            return None
+        pos += 3 + (1 if block_type == 1 else header >> 3)  # an RLE block stores one byte
+        if header & 1:  # last block
+            return pos + (4 if has_checksum else 0)
+    return None
+
+
+def _decode_dbn(plain: bytes | memoryview) -> tuple[np.ndarray, dict[str, list[dict[str, Any]]]]:
+    """Records (one structured array, DBN layout) and symbol mappings of a complete, plain DBN body.
+
+    A one-schema stream is viewed zero-copy with the dtype `DBNStore.to_ndarray` uses for its version;
+    mixed (live-format) streams go through `DBNStore`.
+    """
     if len(plain) < 8 or plain[:3] != b"DBN":
         raise BentoError("the response body is not DBN data")
     meta_len = int.from_bytes(plain[4:8], "little") + 8
     if len(plain) < meta_len:
         raise TruncatedBodyError(f"DBN metadata cut off at {len(plain)} of {meta_len} bytes")
-    store = db.DBNStore.from_bytes(plain)
+    try:
+        metadata = databento_dbn.Metadata.decode(
+            bytes(plain[:meta_len]), upgrade_policy=databento_dbn.VersionUpgradePolicy.AS_IS
+        )
+    except databento_dbn.DBNError as exc:
+        raise BentoError(f"unreadable DBN metadata ({one_line(str(exc))})") from None
+    if metadata.schema is None:
+        records = _decode_mixed(plain)
+    else:
+        dtype = np.dtype(_STRUCT_MAPS.get(metadata.version, SCHEMA_STRUCT_MAP)[metadata.schema]._dtypes)
+        loose = (len(plain) - meta_len) % dtype.itemsize
+        if loose:
+            raise TruncatedBodyError(f"DBN body is truncated: {loose} bytes of an incomplete last record")
+        records = np.frombuffer(plain, dtype=dtype, offset=meta_len)
+    if len(records) and "length" in (records.dtype.names or ()):
+        if records.dtype.itemsize % 4 or not np.all(records["length"] == records.dtype.itemsize // 4):
+            raise TruncatedBodyError("record lengths disagree with the schema (mixed or corrupt stream)")
+    return records, dict(metadata.mappings)
+
+
+def _decode_mixed(plain: bytes | memoryview) -> np.ndarray:
+    """A stream without one schema, as `DBNStore.to_ndarray` reads it (per-record: small live files only)."""
+    store = db.DBNStore.from_bytes(bytes(plain))
     with warnings.catch_warnings():
         # The client only warns about a trailing partial record; for a download that means a cut body.
         warnings.simplefilter("error", BentoWarning)
         try:
-            records = np.asarray(store.to_ndarray()).reshape(-1)
+            return np.asarray(store.to_ndarray()).reshape(-1)
         except BentoWarning as exc:
             raise TruncatedBodyError(str(exc)) from None
-    if len(records) and "length" in (records.dtype.names or ()):
-        if not np.all(records["length"].astype(np.int64) * 4 == records.dtype.itemsize):
-            raise TruncatedBodyError("record lengths disagree with the schema (mixed or corrupt stream)")
-    return records, dict(store.mappings)
 
 
-def records_to_table(records: np.ndarray) -> pa.Table:
-    """A DBN structured array as an Arrow table, column by column (no per-record Python objects).
+def records_to_table(records: np.ndarray | list[np.ndarray]) -> pa.Table:
+    """A DBN structured array (or same-dtype arrays, concatenated) as an Arrow table, column by column.
 
     Prices stay int64 fixed point (1e-9); time fields become int64 ns; fixed-width text becomes strings;
-    reserved padding and the record `length` byte are dropped.
+    reserved padding and the record `length` byte are dropped. Columns are gathered block by block (a
+    cache-sized slice of records feeds every column) so the records are read from memory once.
     """
-    names = [n for n in (records.dtype.names or ()) if not n.startswith("_") and n != "length"]
+    arrays = [records] if isinstance(records, np.ndarray) else list(records)
+    dtype = arrays[0].dtype
+    names = [n for n in (dtype.names or ()) if not n.startswith("_") and n != "length"]
+    total = sum(len(a) for a in arrays)
+    gathered = {
+        name: np.empty(total, dtype=np.uint8 if dtype[name].kind == "S" else dtype[name])
+        for name in names
+        if dtype[name].kind in "iu" or (dtype[name].kind == "S" and dtype[name].itemsize == 1)
+    }
+    block = max(1024, _GATHER_BLOCK_BYTES // max(1, dtype.itemsize))
+    at = 0
+    for array in arrays:
+        for lo in range(0, len(array), block):
+            part = array[lo : lo + block]
+            hi = at + len(part)
+            for name, out in gathered.items():
+                column = part[name]
+                out[at:hi] = column.view(np.uint8) if column.dtype.kind == "S" else column
+            at = hi
+    offsets: pa.Buffer | None = None  # shared by every one-byte text column without NULs
     columns: list[pa.Array] = []
     for name in names:
-        column = records[name]
-        if name in TIME_FIELDS and column.dtype.kind == "u":
-            columns.append(pa.array(np.ascontiguousarray(column).view(np.int64)))
-        elif column.dtype.kind == "S":
+        out = gathered.get(name)
+        if out is None:  # wider text: few rows (definitions), the general path
+            column = np.concatenate([a[name] for a in arrays]) if len(arrays) > 1 else arrays[0][name]
             binary = pa.array(column)
             try:
                 columns.append(pc.cast(binary, pa.string()))
             except pa.ArrowInvalid:
                 columns.append(binary)
+        elif dtype[name].kind == "S":
+            if out.all():  # no NUL: the gathered bytes are the string data as they are
+                if offsets is None:
+                    offsets = pa.py_buffer(np.arange(total + 1, dtype=np.int32))
+                column_offsets, data = offsets, pa.py_buffer(out)
+            else:
+                column_offsets, data = _one_byte_text(out)
+            # a byte >= 0x80 alone is not UTF-8: such a column stays binary, as a failed cast would leave it
+            kind = pa.binary() if total and out.max() >= 0x80 else pa.string()
+            columns.append(pa.Array.from_buffers(kind, total, [None, column_offsets, data]))
+        elif name in TIME_FIELDS and out.dtype.kind == "u":
+            columns.append(pa.array(out.view(np.int64)))
         else:
-            columns.append(pa.array(np.ascontiguousarray(column)))
+            columns.append(pa.array(out))
     return pa.Table.from_arrays(columns, names=names)
+
+
+def _one_byte_text(codes: np.ndarray) -> tuple[pa.Buffer, pa.Buffer]:
+    """Arrow offsets and data of one-byte strings; a NUL byte is the empty string, as NumPy reads `S1`."""
+    present = codes != 0
+    offsets = np.zeros(len(codes) + 1, dtype=np.int32)
+    np.cumsum(present, out=offsets[1:])
+    return pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(codes[present]))
 
 
 def merge_mappings(parts: list[dict[str, list[dict[str, Any]]]]) -> dict[str, list[MappingInterval]]:
@@ -657,35 +765,40 @@ class DatabentoResource(ConfigurableResource):
     def _fetch_chunk(
         self, chunk: ChunkRequest, context: Any | None
     ) -> tuple[np.ndarray, dict[str, list[dict[str, Any]]], int]:
-        """Download one chunk (retried whole), check it decodes, then atomically enter it in the cache."""
+        """Download one chunk (retried whole), check it decodes, then atomically enter it in the cache.
+
+        The client streams the body straight into a `.partial-*` file beside the cache entry (no in-memory
+        body and no second write); only a body that decodes completely is renamed into place.
+        """
         client = self._client()
-
-        def download() -> tuple[bytes, bytes, np.ndarray, dict[str, list[dict[str, Any]]]]:
-            store = client.timeseries.get_range(
-                dataset=chunk.dataset, start=_iso(chunk.start_ns), end=_iso(chunk.end_ns),
-                symbols=list(chunk.symbols), schema=chunk.schema, stype_in=chunk.stype_in,
-                stype_out=chunk.stype_out, limit=chunk.limit,
-            )
-            raw = store.raw
-            plain = _decompress_complete(raw)
-            records, mappings = _decode_dbn(plain)
-            return raw, plain, records, mappings
-
-        raw, plain, records, mappings = self._call(download, f"get_range {chunk.label()}", context)
-        if raw[:4] == ZSTD_MAGIC:
-            body = raw
-        else:
-            body = zstandard.ZstdCompressor(level=3, write_checksum=True).compress(plain)
         path = self.cache_path(chunk)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=".dbn.zst")
+
+        def download() -> tuple[Path, bytes, bytes | memoryview, np.ndarray, dict[str, list[dict[str, Any]]]]:
+            partial = path.parent / f".partial-{uuid.uuid4().hex}.dbn.zst"
+            try:
+                client.timeseries.get_range(
+                    dataset=chunk.dataset, start=_iso(chunk.start_ns), end=_iso(chunk.end_ns),
+                    symbols=list(chunk.symbols), schema=chunk.schema, stype_in=chunk.stype_in,
+                    stype_out=chunk.stype_out, limit=chunk.limit, path=partial,
+                )
+                raw = partial.read_bytes()
+                plain = _decompress_complete(raw)
+                records, mappings = _decode_dbn(plain)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            return partial, raw, plain, records, mappings
+
+        partial, raw, plain, records, mappings = self._call(download, f"get_range {chunk.label()}", context)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
-            os.replace(tmp, path)
+            if raw[:4] != ZSTD_MAGIC:  # a plain body is stored compressed, like Databento's own downloads
+                body = zstandard.ZstdCompressor(level=3, write_checksum=True).compress(plain)
+                with open(partial, "wb") as fh:
+                    fh.write(body)
+            os.replace(partial, path)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            partial.unlink(missing_ok=True)
         return records, mappings, len(raw)
 
     def resolve(
@@ -782,8 +895,8 @@ def _usd(amount: float) -> str:
 
 
 def _concat_tables(arrays: list[np.ndarray]) -> pa.Table:
-    """One table from the chunks' arrays, in chunk order."""
+    """One table from the chunks' arrays, in chunk order (same layout: gathered straight into one table)."""
     if all(a.dtype == arrays[0].dtype for a in arrays):
-        return records_to_table(np.concatenate(arrays) if len(arrays) > 1 else arrays[0])
+        return records_to_table(arrays)
     # Chunks in different DBN versions (a folder of old files): align columns by name.
     return pa.concat_tables([records_to_table(a) for a in arrays], promote_options="permissive")

@@ -42,13 +42,17 @@ def write_table(table: pa.Table, asset: str, **keys: str) -> Path:
 
 
 def write_json(payload: str, asset: str, name: str, **keys: str) -> Path:
-    """A small sidecar file (e.g. the validation report) beside a partition's data, replaced atomically."""
+    """A small sidecar file (e.g. the validation report) beside a partition's data, replaced atomically.
+
+    Its name starts with "_", which pyarrow, Polars and DuckDB dataset readers skip, so the folder stays a
+    clean Parquet dataset.
+    """
     folder = partition_dir(asset, **keys)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{name}.{uuid.uuid4().hex}"
     tmp.write_text(payload)
-    os.replace(tmp, folder / name)
-    return folder / name
+    os.replace(tmp, folder / f"_{name}")
+    return folder / f"_{name}"
 
 
 def read_table(asset: str, columns: list[str] | None = None, **keys: str) -> pa.Table:

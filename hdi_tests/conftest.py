@@ -87,3 +87,8 @@ def files_client(files_gateway):
 def synthetic_gateway_env(synthetic_gateway) -> dict[str, str]:
     """What a process needs to fetch from the synthetic gateway: a key, its URL and the CA bundle."""
     return {"DATABENTO_API_KEY": TEST_API_KEY, **synthetic_gateway.client_env()}
+
+
+# ------------------------------------------------------------------------------------------ dagster dev (UI tests)
+
+from ui_fixtures import dagster_ui  # noqa: E402, F401 - one `dagster dev` shared by test_ui_e2e and test_ui_browser

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
@@ -68,7 +69,7 @@ def test_every_checkpoint_passes_per_partition(built_es):
         ]
         report = json.loads(
             (
-                lake.partition_dir("ohlcv_1s", symbol="ES", window=window) / "validation_report.json"
+                lake.partition_dir("ohlcv_1s", symbol="ES", window=window) / "_validation_report.json"
             ).read_text()
         )
         assert report and all(entry["passed"] for entry in report["checkpoints"])
@@ -181,3 +182,56 @@ def test_two_windows_from_the_dagster_cli(synthetic_gateway_env, tmp_path):
             ).exists()
     finally:
         stop_embedded_server(tmp_path)
+
+
+def test_lake_is_readable_by_pyarrow_polars_and_duckdb(built_es):
+    """The lake is plain Hive-partitioned Parquet with int64 fixed-point prices."""
+    import duckdb
+    import polars as pl
+    import pyarrow.dataset as ds
+
+    root = lake.lake_root() / "raw_ticks"
+    expected = sum(lake.read_table("raw_ticks", symbol="ES", window=w).num_rows for w in WINDOWS)
+    arrow = ds.dataset(root, format="parquet", partitioning="hive").to_table(filter=ds.field("symbol") == "ES")
+    assert arrow.num_rows == expected and arrow.schema.field("price").type == "int64"
+    frame = pl.scan_parquet(f"{root}/**/*.parquet", hive_partitioning=True).filter(pl.col("symbol") == "ES")
+    assert frame.select(pl.len()).collect().item() == expected
+    rows = duckdb.sql(
+        f"SELECT \"window\", count(*) FROM read_parquet('{root}/*/*/*.parquet', hive_partitioning = true) "
+        "WHERE symbol = 'ES' GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    assert [str(w) for w, _ in rows] == list(WINDOWS) and sum(n for _, n in rows) == expected
+
+
+def test_corrupted_ticks_fail_the_right_checkpoint_and_nothing_downstream_runs(built_es, tmp_path, monkeypatch):
+    """Trades printed inside the daily halt (one of size 0) make bars outside any session with zero volume:
+    session alignment and OHLC integrity fail, blocking, so ohlcv_bars and the database load never run.
+    (NaN, duplicate-second and high-below-low bars cannot come from ticks; test_continuous_validation feeds them
+    to the checkpoints directly.)"""
+    from hdi_assets.continuous.assets import ohlcv_1s, ohlcv_bars, panama_adjusted_ticks
+    from hdi_assets.storage.assets import continuous_bars_table
+
+    window = "2024-07-01"
+    raw = lake.read_table("raw_ticks", symbol="ES", window=window)
+    events = lake.read_table("roll_events", symbol="ES", window=window)
+    monkeypatch.setenv("HDI_HOME", str(tmp_path))
+    halt = 1_719_955_800 * NS  # 2024-07-02 16:30 CT: inside the daily 16:00-17:00 halt
+    bad = raw.slice(0, 2).to_pydict()
+    bad["ts_event"] = [halt + NS // 2, halt + 300 * NS]
+    bad["size"] = [1, 0]
+    corrupted = pa.concat_tables([raw, pa.table(bad, schema=raw.schema)]).sort_by("ts_event")
+    lake.write_table(corrupted, "raw_ticks", symbol="ES", window=window)
+    lake.write_table(events, "roll_events", symbol="ES", window=window)
+    result = materialize(
+        [panama_adjusted_ticks, ohlcv_1s, ohlcv_bars, continuous_bars_table],
+        partition_key=partition_key("ES", window),
+        instance=DagsterInstance.ephemeral(),
+        resources=build_resources(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
+    assert {"session_alignment", "ohlc_integrity"} <= failed
+    assert not failed & {"indicator_sanity", "no_nan_or_inf"}
+    made = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "ohlcv_1s" in made and not made & {"ohlcv_bars", "continuous_bars_table"}

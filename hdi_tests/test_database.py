@@ -181,6 +181,36 @@ def test_duplicate_keys_are_quarantined(db: Database) -> None:
     assert (result.inserted, result.quarantined, result.rules) == (100, 3, {"duplicate_key": 3})
 
 
+@pytest.mark.parametrize(("symbol", "swap_min_rows", "forget_first"), [("HG.v.0", None, False),
+                                                                       ("HG.v.1", 500, True)])
+def test_keys_held_by_another_partition_are_quarantined(db: Database, monkeypatch: pytest.MonkeyPatch,
+                                                        symbol: str, swap_min_rows: int | None,
+                                                        forget_first: bool) -> None:
+    """Windows overlapping in time: the second load's rows whose key the first window holds are duplicates.
+    Cases: the month is routed (DELETE + COPY), or rebuilt and swapped with the bookkeeping of the first
+    window missing (so the clash surfaces at the index build and the load re-runs with a full check)."""
+    from hdi_resources.db import load
+
+    if swap_min_rows:
+        monkeypatch.setattr(load, "SWAP_MIN_ROWS", swap_min_rows)
+    first = {**PARTITION, "continuous_symbol": symbol}
+    second = {**first, "window": "2024-01-02"}
+    db.replace_partition("continuous_bars", first, make_bars(1_000, seed=10))
+    before = db.query(symbol, "ohlcv-1s").drop_columns(["loaded_at"])
+    if forget_first:
+        with db.raw() as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM hdi_loaded_partitions WHERE \"partition\" LIKE %s", (f"%{symbol}%",))
+    later = make_bars(1_000, START_UNIX + 600, seed=11)  # its first 400 seconds are the first window's last
+    for _ in range(2):  # and a re-run does the same
+        result = db.replace_partition("continuous_bars", second, later)
+        assert (result.inserted, result.quarantined, result.rules) == (600, 400, {"duplicate_key": 400})
+    stored = db.query(symbol, "ohlcv-1s").drop_columns(["loaded_at"])
+    assert stored.num_rows == 1_600
+    assert stored.slice(0, 1_000).equals(before)  # the first window is untouched
+    assert _count(db, "SELECT count(*) FROM quarantine WHERE rule = 'duplicate_key' AND \"partition\" LIKE %s",
+                  (f"%{symbol}%",)) == 400
+
+
 KILL_SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
@@ -225,6 +255,29 @@ def test_killed_load_leaves_previous_state(db: Database, home: Path) -> None:
     rerun = db.replace_partition("continuous_bars", part, make_bars(30_000, seed=9))
     assert rerun.inserted == 30_000 and rerun.deleted == 2_000
     assert _count(db, "SELECT count(*) FROM continuous_bars WHERE continuous_symbol = 'ZN.v.0'") == 30_000
+
+
+def test_stage_left_by_a_killed_load_is_invisible_then_dropped(db: Database) -> None:
+    """A killed parallel load can leave a committed, never attached month stage: readers never see it and the
+    next load of that month drops it. The month's defaults used by the COPY do not stay on the partition."""
+    from hdi_resources.db import load
+
+    part = {**PARTITION, "continuous_symbol": "ZF.v.0"}
+    db.replace_partition("continuous_bars", part, make_bars(2_000, seed=12))
+    before = db.query("ZF.v.0", "ohlcv-1s").drop_columns(["loaded_at"])
+    month = load._from_micros(START_UNIX * 1_000_000)
+    stage = f"{load.symbol_partition_name('ZF.v.0', month)}_stage"
+    with db.raw() as conn, conn.cursor() as cur:  # what a worker had committed when its load was killed
+        cur.execute("SELECT hdi_stage_bar_month(%s, %s, %s, false, '{}')",
+                    ("ZF.v.0", month, '{"window": "1999-01-01"}'))
+        cur.execute(f"INSERT INTO {stage} SELECT * FROM {stage}")  # rows a reader must never see
+    assert db.query("ZF.v.0", "ohlcv-1s").drop_columns(["loaded_at"]).equals(before)
+    rerun = db.replace_partition("continuous_bars", part, make_bars(3_000, seed=13))
+    assert (rerun.inserted, rerun.deleted) == (3_000, 2_000)
+    assert _count(db, "SELECT count(*) FROM continuous_bars WHERE continuous_symbol = 'ZF.v.0'") == 3_000
+    assert _count(db, "SELECT count(*) FROM pg_class WHERE relname = %s", (stage,)) == 0
+    assert _count(db, "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s) AND atthasdef",
+                  (stage[: -len("_stage")],)) == 1  # loaded_at's, as on continuous_bars
 
 
 def test_app_role_has_row_rights_only(db: Database) -> None:

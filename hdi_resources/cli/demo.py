@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import warnings
 from pathlib import Path
 
 import typer
 
-from hdi_resources.settings import ENV_API_KEY, REPO_ROOT, hdi_home
+from hdi_resources.settings import ENV_API_KEY, hdi_home
 
 DEMO_SYMBOLS = ("ES", "NQ")
 DEMO_WINDOWS = ("2024-01-01", "2024-07-01")
@@ -19,12 +18,10 @@ QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}
 
 
 def dagster_home() -> Path:
-    """DAGSTER_HOME under HDI_HOME, holding the repo's dagster.yaml, so `dagster dev` shows the demo's runs."""
-    home = hdi_home() / "dagster"
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
+    """DAGSTER_HOME under HDI_HOME with the rendered instance config, so `dagster dev` shows the demo's runs."""
+    from hdi_resources.instance import prepare_dagster_home
+
+    return prepare_dagster_home()
 
 
 def demo(

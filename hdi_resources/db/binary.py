@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from hdi_resources.errors import HdiError
 
@@ -19,6 +20,7 @@ PG_EPOCH_DAYS = 10_957
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 COPY_TRAILER = b"\xff\xff"
 NUMERIC_NEG = 0x4000
+NUMERIC_WIDTH = 20  # 4 header int16 + 6 base-10000 digits
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,37 @@ class PgColumn:
 
 @dataclass
 class Encoded:
-    """One column ready for COPY: fixed-width big-endian bytes (n, width) or variable bytes, plus nulls."""
+    """One column ready for COPY: fixed-width bytes (n, width), native values written big-endian (or as
+    NUMERIC when `numeric`) by the row writer, or variable bytes; plus nulls."""
 
     name: str
     fixed: np.ndarray | None  # (n, width) uint8
     var_data: np.ndarray | None  # flat uint8
     var_lengths: np.ndarray | None  # int64 per row (0 for null)
     nulls: np.ndarray | None  # bool per row, None when no nulls
+    native: np.ndarray | None = None  # signed ints (or float bits) whose big-endian bytes are the field
+    numeric: bool = False  # native holds int64 1e-9 units to write as NUMERIC
+
+    @property
+    def width(self) -> int | None:
+        if self.numeric:
+            return NUMERIC_WIDTH
+        if self.native is not None:
+            return self.native.dtype.itemsize
+        return None if self.fixed is None else self.fixed.shape[1]
+
+    def block(self) -> np.ndarray | None:
+        """The (n, width) bytes, built here for native columns (the general, slower path)."""
+        if self.numeric:
+            return _numeric_fixed(self.native)  # type: ignore[arg-type]
+        if self.native is not None:
+            return _fixed(self.native, f">i{self.native.dtype.itemsize}")
+        return self.fixed
+
+    def slice(self, start: int, stop: int) -> Encoded:
+        """Rows [start, stop) of a fixed-width column without nulls (views, no copy)."""
+        return Encoded(self.name, None if self.fixed is None else self.fixed[start:stop], None, None, None,
+                       None if self.native is None else self.native[start:stop], self.numeric)
 
 
 def _chunked_to_array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -163,13 +189,13 @@ def encode_column(arr: pa.Array, col: PgColumn) -> Encoded:
     kind = col.type_name
     if kind == "numeric":
         nanos, nulls = to_nanos_fixed(arr, col.name)
-        return Encoded(col.name, _numeric_fixed(nanos), None, None, nulls)
+        return Encoded(col.name, None, None, None, nulls, nanos, numeric=True)
     if kind == "timestamptz" or kind == "timestamp":
         micros, nulls = to_unix_micros(arr, col.name)
-        return Encoded(col.name, _fixed(micros - PG_EPOCH_US, ">i8"), None, None, nulls)
+        return Encoded(col.name, None, None, None, nulls, micros - PG_EPOCH_US)
     if kind == "date":
         days, nulls = to_days(arr, col.name)
-        return Encoded(col.name, _fixed(days - PG_EPOCH_DAYS, ">i4"), None, None, nulls)
+        return Encoded(col.name, None, None, None, nulls, (days - PG_EPOCH_DAYS).astype(np.int32))
     if kind in _INT_RANGES:
         dtype, bound = _INT_RANGES[kind]
         if not pa.types.is_integer(arr.type) and not pa.types.is_boolean(arr.type):
@@ -178,11 +204,12 @@ def encode_column(arr: pa.Array, col: PgColumn) -> Encoded:
         values = arr.fill_null(0).to_numpy(zero_copy_only=False)
         if values.size and (values.max() >= bound or (values.dtype.kind == "i" and values.min() < -bound)):
             raise HdiError(f"column {col.name}: value out of range for PostgreSQL {kind}")
-        return Encoded(col.name, _fixed(values, dtype), None, None, nulls)
+        return Encoded(col.name, None, None, None, nulls, values.astype(dtype[1:], copy=False))
     if kind in ("float8", "float4"):
         nulls = _null_mask(arr)
         values = arr.cast(pa.float64()).fill_null(0.0).to_numpy()
-        return Encoded(col.name, _fixed(values, ">f8" if kind == "float8" else ">f4"), None, None, nulls)
+        bits = values.view(np.int64) if kind == "float8" else values.astype(np.float32).view(np.int32)
+        return Encoded(col.name, None, None, None, nulls, bits)
     if kind == "bool":
         nulls = _null_mask(arr)
         flags = arr.fill_null(False).to_numpy(zero_copy_only=False)
@@ -207,42 +234,121 @@ def encode_column(arr: pa.Array, col: PgColumn) -> Encoded:
     raise HdiError(f"column {col.name}: PostgreSQL type {kind} is not supported by the bulk loader")
 
 
-def copy_bytes(columns: list[Encoded], n: int) -> memoryview:
-    """Assemble a complete binary COPY stream (header, rows, trailer) from encoded columns."""
-    if all(c.fixed is not None and c.nulls is None for c in columns):
-        return _copy_fixed(columns, n)
-    return memoryview(_copy_general(columns, n))
+def copy_bytes(columns: list[Encoded], n: int, header: bool = True, trailer: bool = True) -> memoryview:
+    """Assemble a binary COPY stream from encoded columns; one COPY may span several calls when only the
+    first has the header and only the last the trailer."""
+    if all_fixed(columns):
+        return memoryview(copy_rows_fixed(columns, n, header, trailer))
+    data = _copy_general(columns, n)
+    return memoryview(data)[0 if header else len(COPY_HEADER): len(data) - (0 if trailer else 2)]
 
 
-def _copy_fixed(columns: list[Encoded], n: int) -> memoryview:
-    """Every field has the same width in every row: fill a 2-D (rows, bytes) array column by column."""
-    widths = [c.fixed.shape[1] for c in columns]  # type: ignore[union-attr]
+def all_fixed(columns: list[Encoded]) -> bool:
+    """Every field has the same width in every row (no nulls, no variable text): the fast row writer."""
+    return all(c.width is not None and c.nulls is None for c in columns)
+
+
+@njit(cache=True, nogil=True)
+def _put_count(stream: np.ndarray, base: int, row_len: int, n: int, count: int) -> None:
+    for i in range(n):
+        p = base + i * row_len
+        stream[p] = (count >> 8) & 0xFF
+        stream[p + 1] = count & 0xFF
+
+
+@njit(cache=True, nogil=True)
+def _put_int(stream: np.ndarray, base: int, row_len: int, values: np.ndarray, width: int) -> None:
+    for i in range(values.shape[0]):
+        p = base + i * row_len
+        stream[p] = 0
+        stream[p + 1] = 0
+        stream[p + 2] = 0
+        stream[p + 3] = width
+        v = np.int64(values[i])
+        for b in range(width):
+            stream[p + 4 + b] = (v >> (8 * (width - 1 - b))) & 0xFF
+
+
+@njit(cache=True, nogil=True)
+def _put_bytes(stream: np.ndarray, base: int, row_len: int, block: np.ndarray) -> None:
+    width = block.shape[1]
+    for i in range(block.shape[0]):
+        p = base + i * row_len
+        stream[p] = (width >> 24) & 0xFF
+        stream[p + 1] = (width >> 16) & 0xFF
+        stream[p + 2] = (width >> 8) & 0xFF
+        stream[p + 3] = width & 0xFF
+        for b in range(width):
+            stream[p + 4 + b] = block[i, b]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_u16(stream: np.ndarray, p: int, value: int) -> None:
+    stream[p] = (value >> 8) & 0xFF
+    stream[p + 1] = value & 0xFF
+
+
+@njit(cache=True, nogil=True)
+def _put_numeric(stream: np.ndarray, base: int, row_len: int, nanos: np.ndarray) -> None:
+    """The NUMERIC binary form of _numeric_fixed, written in place (6 digits, weight 2, dscale 9)."""
+    for i in range(nanos.shape[0]):
+        p = base + i * row_len
+        v = nanos[i]
+        negative = v < 0
+        magnitude = -max(v, -9223372036854775807) if negative else v
+        int_part = magnitude // 1_000_000_000
+        frac = magnitude - int_part * 1_000_000_000
+        top = int_part // 100_000_000
+        mid = int_part - top * 100_000_000
+        stream[p] = 0
+        stream[p + 1] = 0
+        stream[p + 2] = 0
+        stream[p + 3] = NUMERIC_WIDTH
+        _put_u16(stream, p + 4, 6)
+        _put_u16(stream, p + 6, 2)
+        _put_u16(stream, p + 8, NUMERIC_NEG if negative else 0)
+        _put_u16(stream, p + 10, 9)
+        _put_u16(stream, p + 12, top)
+        _put_u16(stream, p + 14, mid // 10_000)
+        _put_u16(stream, p + 16, mid % 10_000)
+        _put_u16(stream, p + 18, frac // 100_000)
+        _put_u16(stream, p + 20, (frac % 100_000) // 10)
+        _put_u16(stream, p + 22, (frac % 10) * 1000)
+
+
+def copy_rows_fixed(columns: list[Encoded], n: int, header: bool = True, trailer: bool = True,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """Rows of fixed-width fields written column by column in place by compiled loops (no (n, width)
+    intermediates); optionally framed by the COPY header and trailer. Written into the front of `out` (the
+    returned view) when it is big enough."""
+    widths = [c.width or 0 for c in columns]
     row_len = 2 + sum(4 + w for w in widths)
-    head = len(COPY_HEADER)
-    stream = np.empty(head + n * row_len + len(COPY_TRAILER), dtype=np.uint8)
-    stream[:head] = np.frombuffer(COPY_HEADER, np.uint8)
-    stream[head + n * row_len:] = 0xFF
-    rows = stream[head: head + n * row_len].reshape(n, row_len)
-    prefix = np.empty(row_len, dtype=np.uint8)  # the constant bytes (field count, field lengths) of a row
-    prefix[0:2] = np.frombuffer(np.array([len(columns)], ">i2").tobytes(), np.uint8)
-    pos = 2
-    for width in widths:
-        prefix[pos:pos + 4] = np.frombuffer(np.array([width], ">i4").tobytes(), np.uint8)
-        pos += 4 + width
-    rows[:] = prefix
-    pos = 2
+    head = len(COPY_HEADER) if header else 0
+    size = head + n * row_len + (len(COPY_TRAILER) if trailer else 0)
+    stream = out[:size] if out is not None and out.shape[0] >= size else np.empty(size, dtype=np.uint8)
+    if header:
+        stream[:head] = np.frombuffer(COPY_HEADER, np.uint8)
+    if trailer:
+        stream[-2:] = 0xFF
+    _put_count(stream, head, row_len, n, len(columns))
+    pos = head + 2
     for col, width in zip(columns, widths, strict=True):
-        rows[:, pos + 4:pos + 4 + width] = col.fixed
+        if col.numeric:
+            _put_numeric(stream, pos, row_len, np.ascontiguousarray(col.native, dtype=np.int64))
+        elif col.native is not None:
+            _put_int(stream, pos, row_len, np.ascontiguousarray(col.native), width)
+        else:
+            _put_bytes(stream, pos, row_len, np.ascontiguousarray(col.fixed))
         pos += 4 + width
-    return memoryview(stream)
+    return stream
 
 
 def _copy_general(columns: list[Encoded], n: int) -> bytes:
     """Rows of different lengths (nulls, variable text): compute every field's offset and scatter."""
     lengths: list[np.ndarray] = []
     for c in columns:
-        if c.fixed is not None:
-            length = np.full(n, c.fixed.shape[1], dtype=np.int64)
+        if c.width is not None:
+            length = np.full(n, c.width, dtype=np.int64)
         else:
             length = c.var_lengths.astype(np.int64)  # type: ignore[union-attr]
         if c.nulls is not None:
@@ -261,11 +367,12 @@ def _copy_general(columns: list[Encoded], n: int) -> bytes:
         _scatter_fixed(out, pos, _fixed(length, ">i4"))
         pos = pos + 4
         present = length >= 0
-        if col.fixed is not None:
+        block = col.block()
+        if block is not None:
             if col.nulls is None:
-                _scatter_fixed(out, pos, col.fixed)
+                _scatter_fixed(out, pos, block)
             else:
-                _scatter_fixed(out, pos[present], col.fixed[present])
+                _scatter_fixed(out, pos[present], block[present])
         else:
             var_lengths = np.where(present, col.var_lengths, 0)  # type: ignore[arg-type]
             keep = np.repeat(present, col.var_lengths)  # type: ignore[arg-type]

@@ -17,11 +17,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from hdi_resources.errors import HdiError
 from hdi_resources.settings import redact
 
-from .binary import PgColumn, copy_bytes, encode_column, to_days, to_nanos_fixed, to_unix_micros
+from .binary import (
+    PgColumn,
+    all_fixed,
+    copy_bytes,
+    copy_rows_fixed,
+    encode_column,
+    to_days,
+    to_nanos_fixed,
+    to_unix_micros,
+)
 
 if TYPE_CHECKING:
     from .core import Database
@@ -36,6 +46,8 @@ TIME_COLUMN = {"continuous_bars": "ts", "roll_events": "switch_ts", "ohlcv_data"
 BATCH_ROWS = 100_000
 COPY_READ_SIZE = 1 << 20
 SWAP_MIN_ROWS = 50_000  # below this a month's reload goes DELETE + COPY; above, rebuild-and-swap
+LOAD_WORKERS = 2  # connections filling month stage tables at once (each month wholly on one)
+INDEX_BUILD_MEMORY = "1GB"  # maintenance_work_mem of a stage's primary-key sort: in memory for ~10M rows
 GRANULARITIES = ("1s", "1m", "5m", "15m", "1h", "1d")
 
 
@@ -181,6 +193,18 @@ class _Rules:
             self.bad |= fresh
 
 
+@njit(cache=True, nogil=True)
+def _ohlc_breaks(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """high >= GREATEST(open, close, low) and low <= LEAST(open, close, high), in one pass."""
+    n = o.shape[0]
+    high_breaks = np.zeros(n, dtype=np.bool_)
+    low_breaks = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        high_breaks[i] = h[i] < max(o[i], c[i], lo[i])
+        low_breaks[i] = lo[i] > min(o[i], c[i], h[i])
+    return high_breaks, low_breaks
+
+
 def _bar_rules(table: pa.Table, rules: _Rules) -> None:
     """The CHECK constraints of continuous_bars, evaluated exactly on int64 1e-9 prices."""
     prices = {}
@@ -189,9 +213,9 @@ def _bar_rules(table: pa.Table, rules: _Rules) -> None:
         prices[name] = values
         if nulls is not None:
             rules.add(f"not_null({name})", nulls)
-    o, h, lo, c = prices["open"], prices["high"], prices["low"], prices["close"]
-    rules.add("bar_high_is_highest", h < np.maximum(np.maximum(o, c), lo))
-    rules.add("bar_low_is_lowest", lo > np.minimum(np.minimum(o, c), h))
+    high_breaks, low_breaks = _ohlc_breaks(prices["open"], prices["high"], prices["low"], prices["close"])
+    rules.add("bar_high_is_highest", high_breaks)
+    rules.add("bar_low_is_lowest", low_breaks)
     volume = table.column("volume")
     if pc.min(volume).as_py() is not None and pc.min(volume).as_py() < 0:
         rules.add("bar_volume_not_negative",
@@ -315,17 +339,25 @@ def _copy(cur: Any, info: TableInfo, table: pa.Table, target: str | None = None,
         sql.Identifier(target or info.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in cols),
         sql.SQL(", FREEZE") if freeze else sql.SQL(""))
 
-    def encode(offset: int) -> memoryview:
-        batch = table.slice(offset, BATCH_ROWS)
-        return copy_bytes([encode_column(batch.column(c.name), c) for c in cols], batch.num_rows)
+    # Two buffers taken in turn: one is being sent while the next batch is written into the other (fresh
+    # memory for every batch would cost a page fault per 4 KiB on first touch).
+    buffers: list[np.ndarray | None] = [None, None]
 
-    offsets = list(range(0, table.num_rows, BATCH_ROWS))
+    def encode(i: int) -> memoryview:
+        batch = table.slice(i * BATCH_ROWS, BATCH_ROWS)
+        encoded = [encode_column(batch.column(c.name), c) for c in cols]
+        if not all_fixed(encoded):
+            return copy_bytes(encoded, batch.num_rows)
+        buffers[i % 2] = copy_rows_fixed(encoded, batch.num_rows, out=buffers[i % 2])
+        return memoryview(buffers[i % 2])  # type: ignore[arg-type]
+
+    batches = -(-table.num_rows // BATCH_ROWS)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(encode, offsets[0])
-        for i in range(len(offsets)):
+        pending = pool.submit(encode, 0)
+        for i in range(batches):
             payload = pending.result()
-            if i + 1 < len(offsets):
-                pending = pool.submit(encode, offsets[i + 1])
+            if i + 1 < batches:  # its buffer is the one of batch i - 1, which has been sent
+                pending = pool.submit(encode, i + 1)
             cur.copy_expert(statement, _MemoryReader(payload), size=COPY_READ_SIZE)
     return table.num_rows
 
@@ -350,20 +382,21 @@ def _delete(cur: Any, table: str, where: Any, params: list[Any], bounds: Span | 
     return cur.rowcount
 
 
-def _replace_bars_native(cur: Any, info: TableInfo, table: pa.Table, keys: dict[str, Any], where: Any,
-                         params: list[Any], bounds: Span | None, previous_rows: int | None
+def _replace_bars_native(db: Database, cur: Any, info: TableInfo, table: pa.Table, keys: dict[str, Any],
+                         where: Any, params: list[Any], bounds: Span | None, previous_rows: int | None
                          ) -> tuple[int, int]:
     """continuous_bars, native layout; returns (inserted, deleted). Per month of the symbol:
-    - no partition yet: COPY FREEZE into a table created in this transaction, then attach it (the index is
-      built once by sorting; WAL is skipped at wal_level=minimal);
-    - mostly replaced rows: rebuild it from the rows that stay plus the new ones, index, swap at the end;
+    - no partition yet, or mostly replaced rows: worker connections (LOAD_WORKERS, whole months each) build
+      an unattached stage table in their own transactions (the rows that stay, then COPY FREEZE of the new
+      ones, then the primary key by one sort; WAL is skipped at wal_level=minimal), and this transaction
+      swaps every stage in at the end, so readers see all the new months at once or none;
     - otherwise: DELETE the partition's rows there and COPY the new ones through the parent.
     previous_rows (from hdi_loaded_partitions) spares counting the rows a rebuilt month drops."""
     symbol = str(keys["continuous_symbol"])
     if bounds is None:
         return 0, _delete(cur, info.name, where, params, None)
     lo, hi = bounds
-    cur.execute("SELECT month_start, fresh_table, existing_rows FROM hdi_begin_bar_months(%s, %s, %s)",
+    cur.execute("SELECT month_start, existing_rows FROM hdi_lock_bar_months(%s, %s, %s)",
                 (symbol, lo, hi - dt.timedelta(microseconds=1)))
     months = cur.fetchall()
     starts = [m[0] for m in months]
@@ -374,11 +407,10 @@ def _replace_bars_native(cur: Any, info: TableInfo, table: pa.Table, keys: dict[
     month_of_row = np.searchsorted(edges, micros, side="right") - 1
     new_rows = np.bincount(month_of_row, minlength=len(months))
     plan = []
-    for i, (_month, fresh_table, existing_rows) in enumerate(months):
-        if fresh_table:
-            plan.append("fresh")
-        elif new_rows[i] >= SWAP_MIN_ROWS and existing_rows is not None \
-                and 0 <= existing_rows < 2 * new_rows[i]:
+    for i, (_month, existing_rows) in enumerate(months):
+        if existing_rows is None:
+            plan.append("fresh" if new_rows[i] else "skip")
+        elif new_rows[i] >= SWAP_MIN_ROWS and 0 <= existing_rows < 2 * new_rows[i]:
             plan.append("swap")
         else:
             plan.append("route")
@@ -395,28 +427,93 @@ def _replace_bars_native(cur: Any, info: TableInfo, table: pa.Table, keys: dict[
         run_hi = min(hi, _from_micros(int(edges[j + 1])))
         deleted += _delete(cur, info.name, where, params, (run_lo, run_hi))
         i = j + 1
-    inserted = 0
+    staged = [i for i, p in enumerate(plan) if p in ("fresh", "swap")]
     key_json = json.dumps({k: str(v) for k, v in keys.items()})
-    for i, (month, fresh_table, _existing) in enumerate(months):
-        rows = table.filter(pa.array(month_of_row == i)) if plan[i] != "route" else None
-        if plan[i] == "fresh":
-            inserted += _copy(cur, info, rows, target=fresh_table, freeze=True)
-            cur.execute("SELECT hdi_attach_bar_month(%s, %s)", (symbol, month))
-        elif plan[i] == "swap":
-            cur.execute("SELECT hdi_rebuild_bar_month(%s, %s, %s, %s)",
-                        (symbol, month, key_json, previous_rows is None))
-            deleted += cur.fetchone()[0] or 0
-            target = f"{symbol_partition_name(symbol, month)}_new"
-            inserted += _copy(cur, info, rows, target=target, freeze=True)
-            cur.execute("SELECT hdi_index_bar_month(%s, %s)", (symbol, month))
+    in_order = bool(np.all(month_of_row[1:] >= month_of_row[:-1]))
+    first_row = np.searchsorted(month_of_row, np.arange(len(months) + 1)) if in_order else None
+
+    def rows_of(i: int) -> pa.Table:  # rows in time order (the usual case) make each month a zero-copy slice
+        if first_row is not None:
+            return table.slice(int(first_row[i]), int(first_row[i + 1] - first_row[i]))
+        return table.filter(pa.array(month_of_row == i))
+
+    inserted, replaced = _stage_months(db, info, symbol, key_json, previous_rows is None,
+                                       [(starts[i], rows_of(i)) for i in staged])
+    deleted += replaced
     routed = np.isin(month_of_row, [i for i, p in enumerate(plan) if p == "route"])
     if routed.any():
         inserted += _copy(cur, info, table.filter(pa.array(routed)))
-    for i, (month, _fresh, _existing) in enumerate(months):  # last: the swap's exclusive lock is short
-        if plan[i] == "swap":
-            cur.execute("SELECT hdi_swap_bar_month(%s, %s)", (symbol, month))
+    for i in staged:  # last: the swap's exclusive locks are short
+        cur.execute("SELECT hdi_swap_in_bar_stage(%s, %s)", (symbol, starts[i]))
     # Every earlier row lay inside the bounds, so all of them went: the bookkeeping's count is exact.
     return inserted, (previous_rows if previous_rows is not None else deleted)
+
+
+def _stage_months(db: Database, info: TableInfo, symbol: str, key_json: str, count: bool,
+                  months: list[tuple[dt.datetime, pa.Table]]) -> tuple[int, int]:
+    """Fill one stage table per month from up to LOAD_WORKERS connections, each month in a transaction of
+    its own (committed stages stay invisible until the caller swaps them in). Returns (rows, replaced)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def stage(month: dt.datetime, rows: pa.Table) -> tuple[int, int]:
+        constants = _constant_columns(info, rows)
+        with db.raw() as conn, conn.cursor() as cur:
+            cur.execute("SET LOCAL synchronous_commit = off")
+            cur.execute("SET LOCAL maintenance_work_mem = %s", (INDEX_BUILD_MEMORY,))
+            cur.execute("SELECT hdi_stage_bar_month(%s, %s, %s, %s, %s)",
+                        (symbol, month, key_json, count, json.dumps(constants)))
+            replaced = cur.fetchone()[0] or 0
+            _copy(cur, info, rows.drop_columns(list(constants)),
+                  target=f"{symbol_partition_name(symbol, month)}_stage", freeze=True)
+            cur.execute("SELECT hdi_index_bar_stage(%s, %s)", (symbol, month))
+        return rows.num_rows, replaced
+
+    if not months:
+        return 0, 0
+    order = sorted(months, key=lambda m: -m[1].num_rows)  # the biggest months first balances the workers
+    workers = max(1, min(LOAD_WORKERS, len(months)))
+    try:
+        if workers == 1:
+            results = [stage(*m) for m in order]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hdi-stage") as pool:
+                futures = [pool.submit(stage, *m) for m in order]
+                failed = next((e for e in [f.exception() for f in futures] if e is not None), None)
+                if failed is not None:  # every month has finished, so no stage is still being written
+                    raise failed
+                results = [f.result() for f in futures]
+    except BaseException:
+        _drop_stages(db, symbol, [m[0] for m in months])
+        raise
+    return sum(r[0] for r in results), sum(r[1] for r in results)
+
+
+def _constant_columns(info: TableInfo, rows: pa.Table) -> dict[str, str]:
+    """Text and date columns holding one value in every row: the stage table's defaults give them for less
+    than sending them in each COPY row."""
+    constants: dict[str, str] = {}
+    if rows.num_rows == 0:
+        return constants
+    for name in rows.column_names:
+        column = rows.column(name)
+        if info.column(name).type_name not in ("text", "varchar", "bpchar", "date") or column.null_count:
+            continue
+        distinct = pc.unique(column.combine_chunks() if column.num_chunks != 1 else column.chunk(0))
+        if len(distinct) == 1:
+            value = distinct[0].as_py()
+            constants[name] = value.isoformat() if isinstance(value, dt.date) else str(value)
+    return constants
+
+
+def _drop_stages(db: Database, symbol: str, months: list[dt.datetime]) -> None:
+    """After failed staging, while the load still holds the months' locks: drop the committed stage tables
+    now (the next load of those months would drop them anyway)."""
+    try:
+        with db.raw() as conn, conn.cursor() as cur:
+            for month in months:
+                cur.execute("SELECT hdi_drop_bar_stage(%s, %s)", (symbol, month))
+    except Exception as exc:  # noqa: BLE001 - cleanup only; the load's own error is what the caller sees
+        log.warning("could not drop stage tables of %s: %s", symbol, redact(str(exc)).strip())
 
 
 def symbol_partition_name(symbol: str, month: dt.datetime) -> str:
@@ -440,11 +537,80 @@ def _quarantine(cur: Any, target: str, rows: pa.Table, rule_names: list[str], so
                    values, template="(%s, %s::jsonb, %s, %s, %s, %s)", page_size=1000)
 
 
+def _comparable_sql(col: PgColumn) -> str:
+    """A SELECT expression (its {} the column) giving a stored key in the form _key_values gives the input's."""
+    if col.type_name in ("timestamptz", "timestamp"):
+        return "(extract(epoch FROM {}) * 1000000)::int8"
+    if col.type_name == "date":
+        return "({} - DATE '1970-01-01')::int8"
+    if col.type_name == "numeric":
+        return "({} * 1000000000)::int8"
+    if col.type_name in ("text", "varchar", "bpchar"):
+        return "{}::text"
+    return "{}::int8"
+
+
+def _key_values(arr: pa.ChunkedArray, col: PgColumn) -> np.ndarray:
+    if col.type_name in ("text", "varchar", "bpchar"):
+        return np.asarray(arr.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+    return _comparable(arr, col)
+
+
+def _keys_of_other_partitions(cur: Any, info: TableInfo, table: pa.Table, keys: dict[str, Any],
+                              partition: str, thorough: bool) -> np.ndarray:
+    """Rows of `table` whose primary key is already held by a row of ANOTHER partition (which this load must
+    not touch): they are duplicates to quarantine, else the COPY or the index build fails on them.
+    Other partitions' rows are looked for where hdi_loaded_partitions says they can be, or, when thorough,
+    everywhere in the new rows' time range."""
+    from psycopg2 import sql
+
+    span = _time_range(info, table)
+    pk = info.primary_key
+    if span is None or not pk or all(k in pk for k in keys):
+        return np.zeros(table.num_rows, dtype=bool)  # with every partition key in the primary key, no clash
+    lo, hi = span
+    fixed_pk = {k: v for k, v in keys.items() if k in pk}
+    if not thorough:
+        cur.execute("""SELECT min(min_ts), max(max_ts) FROM hdi_loaded_partitions
+                       WHERE target = %s AND "partition" <> %s AND min_ts <= %s AND max_ts >= %s
+                         AND (SELECT bool_and(p.value IS NULL OR p.value = k.value)
+                              FROM jsonb_each_text(%s::jsonb) k
+                              LEFT JOIN jsonb_each_text("partition"::jsonb) p USING (key))""",
+                    (info.name, partition, hi, lo, json.dumps({k: str(v) for k, v in fixed_pk.items()})))
+        other_lo, other_hi = cur.fetchone()
+        if other_lo is None:
+            return np.zeros(table.num_rows, dtype=bool)
+        lo, hi = max(lo, other_lo), min(hi, other_hi)
+    varying = [info.column(k) for k in pk if k not in fixed_pk]
+    ident = sql.Identifier
+    time_col = TIME_COLUMN[info.name]
+    equal = [sql.SQL("{} = %s").format(ident(k)) for k in keys]
+    cur.execute(sql.SQL("SELECT {} FROM {} WHERE {} >= %s AND {} <= %s AND NOT ({})").format(
+        sql.SQL(", ").join(sql.SQL(_comparable_sql(c)).format(ident(c.name)) for c in varying),
+        ident(info.name), ident(time_col), ident(time_col), sql.SQL(" AND ").join(equal))
+        + sql.SQL("").join(sql.SQL(" AND {} = %s").format(ident(k)) for k in fixed_pk),
+        [lo, hi, *keys.values(), *fixed_pk.values()])
+    stored = cur.fetchall()
+    if not stored:
+        return np.zeros(table.num_rows, dtype=bool)
+    import pandas as pd
+
+    micros = to_unix_micros(table.column(time_col).combine_chunks(), time_col)[0]
+    near = np.flatnonzero((micros >= _micros(lo)) & (micros <= _micros(hi)))
+    new_keys = pd.MultiIndex.from_arrays([_key_values(table.column(c.name).take(near), c) for c in varying])
+    old_keys = pd.MultiIndex.from_tuples(stored)
+    clash = np.zeros(table.num_rows, dtype=bool)
+    clash[near[np.asarray(new_keys.isin(old_keys))]] = True
+    return clash
+
+
 def replace_partition(db: Database, table: str, key_columns_values: dict[str, Any], data: Any, *,
                       source: str | None = None, run_id: int | None = None) -> LoadResult:
     """Replace every row of `table` matching key_columns_values with `data`, in ONE transaction.
 
-    Readers see the old partition or the new one, never a mix; a killed load leaves the old one."""
+    Readers see the old partition or the new one, never a mix; a killed load leaves the old one. Rows that
+    break a rule, repeat a key of the input, or hold the key of a row of another partition are quarantined."""
+    import psycopg2
     from psycopg2 import sql
 
     started = time.monotonic()
@@ -453,43 +619,63 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
         raise HdiError(f"replace_partition({table}): key_columns_values must name the partition")
     for name in key_columns_values:
         info.column(name)
-    valid, invalid, rule_names, rules, ignored = _prepare(db, info, data, key_columns_values,
-                                                          info.primary_key)
+    prepared, invalid, rule_names, rules, ignored = _prepare(db, info, data, key_columns_values,
+                                                             info.primary_key)
     if ignored:
         log.info("%s: ignoring input columns %s", table, ignored)
-    _ensure_partitions(db, info, valid, key_columns_values)
+    _ensure_partitions(db, info, prepared, key_columns_values)
     partition = json.dumps(key_columns_values, default=str, sort_keys=True)
     where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in key_columns_values)
     params = list(key_columns_values.values())
-    new_span = _time_range(info, valid)
-    with db.raw() as conn, conn.cursor() as cur:
-        cur.execute("SET LOCAL synchronous_commit = off")  # a lost last commit on OS crash is re-run safely
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (table, partition))
-        cur.execute('SELECT min_ts, max_ts, row_count FROM hdi_loaded_partitions '
-                    'WHERE target = %s AND "partition" = %s', (table, partition))
-        previous = cur.fetchone()
-        # Rows can only be where the previous load put them or where the new rows go: bound by both.
-        spans = [s for s in ((previous[0], previous[1]) if previous and previous[0] else None, new_span) if s]
-        bounds = (min(s[0] for s in spans), max(s[1] for s in spans) + dt.timedelta(microseconds=1)) \
-            if spans else None
-        if table == "continuous_bars" and db.storage_mode == "native":
-            inserted, deleted = _replace_bars_native(cur, info, valid, key_columns_values, where, params,
-                                                     bounds, previous[2] if previous else None)
-        else:
-            deleted = _delete(cur, table, where, params, bounds)
-            inserted = _copy(cur, info, valid)
-        cur.execute('DELETE FROM quarantine WHERE target = %s AND "partition" = %s', (table, partition))
-        if invalid.num_rows:
-            _quarantine(cur, table, invalid, rule_names, source, partition, run_id)
-        cur.execute("""INSERT INTO hdi_loaded_partitions (target, "partition", min_ts, max_ts, row_count)
-                       VALUES (%s, %s, %s, %s, %s)
-                       ON CONFLICT (target, "partition") DO UPDATE SET min_ts = EXCLUDED.min_ts,
-                           max_ts = EXCLUDED.max_ts, row_count = EXCLUDED.row_count, loaded_at = now()""",
-                    (table, partition, *(new_span or (None, None)), inserted))
-    result = LoadResult(inserted, invalid.num_rows, deleted, time.monotonic() - started, dict(rules.counts),
-                        ignored)
+
+    def attempt(thorough: bool) -> tuple[int, int, pa.Table]:
+        with db.raw() as conn, conn.cursor() as cur:
+            cur.execute("SET LOCAL synchronous_commit = off")  # a lost last commit on OS crash is re-run safely
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (table, partition))
+            clash = _keys_of_other_partitions(cur, info, prepared, key_columns_values, partition, thorough)
+            valid = prepared.filter(pa.array(~clash)) if clash.any() else prepared
+            new_span = _time_range(info, valid)
+            cur.execute('SELECT min_ts, max_ts, row_count FROM hdi_loaded_partitions '
+                        'WHERE target = %s AND "partition" = %s', (table, partition))
+            previous = cur.fetchone()
+            # Rows can only be where the previous load put them or where the new rows go: bound by both.
+            spans = [s for s in ((previous[0], previous[1]) if previous and previous[0] else None, new_span) if s]
+            bounds = (min(s[0] for s in spans), max(s[1] for s in spans) + dt.timedelta(microseconds=1)) \
+                if spans else None
+            if table == "continuous_bars" and db.storage_mode == "native":
+                inserted, deleted = _replace_bars_native(db, cur, info, valid, key_columns_values, where,
+                                                         params, bounds, previous[2] if previous else None)
+            else:
+                deleted = _delete(cur, table, where, params, bounds)
+                inserted = _copy(cur, info, valid)
+            cur.execute('DELETE FROM quarantine WHERE target = %s AND "partition" = %s', (table, partition))
+            if invalid.num_rows:
+                _quarantine(cur, table, invalid, rule_names, source, partition, run_id)
+            clashing = prepared.filter(pa.array(clash))
+            if clashing.num_rows:
+                _quarantine(cur, table, clashing, ["duplicate_key"] * clashing.num_rows, source, partition,
+                            run_id)
+            cur.execute("""INSERT INTO hdi_loaded_partitions (target, "partition", min_ts, max_ts, row_count)
+                           VALUES (%s, %s, %s, %s, %s)
+                           ON CONFLICT (target, "partition") DO UPDATE SET min_ts = EXCLUDED.min_ts,
+                               max_ts = EXCLUDED.max_ts, row_count = EXCLUDED.row_count, loaded_at = now()""",
+                        (table, partition, *(new_span or (None, None)), inserted))
+        return inserted, deleted, clashing
+
+    try:
+        inserted, deleted, clashing = attempt(thorough=False)
+    except psycopg2.errors.UniqueViolation:
+        # Another partition holds rows the bookkeeping does not know of (written by upsert_rows, say).
+        log.info("%s %s: key clash with rows outside the recorded partitions; re-running with a full check",
+                 table, partition)
+        inserted, deleted, clashing = attempt(thorough=True)
+    counts = dict(rules.counts)
+    if clashing.num_rows:
+        counts["duplicate_key"] = counts.get("duplicate_key", 0) + clashing.num_rows
+    quarantined = invalid.num_rows + clashing.num_rows
+    result = LoadResult(inserted, quarantined, deleted, time.monotonic() - started, counts, ignored)
     log.info("%s %s: %d rows stored, %d quarantined, %d replaced in %.2fs", table, partition, inserted,
-             invalid.num_rows, deleted, result.seconds)
+             quarantined, deleted, result.seconds)
     return result
 
 

@@ -181,15 +181,21 @@ def zstd_compress(data: bytes | memoryview, threads: int = ZSTD_THREADS) -> byte
 
 
 def iter_stream(
-    head: bytes, records: np.ndarray | Iterable[np.ndarray], compress: bool, threads: int = ZSTD_THREADS
+    head: bytes,
+    records: np.ndarray | Iterable[np.ndarray],
+    compress: bool,
+    threads: int = ZSTD_THREADS,
+    content_size: int | None = None,
 ) -> Iterator[bytes]:
     """Chunks of the response body (metadata head + records), zstd-compressed as one frame when asked.
 
     `records` may be one array or an iterable of arrays (e.g. one per day): chunks leave as soon as they
-    are compressed, so sending overlaps producing and compressing the rest.
+    are compressed, so sending overlaps producing and compressing the rest. `content_size` (the exact
+    plain length, head included) goes into the zstd frame header so a reader can allocate its output once.
     """
     parts = [records] if isinstance(records, np.ndarray) else records
-    compressor = _compressor(threads).compressobj() if compress else None
+    size = -1 if content_size is None else content_size
+    compressor = _compressor(threads).compressobj(size=size) if compress else None
     out = compressor.compress(head) if compressor else head
     if out:
         yield out

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +54,13 @@ ALL_SYMBOLS = "ALL_SYMBOLS"
 STYPES_IN = ("raw_symbol", "instrument_id", "parent", "continuous")
 STYPES_OUT = ("instrument_id", "raw_symbol")
 SYMBOLOGY_LOOKBACK_DAYS = 14  # continuous rules rank by previous sessions' volume / open interest
+# Complete response bodies kept per request, bounded by bytes: a repeated request streams stored bytes,
+# as Databento serves from storage rather than by producing the data again.
+BODY_CACHE_BYTES = int(os.environ.get("HDI_REPLAY_BODY_CACHE_MB", "384")) << 20
+RECORD_COUNT_CACHE_SIZE = 4096
+# Records produced to count a request (get_cost before get_range) are kept for the get_range that follows.
+RECENT_RECORDS_BYTES = int(os.environ.get("HDI_REPLAY_RECENT_RECORDS_MB", "384")) << 20
+WRITE_SIZE = 8 << 20  # bytes per socket write (and per HTTP chunk) when sending a stored body
 
 # USD per GB (1e9 bytes) of billable size, by schema; deterministic stand-ins for Databento's CME rates.
 COST_PER_GB: dict[str, float] = {
@@ -235,6 +243,20 @@ class RangeQuery:
                 return
 
     @property
+    def key(self) -> tuple[Any, ...]:
+        """Everything that decides the records and the metadata head of this query's response."""
+        return (
+            self.dataset,
+            self.schema,
+            self.start_ns,
+            self.end_ns,
+            tuple(self.symbols),
+            self.stype_in,
+            self.stype_out,
+            self.limit,
+        )
+
+    @property
     def records(self) -> np.ndarray:
         parts = list(self.chunks())
         return np.concatenate(parts) if parts else empty_records(self.schema)
@@ -251,6 +273,35 @@ class RangeQuery:
         return round(billable_size / 1e9 * COST_PER_GB.get(self.schema, _DEFAULT_COST_PER_GB), 9)
 
 
+class BodyCache:
+    """LRU of complete response bodies bounded by their total bytes (a body over the bound is not kept)."""
+
+    def __init__(self, max_bytes: int = BODY_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> bytes | None:
+        with self._lock:
+            body = self._bodies.get(key)
+            if body is not None:
+                self._bodies.move_to_end(key)
+            return body
+
+    def put(self, key: tuple[Any, ...], body: bytes) -> None:
+        if len(body) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._bodies.pop(key, None)
+            self._bytes -= len(old) if old is not None else 0
+            self._bodies[key] = body
+            self._bytes += len(body)
+            while self._bytes > self.max_bytes:
+                _, dropped = self._bodies.popitem(last=False)
+                self._bytes -= len(dropped)
+
+
 class GatewayApp:
     """The request logic, independent of the HTTP plumbing."""
 
@@ -262,6 +313,78 @@ class GatewayApp:
         self.faults = faults
         self._lock = threading.Lock()
         self._datasets: list[str] | None = None
+        self.bodies = BodyCache()
+        self._record_counts: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        self._recent_records: tuple[tuple[Any, ...], list[np.ndarray]] | None = None
+
+    # -------------------------------------------------------------------- records and bodies
+
+    def record_count(self, query: RangeQuery) -> int:
+        """The query's record count, remembered per request (sources are fixed for the app's life)."""
+        with self._lock:
+            count = self._record_counts.get(query.key)
+        if count is not None:
+            return count
+        count, kept_bytes = 0, 0
+        kept: list[np.ndarray] | None = []
+        for part in query.chunks():
+            count += len(part)
+            if kept is not None:
+                kept.append(part)
+                kept_bytes += part.nbytes
+                if kept_bytes > RECENT_RECORDS_BYTES:
+                    kept = None
+        self._remember_count(query, count)
+        if kept is not None:
+            with self._lock:
+                self._recent_records = (query.key, kept)
+        return count
+
+    def _take_recent_records(self, query: RangeQuery) -> list[np.ndarray] | None:
+        with self._lock:
+            recent, self._recent_records = self._recent_records, None
+        return recent[1] if recent is not None and recent[0] == query.key else None
+
+    def _remember_count(self, query: RangeQuery, count: int) -> None:
+        with self._lock:
+            self._record_counts[query.key] = count
+            self._record_counts.move_to_end(query.key)
+            while len(self._record_counts) > RECORD_COUNT_CACHE_SIZE:
+                self._record_counts.popitem(last=False)
+
+    def body_chunks(self, query: RangeQuery, head: bytes, compress: bool) -> Iterator[bytes | memoryview]:
+        """Chunks of the response body: the stored body in large slices, or a fresh body.
+
+        A fresh body is produced whole first (its exact size goes into the zstd frame header), compressed
+        while it is sent, and kept once completely produced; a client that hangs up leaves nothing cached.
+        """
+        key = (query.key, compress)
+        body = self.bodies.get(key)
+        if body is not None:
+            view = memoryview(body)
+            return (view[i : i + WRITE_SIZE] for i in range(0, len(view), WRITE_SIZE))
+        return self._fresh_body(query, head, compress, key)
+
+    def _fresh_body(
+        self, query: RangeQuery, head: bytes, compress: bool, key: tuple[Any, ...]
+    ) -> Iterator[bytes]:
+        parts = self._take_recent_records(query)
+        if parts is None:
+            parts = list(query.chunks())
+            self._remember_count(query, sum(len(part) for part in parts))
+        size = len(head) + sum(part.nbytes for part in parts)
+        kept: list[bytes] | None = []
+        kept_bytes = 0
+        for chunk in iter_stream(head, parts, compress=compress, content_size=size):
+            if kept is not None:
+                kept.append(chunk)
+                kept_bytes += len(chunk)
+                if kept_bytes > self.bodies.max_bytes:
+                    kept = None
+            yield chunk
+        del parts
+        if kept is not None:
+            self.bodies.put(key, b"".join(kept))
 
     # -------------------------------------------------------------------- auth and faults
 
@@ -424,14 +547,15 @@ class GatewayApp:
         }
 
     def get_record_count(self, params: dict[str, str]) -> Any:
-        return self.range_query(params, stype_out_field=False).record_count
+        return self.record_count(self.range_query(params, stype_out_field=False))
 
     def get_billable_size(self, params: dict[str, str]) -> Any:
-        return self.range_query(params).billable_size
+        query = self.range_query(params)
+        return self.record_count(query) * schema_dtype(query.schema).itemsize
 
     def get_cost(self, params: dict[str, str]) -> Any:
         query = self.range_query(params)
-        return query.cost_of(query.billable_size)
+        return query.cost_of(self.record_count(query) * schema_dtype(query.schema).itemsize)
 
     def resolve(self, params: dict[str, str]) -> Any:
         dataset = self._dataset(params)
@@ -616,7 +740,7 @@ class _Handler(BaseHTTPRequestHandler):
             "Databento-Schema": query.schema,
             "Databento-Dataset": query.dataset,
         }
-        chunks = iter_stream(head, query.chunks(), compress=compression == "zstd")
+        chunks = app.body_chunks(query, head, compress=compression == "zstd")
         content_type = "application/octet-stream"
         if drop:
             self._send_partial(200, b"".join(chunks), content_type, headers)

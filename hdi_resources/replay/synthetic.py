@@ -17,8 +17,10 @@ trade in the leading contract.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -37,8 +39,11 @@ ORIGIN = dt.date(2018, 1, 1)  # the fair-level random walks start here
 DATA_END = dt.date(2030, 1, 1)  # exclusive; fixed so dataset_range never depends on the wall clock
 TEST_TICKS_PER_SESSION = 2_000
 DEFAULT_TICKS_PER_SESSION = {"ES": 300_000, "NQ": 200_000, "GC": 60_000}
-SESSION_CACHE_SIZE = 16  # generated trade sessions kept (ES at default volume is ~12 MB each)
-CACHE_LIMITS = {"trades": SESSION_CACHE_SIZE, "path": 64, "plan": 8192}
+# Generated trade sessions are kept by bytes, not count: ES at default volume is ~12 MB a session, so the
+# default holds a ~2-week ALL_SYMBOLS request at default volume (~270 MB) or years at test volume.
+SESSION_CACHE_BYTES = int(os.environ.get("HDI_REPLAY_SESSION_CACHE_MB", "384")) << 20
+CACHE_LIMITS = {"trades": 1 << 30, "path": 64, "plan": 8192}  # entries; "trades" is bounded by bytes
+CACHE_BYTE_LIMITS = {"trades": SESSION_CACHE_BYTES}
 LISTED_CONTRACTS = 4  # front + next three
 ROLL_SESSIONS = 5
 SPREAD_LEG_FRACTION = 0.25  # share of a non-leading contract's trades printed as spread legs
@@ -233,6 +238,24 @@ def _sizes_summing_to(rng: np.random.Generator, n: int, volume: int, mean_size: 
     return (1 + base).astype(np.uint32)
 
 
+FILL_BLOCK_BYTES = 1 << 20  # records filled per step: the block stays in cache while every field is written
+
+
+def _blocks(cols: dict[str, np.ndarray], n: int, itemsize: int) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+    """(lo, hi, columns[lo:hi]) in cache-sized steps, so a record block is written field by field in cache."""
+    step = max(1024, FILL_BLOCK_BYTES // itemsize)
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        yield lo, hi, {k: v[lo:hi] for k, v in cols.items()}
+
+
+def _nbytes(value: object) -> int:
+    """Bytes held by a cached column dict (or array)."""
+    if isinstance(value, dict):
+        return sum(int(v.nbytes) for v in value.values())
+    return int(getattr(value, "nbytes", 0))
+
+
 class SyntheticMarket:
     """Deterministic synthetic GLBX.MDP3 data source (ES, NQ, GC) implementing the gateway's DataSource."""
 
@@ -252,6 +275,7 @@ class SyntheticMarket:
         self._end_ns = _date_ns(DATA_END)
         self._levels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._caches: dict[str, OrderedDict[tuple, object]] = {kind: OrderedDict() for kind in CACHE_LIMITS}
+        self._cache_bytes: dict[str, int] = {kind: 0 for kind in CACHE_LIMITS}
         self._lock = threading.Lock()
 
     # ----- DataSource -----------------------------------------------------------------------------------
@@ -555,12 +579,21 @@ class SyntheticMarket:
             return value
 
     def _store(self, key: tuple, value) -> None:
+        kind = key[0]
+        byte_limit = CACHE_BYTE_LIMITS.get(kind)
+        size = _nbytes(value) if byte_limit is not None else 0
         with self._lock:
-            cache = self._caches[key[0]]
+            cache = self._caches[kind]
+            if key in cache:
+                self._cache_bytes[kind] -= _nbytes(cache[key]) if byte_limit is not None else 0
             cache[key] = value
             cache.move_to_end(key)
-            while len(cache) > CACHE_LIMITS[key[0]]:
-                cache.popitem(last=False)
+            self._cache_bytes[kind] += size
+            while len(cache) > 1 and (
+                len(cache) > CACHE_LIMITS[kind] or (byte_limit is not None and self._cache_bytes[kind] > byte_limit)
+            ):
+                _, dropped = cache.popitem(last=False)
+                self._cache_bytes[kind] -= _nbytes(dropped) if byte_limit is not None else 0
 
     # ----- schemas ------------------------------------------------------------------------------------------
 
@@ -628,7 +661,8 @@ class SyntheticMarket:
         at = 0
         for cols in parts:  # fill in place, session by session: no full-size intermediate columns
             n = len(cols["ts_event"])
-            self._fill_trade_fields(out[at:at + n], cols, RTYPE_MBP0)
+            for lo, hi, block in _blocks(cols, n, out.dtype.itemsize):
+                self._fill_trade_fields(out[at + lo:at + hi], block, RTYPE_MBP0)
             at += n
         return out
 
@@ -637,7 +671,8 @@ class SyntheticMarket:
         at = 0
         for cols in parts:
             n = len(cols["ts_event"])
-            self._fill_tbbo_fields(out[at:at + n], cols)
+            for lo, hi, block in _blocks(cols, n, out.dtype.itemsize):
+                self._fill_tbbo_fields(out[at + lo:at + hi], block)
             at += n
         return out
 
