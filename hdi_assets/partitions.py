@@ -71,9 +71,7 @@ LATER_WINDOWS = MultiPartitionMapping(
         "symbol": DimensionPartitionMapping("symbol", IdentityPartitionMapping()),
         "window": DimensionPartitionMapping(
             "window",
-            TimeWindowPartitionMapping(
-                start_offset=0, end_offset=1000, allow_nonexistent_upstream_partitions=True
-            ),
+            TimeWindowPartitionMapping(start_offset=0, end_offset=1000, allow_nonexistent_upstream_partitions=True),
         ),
     }
 )
@@ -81,3 +79,9 @@ LATER_WINDOWS = MultiPartitionMapping(
 
 def partition_key(symbol: str, window: str) -> MultiPartitionKey:
     return MultiPartitionKey({"symbol": symbol, "window": window})
+
+
+def product_window(key: MultiPartitionKey) -> tuple[ProductConfig, str]:
+    """The product and the window (e.g. "2024-01-01") of a symbol x window partition key."""
+    keys = key.keys_by_dimension
+    return products()[keys["symbol"]], keys["window"]

@@ -24,7 +24,7 @@ from dagster import (
 
 from hdi_assets.continuous import adjust, bars, rolls, validation
 from hdi_assets.continuous.sessions import Sessions, globex_sessions, session_index, split_sessions
-from hdi_assets.partitions import LATER_WINDOWS, ProductConfig, half_year_windows, products, symbol_windows
+from hdi_assets.partitions import LATER_WINDOWS, ProductConfig, half_year_windows, product_window, symbol_windows
 from hdi_resources import lake
 from hdi_resources.databento import DatabentoResource
 
@@ -50,10 +50,10 @@ def _partition(context: AssetExecutionContext) -> tuple[ProductConfig, str, int,
     from the open of its first session (17:00 CT the evening before) to the close of its last one, so no
     session, and no daily bar, is ever split between two windows.
     """
-    keys = context.partition_key.keys_by_dimension
-    window = context.partition_time_window
-    start_ns, end_ns = session_range(int(window.start.timestamp()) * NS, int(window.end.timestamp()) * NS)
-    return products()[keys["symbol"]], keys["window"], start_ns, end_ns
+    product, window = product_window(context.partition_key)
+    span = context.partition_time_window
+    start_ns, end_ns = session_range(int(span.start.timestamp()) * NS, int(span.end.timestamp()) * NS)
+    return product, window, start_ns, end_ns
 
 
 def session_range(window_start_ns: int, window_end_ns: int) -> tuple[int, int]:

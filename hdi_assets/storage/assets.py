@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from hdi_assets.continuous.assets import BAR_INTERVALS, ohlcv_1s, ohlcv_bars, roll_events
-from hdi_assets.partitions import products, symbol_windows
+from hdi_assets.partitions import product_window, symbol_windows
 from hdi_resources import lake
 from hdi_resources.db.resource import DatabaseResource
 
@@ -37,19 +37,14 @@ def _bars_for_load(table: pa.Table, granularity: str, root: str) -> pa.Table:
     "transaction through COPY: a re-run never duplicates and no reader sees half a partition.",
 )
 def continuous_bars_table(context: AssetExecutionContext, database: DatabaseResource) -> MaterializeResult:
-    keys = context.partition_key.keys_by_dimension
-    product = products()[keys["symbol"]]
-    window = keys["window"]
-    parts = [
-        _bars_for_load(
-            lake.read_table("ohlcv_1s", symbol=product.symbol, window=window), "1s", product.symbol
-        )
-    ]
-    parts += [
-        _bars_for_load(lake.read_table(f"ohlcv_{i}", symbol=product.symbol, window=window), i, product.symbol)
-        for i in BAR_INTERVALS
-    ]
-    data = pa.concat_tables(parts)
+    product, window = product_window(context.partition_key)
+    granularities = ("1s", *BAR_INTERVALS)
+    data = pa.concat_tables(
+        [
+            _bars_for_load(lake.read_table(f"ohlcv_{g}", symbol=product.symbol, window=window), g, product.symbol)
+            for g in granularities
+        ]
+    )
     context.log.info(f"loading {data.num_rows:,} bars of {product.continuous_symbol} {window}")
     result = database.replace_partition(
         "continuous_bars",
@@ -62,7 +57,7 @@ def continuous_bars_table(context: AssetExecutionContext, database: DatabaseReso
         source="ohlcv_1s",
         run_id=None,
     )
-    counts = {g: int(pc.sum(pc.equal(data["granularity"], g)).as_py()) for g in ("1s", *BAR_INTERVALS)}
+    counts = {g: int(pc.sum(pc.equal(data["granularity"], g)).as_py()) for g in granularities}
     return MaterializeResult(
         metadata={
             "rows_inserted": result.inserted,
@@ -82,9 +77,7 @@ def continuous_bars_table(context: AssetExecutionContext, database: DatabaseReso
     "in one transaction.",
 )
 def roll_events_table(context: AssetExecutionContext, database: DatabaseResource) -> MaterializeResult:
-    keys = context.partition_key.keys_by_dimension
-    product = products()[keys["symbol"]]
-    window = keys["window"]
+    product, window = product_window(context.partition_key)
     events = lake.read_table("roll_events", symbol=product.symbol, window=window)
     data = pa.table(
         {
