@@ -36,6 +36,8 @@ from hdi_resources.replay.source import Instrument
 DATASET = "GLBX.MDP3"
 PUBLISHER_ID = 1  # GLBX.MDP3.GLBX
 ORIGIN = dt.date(2018, 1, 1)  # the fair-level random walks start here
+BUSINESS_DAYS_PER_YEAR = 261
+MEAN_REVERSION = 0.99  # daily AR(1) coefficient of the deviation from trend: about +-8% for ES
 DATA_END = dt.date(2030, 1, 1)  # exclusive; fixed so dataset_range never depends on the wall clock
 TEST_TICKS_PER_SESSION = 2_000
 DEFAULT_TICKS_PER_SESSION = {"ES": 300_000, "NQ": 200_000, "GC": 60_000}
@@ -95,15 +97,16 @@ class Product:
     underlying_product: int
     market_segment_id: int
     max_price_variation: int
+    annual_drift: float = 0.0  # log growth per year of the level the walk reverts to (keeps levels realistic)
 
 
 PRODUCTS: dict[str, Product] = {
     "ES": Product("ES", 1, "HMUZ", 250_000_000, 50, "XCME", 2680.0, 0.011, 0.025, 8, 2_400_000, 4.0,
-                  10_000_000, "IPNT", 5, 64, 6 * FIXED),
+                  10_000_000, "IPNT", 5, 64, 6 * FIXED, annual_drift=0.10),
     "NQ": Product("NQ", 2, "HMUZ", 250_000_000, 20, "XCME", 6400.0, 0.014, 0.025, 8, 250_000, 2.5,
-                  10_000_000, "IPNT", 5, 64, 25 * FIXED),
+                  10_000_000, "IPNT", 5, 64, 25 * FIXED, annual_drift=0.15),
     "GC": Product("GC", 3, "GJMQVZ", 100_000_000, 100, "XCEC", 1305.0, 0.009, 0.040, 10, 450_000, 2.0,
-                  FIXED, "OZTY", 2, 80, 10 * FIXED),
+                  FIXED, "OZTY", 2, 80, 10 * FIXED, annual_drift=0.09),
 }
 _PRODUCT_BY_CODE = {p.code: p for p in PRODUCTS.values()}
 _ID_STRIDE = 10_000  # instrument_id // _ID_STRIDE is the product code
@@ -434,8 +437,16 @@ class SyntheticMarket:
             z = np.random.default_rng([self.seed, product.code, 0]).standard_normal((n_days, 2))
             overnight = z[:, 0] * product.daily_vol * np.sqrt(0.35)
             intraday = z[:, 1] * product.daily_vol * np.sqrt(0.65)
-            log_close = np.log(product.origin_level) + np.cumsum(overnight + intraday)
-            log_open = np.concatenate([[np.log(product.origin_level)], log_close[:-1]]) + overnight
+            # A mean-reverting deviation around a trend that follows the product's history: a plain random walk
+            # from 2018 would wander to levels no user of these contracts would recognise.
+            trend = np.log(product.origin_level) + product.annual_drift / BUSINESS_DAYS_PER_YEAR * np.arange(n_days)
+            deviation = np.empty(n_days)
+            level = 0.0
+            for day, shock in enumerate(overnight + intraday):  # once per product: ~3,000 days
+                level = MEAN_REVERSION * level + shock
+                deviation[day] = level
+            log_close = trend + deviation
+            log_open = np.concatenate([[trend[0]], log_close[:-1]]) + overnight
             levels = (np.exp(log_open), np.exp(log_close))
             self._levels[root] = levels
         return levels
