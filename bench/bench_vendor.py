@@ -2,7 +2,8 @@
 validation, upsert on the primary key) into the embedded PostgreSQL, against row-by-row inserts.
 
 Starts `hdi replay serve` (synthetic market) as a child process and a private embedded PostgreSQL under
-HDI_HOME/bench-vendor (both stopped at the end). Prints figures only.
+HDI_HOME/bench-vendor (both stopped at the end). Prints figures only, each with the load average and the CPU
+seconds spent by this process and by the database server (the machine is shared: compare CPU, not only wall).
 Usage: python bench/bench_vendor.py [--days N] [--rowwise N] [--keep]
 """
 
@@ -13,6 +14,9 @@ import datetime as dt
 import os
 import shutil
 import time
+from pathlib import Path
+
+import psutil
 
 from hdi_resources.replay.tls import ensure_certificate
 
@@ -28,12 +32,51 @@ from hdi_assets.vendor.ingest import ingest_records, symbol_labels  # noqa: E402
 from hdi_assets.vendor.records import Expectation  # noqa: E402
 from hdi_resources.databento import DatabentoResource  # noqa: E402
 from hdi_resources.db import Database  # noqa: E402
-from hdi_resources.db.server import stop_embedded_server  # noqa: E402
+from hdi_resources.db.server import postgres_root, read_postmaster, stop_embedded_server  # noqa: E402
 from hdi_resources.replay.server import start_gateway_process  # noqa: E402
 from hdi_resources.settings import hdi_home  # noqa: E402
 
 SYMBOLS = ["ES.FUT", "NQ.FUT", "GC.FUT"]
 START = dt.date(2024, 3, 4)
+
+
+def server_cpu(home: Path) -> float:
+    """CPU seconds of the embedded server so far: postmaster, live backends and exited ones."""
+    found = read_postmaster(postgres_root(home) / "data")
+    if found is None:
+        return 0.0
+    try:
+        postmaster = psutil.Process(found[0])
+        times = postmaster.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in postmaster.children(recursive=True):
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+    except psutil.Error:
+        return 0.0
+    return total
+
+
+class Meter:
+    """Wall seconds of a step, with the CPU seconds of this process and of the server, and the load average."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def __enter__(self) -> Meter:
+        self.load = os.getloadavg()[0]
+        self.wall, self.cpu, self.server = time.perf_counter(), time.process_time(), server_cpu(self.home)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+        self.server = server_cpu(self.home) - self.server
+        self.load = max(self.load, os.getloadavg()[0])
+
+    def cost(self) -> str:
+        return (f"[cpu: bench {self.cpu:.1f}s, postgres {self.server:.1f}s; "
+                f"load avg {self.load:.2f} of {os.cpu_count()} cpus]")
 
 
 def rowwise_rate(db: Database, rows: pa.Table) -> float:
@@ -70,39 +113,38 @@ def main() -> None:
         os.environ.update({"DATABENTO_API_KEY": "db-bench-key", **gateway.client_env()})
         resource = DatabentoResource.from_env(cache_dir=str(home / "cache"), budget_usd=1e9)
         end = START + dt.timedelta(days=args.days)
-        started = time.perf_counter()
-        fetched = resource.get_range("GLBX.MDP3", "trades", SYMBOLS, START.isoformat(), end.isoformat(),
-                                     stype_in="parent")
-        fetch_s = time.perf_counter() - started
+        with Meter(home) as fetch:
+            fetched = resource.get_range("GLBX.MDP3", "trades", SYMBOLS, START.isoformat(), end.isoformat(),
+                                         stype_in="parent")
+        fetch_s = fetch.seconds
         raw = fetched.table
         raw = raw.append_column("symbol", symbol_labels(raw, fetched.mappings))
         n = raw.num_rows
         print(f"fetched {n:,} trades ({fetched.chunks} chunks, {fetched.from_cache} cached) in {fetch_s:.1f}s "
-              f"= {n / fetch_s:,.0f} records/s (gateway, TLS, zstd, decode)")
+              f"= {n / fetch_s:,.0f} records/s (gateway, TLS, zstd, decode) {fetch.cost()}")
         if n < 5_000_000:
             print(f"note: fewer than 5M records; raise --days (now {args.days})")
         expect = Expectation(start=fetched_start(START), end=fetched_start(end), symbols=frozenset(SYMBOLS))
 
-        started = time.perf_counter()
-        valid, quarantined = vendor_rows(raw, "trades", dataset="GLBX.MDP3", expect=expect)
-        validate_s = time.perf_counter() - started
-        print(f"map + validate: {validate_s:.1f}s = {n / validate_s:,.0f} records/s "
-              f"({valid.num_rows:,} valid, {quarantined.num_rows:,} quarantined)")
+        with Meter(home) as validate:
+            valid, quarantined = vendor_rows(raw, "trades", dataset="GLBX.MDP3", expect=expect)
+        print(f"map + validate: {validate.seconds:.1f}s = {n / validate.seconds:,.0f} records/s "
+              f"({valid.num_rows:,} valid, {quarantined.num_rows:,} quarantined) {validate.cost()}")
 
         db = Database(url="", home=home)
         db.migrate()
-        started = time.perf_counter()
-        summary = ingest_records(db, raw, "trades", source="bench", dataset="GLBX.MDP3", expect=expect,
-                                 partition="bench")
-        first_s = time.perf_counter() - started
+        with Meter(home) as first:
+            summary = ingest_records(db, raw, "trades", source="bench", dataset="GLBX.MDP3", expect=expect,
+                                     partition="bench")
+        first_s = first.seconds
         print(f"pipeline, empty table: {summary.line()}")
-        print(f"  {first_s:.1f}s = {n / first_s:,.0f} records/s (map + validate + upsert + audit)")
-        started = time.perf_counter()
-        again = ingest_records(db, raw, "trades", source="bench", dataset="GLBX.MDP3", expect=expect,
-                               partition="bench")
-        second_s = time.perf_counter() - started
-        print(f"pipeline, re-run (all unchanged): {second_s:.1f}s = {n / second_s:,.0f} records/s "
-              f"(inserted {again.inserted}, updated {again.updated}, unchanged {again.unchanged:,})")
+        print(f"  {first_s:.1f}s = {n / first_s:,.0f} records/s (map + validate + upsert + audit) {first.cost()}")
+        with Meter(home) as second:
+            again = ingest_records(db, raw, "trades", source="bench", dataset="GLBX.MDP3", expect=expect,
+                                   partition="bench")
+        print(f"pipeline, re-run (all unchanged): {second.seconds:.1f}s = {n / second.seconds:,.0f} records/s "
+              f"(inserted {again.inserted}, updated {again.updated}, unchanged {again.unchanged:,}) "
+              f"{second.cost()}")
 
         sample = valid.slice(0, args.rowwise)
         rowwise = rowwise_rate(db, sample)

@@ -280,6 +280,37 @@ def test_stage_left_by_a_killed_load_is_invisible_then_dropped(db: Database) -> 
                   (stage[: -len("_stage")],)) == 1  # loaded_at's, as on continuous_bars
 
 
+def _spread(bars: pa.Table, first_unix: int, step_s: int) -> pa.Table:
+    ts = (first_unix + np.arange(bars.num_rows, dtype=np.int64) * step_s) * 1_000_000_000
+    return bars.set_column(bars.schema.get_field_index("ts"), "ts", pa.array(ts, pa.timestamp("ns", tz="UTC")))
+
+
+def test_concurrent_loads_of_one_symbol_sharing_a_month_both_finish(db: Database) -> None:
+    """Two windows of one symbol loading at once, both touching February (as a session straddling a window
+    boundary does): the month lock serializes them, neither hangs nor fails, a leftover stage included."""
+
+    first = _spread(make_bars(2_000, seed=21), 1_706_659_200, 60)  # Jan 31 -> Feb 1
+    second = _spread(make_bars(2_000, seed=22), 1_706_788_800, 1_800)  # Feb 1 -> mid March
+    keys = [{**PARTITION, "continuous_symbol": "ZN.v.0", "window": w} for w in ("2023-07-01", "2024-01-01")]
+    errors: list[BaseException] = []
+
+    def load(key: dict, bars: pa.Table) -> None:
+        try:
+            db.replace_partition("continuous_bars", key, bars)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    for _ in range(2):  # the second round finds the first round's state and any stage it left
+        threads = [threading.Thread(target=load, args=args) for args in zip(keys, (first, second), strict=True)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=180)
+        assert not any(t.is_alive() for t in threads), "a load hung"
+        assert not errors, errors
+        assert _count(db, "SELECT count(*) FROM continuous_bars WHERE continuous_symbol = 'ZN.v.0'") == 4_000
+
+
 def test_app_role_has_row_rights_only(db: Database) -> None:
     import psycopg2
 

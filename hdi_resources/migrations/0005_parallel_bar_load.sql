@@ -21,7 +21,6 @@ BEGIN
     WHILE m <= p_to LOOP
         part := hdi_bar_partition_name(p_symbol, m);
         PERFORM pg_advisory_xact_lock(hashtext('hdi_bar_month'), hashtext(part));
-        EXECUTE format('DROP TABLE IF EXISTS %I', part || '_stage');
         month_start := m;
         IF to_regclass(quote_ident(part)) IS NULL THEN
             existing_rows := NULL;
@@ -122,15 +121,27 @@ $$;
 
 -- After a failed load, from another connection while the failed load's transaction still holds the month's
 -- lock: drop the month's stage table at once rather than at the next load.
-CREATE OR REPLACE FUNCTION hdi_drop_bar_stage(p_symbol TEXT, p_month TIMESTAMPTZ) RETURNS VOID
+-- Before a load, in a short transaction of its own: stages left by a failed or killed load of these months are
+-- dropped. Under the months' advisory locks, so never a stage that another load is filling right now; and not
+-- in the load's own long transaction, where a held-open drop would block a worker's CREATE of the same name.
+CREATE OR REPLACE FUNCTION hdi_drop_leftover_bar_stages(p_symbol TEXT, p_from TIMESTAMPTZ, p_to TIMESTAMPTZ)
+RETURNS VOID
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET timezone = 'UTC' AS $$
+DECLARE
+    m TIMESTAMPTZ := date_trunc('month', p_from);
+    part TEXT;
 BEGIN
-    EXECUTE format('DROP TABLE IF EXISTS %I', hdi_bar_partition_name(p_symbol, p_month) || '_stage');
+    WHILE m <= p_to LOOP
+        part := hdi_bar_partition_name(p_symbol, m);
+        PERFORM pg_advisory_xact_lock(hashtext('hdi_bar_month'), hashtext(part));
+        EXECUTE format('DROP TABLE IF EXISTS %I', part || '_stage');
+        m := m + INTERVAL '1 month';
+    END LOOP;
 END
 $$;
 REVOKE ALL ON FUNCTION hdi_lock_bar_months(TEXT, TIMESTAMPTZ, TIMESTAMPTZ) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi_stage_bar_month(TEXT, TIMESTAMPTZ, JSONB, BOOLEAN, JSONB) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi_index_bar_stage(TEXT, TIMESTAMPTZ) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi_swap_in_bar_stage(TEXT, TIMESTAMPTZ) FROM PUBLIC;
-REVOKE ALL ON FUNCTION hdi_drop_bar_stage(TEXT, TIMESTAMPTZ) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hdi_drop_leftover_bar_stages(TEXT, TIMESTAMPTZ, TIMESTAMPTZ) FROM PUBLIC;
 -- @endif
