@@ -398,8 +398,10 @@ def _replace_bars_native(db: Database, cur: Any, info: TableInfo, table: pa.Tabl
     if bounds is None:
         return 0, _delete(cur, info.name, where, params, None)
     lo, hi = bounds
-    cur.execute("SELECT month_start, existing_rows FROM hdi_lock_bar_months(%s, %s, %s)",
-                (symbol, lo, hi - dt.timedelta(microseconds=1)))
+    last = hi - dt.timedelta(microseconds=1)
+    with db.raw() as cleanup_conn, cleanup_conn.cursor() as cleanup:  # its own short, committed transaction
+        cleanup.execute("SELECT hdi_drop_leftover_bar_stages(%s, %s, %s)", (symbol, lo, last))
+    cur.execute("SELECT month_start, existing_rows FROM hdi_lock_bar_months(%s, %s, %s)", (symbol, lo, last))
     months = cur.fetchall()
     starts = [m[0] for m in months]
     after_last = (starts[-1] + dt.timedelta(days=32)).replace(day=1)
@@ -475,7 +477,8 @@ def _stage_months(db: Database, info: TableInfo, symbol: str, key_json: str, cou
     order = sorted(months, key=lambda m: -m[1].num_rows)  # the biggest months first balances the workers
     workers = max(1, min(LOAD_WORKERS, len(months)))
     # A failure leaves committed stage tables behind: unattached, so no reader sees them, and the next load of
-    # the month drops them. Dropping them now from another connection would wait on this transaction's locks.
+    # the month drops them first thing. Dropping them now from another connection would wait on this
+    # transaction's locks.
     if workers == 1:
         results = [stage(*m) for m in order]
     else:
