@@ -651,13 +651,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _headers_common(self, request_id: str) -> dict[str, str]:
         return {"Databento-Request-Id": request_id, "Databento-Api-Version": "0", "Connection": "close"}
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
+    def _send_head(self, status: int, length: int, content_type: str, headers: dict[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
+        self._send_head(status, len(body), content_type, headers)
         self.wfile.write(body)
 
     def _send_error(self, err: ApiError, request_id: str) -> None:
@@ -760,12 +763,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_partial(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
         """Headers announcing the whole body, then half of it, then the connection drops."""
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
+        self._send_head(status, len(body), content_type, headers)
         self.wfile.write(body[: max(1, len(body) // 2)])
         raise _DropConnection
 
