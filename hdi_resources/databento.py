@@ -19,6 +19,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -462,6 +463,8 @@ class DatabentoResource(ConfigurableResource):
     max_retry_after_s: float = 60.0
     retry_on_status: list[int] = Field(default=list(DEFAULT_RETRY_ON_STATUS))
     date_chunk_interval_days: int = 31
+    # Chunks of one request downloaded at once: a 6-month window is 6 chunks; Databento allows 100 connections.
+    parallel_fetches: int = 2
     cache_dir: str | None = Field(default=None, description="None = HDI_HOME/cache/databento")
 
     _clients: dict[tuple[str, str | None], db.Historical] = PrivateAttr(default_factory=dict)
@@ -493,6 +496,8 @@ class DatabentoResource(ConfigurableResource):
                 fields["retry_on_status"] = [int(s) for s in policy["retry_on_status"]]
             if "date_chunk_interval_days" in raw:
                 fields["date_chunk_interval_days"] = int(raw["date_chunk_interval_days"])
+            if "parallel_fetches" in raw:
+                fields["parallel_fetches"] = max(1, int(raw["parallel_fetches"]))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{config_name}: invalid value ({exc})") from None
         fields.update(overrides)
@@ -719,19 +724,12 @@ class DatabentoResource(ConfigurableResource):
                 f"{_usd(self.budget_usd)}; nothing was fetched"
             )
 
-        arrays: list[np.ndarray] = []
-        mapping_parts: list[dict[str, list[dict[str, Any]]]] = []
-        files: list[str] = []
-        fetched_bytes = 0
-        for i, chunk in enumerate(chunks):
-            if i in cached:
-                records, mappings = cached[i]
-            else:
-                records, mappings, nbytes = self._fetch_chunk(chunk, context)
-                fetched_bytes += nbytes
-            arrays.append(records)
-            mapping_parts.append(mappings)
-            files.append(str(self.cache_path(chunk)))
+        fetched = self._fetch_chunks({i: c for i, c in enumerate(chunks) if i not in cached}, context)
+        fetched_bytes = sum(nbytes for _, _, nbytes in fetched.values())
+        parts = [cached[i] if i in cached else fetched[i][:2] for i in range(len(chunks))]
+        arrays = [records for records, _ in parts]
+        mapping_parts = [mappings for _, mappings in parts]
+        files = [str(self.cache_path(chunk)) for chunk in chunks]
 
         message = (
             f"{whole.label()}: {sum(len(a) for a in arrays)} rows from {len(chunks)} chunks "
@@ -749,6 +747,25 @@ class DatabentoResource(ConfigurableResource):
             chunks=len(chunks),
             cache_files=files,
         )
+
+    def _fetch_chunks(
+        self, todo: dict[int, ChunkRequest], context: Any | None
+    ) -> dict[int, tuple[np.ndarray, dict[str, list[dict[str, Any]]], int]]:
+        """Download the uncached chunks, `parallel_fetches` at a time (each retried and cached on its own, so a
+        failure keeps the chunks already done), logging progress as each one lands."""
+        done: dict[int, tuple[np.ndarray, dict[str, list[dict[str, Any]]], int]] = {}
+        if not todo:
+            return done
+        with ThreadPoolExecutor(max_workers=max(1, min(self.parallel_fetches, len(todo)))) as pool:
+            futures = {pool.submit(self._fetch_chunk, chunk, context): i for i, chunk in todo.items()}
+            for future in as_completed(futures):
+                i = futures[future]
+                done[i] = future.result()
+                message = f"fetched chunk {len(done)}/{len(todo)}: {todo[i].label()} ({len(done[i][0]):,} rows)"
+                log.info(message)
+                if context is not None and getattr(context, "log", None) is not None:
+                    context.log.info(message)
+        return done
 
     def _read_cache(self, chunk: ChunkRequest) -> tuple[np.ndarray, dict[str, list[dict[str, Any]]]] | None:
         path = self.cache_path(chunk)

@@ -229,6 +229,10 @@ def test_date_chunking_splits_and_concatenates_exactly(clean_gateway: Gateway, r
     assert whole.table.equals(reference) and daily.table.equals(reference)
     assert whole.mappings == daily.mappings
     assert len(cache_files(tmp_path / "c2")) == 7
+    # Chunks download concurrently and land in any order; the result is still in time order.
+    wide = resource_for(clean_gateway, tmp_path / "c3", date_chunk_interval_days=1, parallel_fetches=4).get_range(
+        DATASET, "trades", "ES.v.0", START, END, stype_in="continuous")
+    assert wide.table.equals(reference) and wide.mappings == whole.mappings
 
     day = 86_400 * 10**9
     assert split_chunks(0, 7 * day, 2) == [(0, 2 * day), (2 * day, 4 * day), (4 * day, 6 * day),

@@ -268,6 +268,7 @@ class DatabentoConfig(_Strict):
     api: ApiSettings = Field(default_factory=ApiSettings)
     retry_policy: RetryPolicySettings = Field(default_factory=RetryPolicySettings)
     date_chunk_interval_days: int = Field(default=31, ge=1, le=3660)
+    parallel_fetches: int = Field(default=2, ge=1, le=16)
     mapping_config_path: str = "databento_mappings.yaml"
     validation_schema_paths: dict[str, str] = Field(default_factory=lambda: dict(_DEFAULT_VALIDATION))
     dead_letter_dir: str = "dead_letter"
