@@ -19,8 +19,8 @@ import psutil
 import pyarrow as pa
 import pytest
 
-from hdi_resources.db import Database, stop_server
-from hdi_resources.db.server import postgres_root, read_postmaster
+from hdi_resources.db import Database
+from hdi_resources.db.server import postgres_root, stop_embedded_server
 from hdi_resources.errors import HdiError
 from hdi_resources.settings import hdi_home
 
@@ -84,9 +84,7 @@ def db(home: Path):
     finally:
         for d in results:
             d.close()
-        running = read_postmaster(postgres_root(home) / "data")
-        if running:
-            stop_server(running[0])
+        stop_embedded_server(home)
 
 
 def _count(db: Database, sql: str, params: tuple = ()) -> int:

@@ -18,8 +18,8 @@ import typer
 from typer.testing import CliRunner
 
 from hdi_resources.cli.db import db_app, query_command, stats_command
-from hdi_resources.db import Database, stop_server
-from hdi_resources.db.server import postgres_root, read_postmaster
+from hdi_resources.db import Database
+from hdi_resources.db.server import read_postmaster, stop_embedded_server
 from hdi_resources.errors import HdiError
 from hdi_resources.settings import hdi_home
 
@@ -65,9 +65,7 @@ def db(home: Path) -> Iterator[Database]:
         yield database
     finally:
         database.close()
-        running = read_postmaster(postgres_root(home) / "data")
-        if running:
-            stop_server(running[0])
+        stop_embedded_server(home)
 
 
 @pytest.fixture

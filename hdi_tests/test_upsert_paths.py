@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hdi_resources.db import Database, stop_server
-from hdi_resources.db.server import postgres_root, read_postmaster
+from hdi_resources.db import Database
+from hdi_resources.db.server import stop_embedded_server
 from hdi_resources.settings import hdi_home
 
 MAY_30 = int(dt.datetime(2023, 5, 30, tzinfo=dt.UTC).timestamp())
@@ -33,9 +33,7 @@ def db() -> Iterator[Database]:
         yield database
     finally:
         database.close()
-        running = read_postmaster(postgres_root(home) / "data")
-        if running:
-            stop_server(running[0])
+        stop_embedded_server(home)
         shutil.rmtree(home, ignore_errors=True)
 
 
