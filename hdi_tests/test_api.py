@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,25 +24,21 @@ GLBX = SAMPLES / "databento-python" / "GLBX.MDP3"
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("hdi_home")
-    saved = os.environ.get("HDI_HOME")
-    os.environ["HDI_HOME"] = str(home)
-    database = server = None
-    try:
-        database = Database(url="", home=home)
-        for name in ("definition", "trades", "ohlcv-1m"):
-            assert ingest_dbn_file(database, GLBX / f"test_data.{name}.dbn.zst").status == "success"
-        server = start_api_thread(database)
-        yield server.url
-    finally:
-        if server is not None:
-            server.stop()
-        if database is not None:
-            database.close()
-        stop_embedded_server(home)
-        if saved is None:
-            os.environ.pop("HDI_HOME", None)
-        else:
-            os.environ["HDI_HOME"] = saved
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HDI_HOME", str(home))
+        database = server = None
+        try:
+            database = Database(url="", home=home)
+            for name in ("definition", "trades", "ohlcv-1m"):
+                assert ingest_dbn_file(database, GLBX / f"test_data.{name}.dbn.zst").status == "success"
+            server = start_api_thread(database)
+            yield server.url
+        finally:
+            if server is not None:
+                server.stop()
+            if database is not None:
+                database.close()
+            stop_embedded_server(home)
 
 
 def _get(url: str, method: str = "GET") -> tuple[int, dict]:

@@ -34,27 +34,22 @@ CHECKPOINTS = {
 def built_es(synthetic_gateway_env, tmp_path_factory):
     """ES materialized for two consecutive windows, later window first (what a backfill of both does)."""
     home = tmp_path_factory.mktemp("hdi_home")
-    env = {"HDI_HOME": str(home), **synthetic_gateway_env}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    instance = DagsterInstance.ephemeral()
-    results = {}
-    try:
-        for window in sorted(WINDOWS, reverse=True):
-            results[window] = materialize(
-                PIPELINE_ASSETS,
-                partition_key=partition_key("ES", window),
-                instance=instance,
-                resources=build_resources(),
-            )
-        yield home, instance, results
-    finally:
-        stop_embedded_server()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {"HDI_HOME": str(home), **synthetic_gateway_env}.items():
+            env.setenv(name, value)
+        instance = DagsterInstance.ephemeral()
+        results = {}
+        try:
+            for window in sorted(WINDOWS, reverse=True):
+                results[window] = materialize(
+                    PIPELINE_ASSETS,
+                    partition_key=partition_key("ES", window),
+                    instance=instance,
+                    resources=build_resources(),
+                )
+            yield home, instance, results
+        finally:
+            stop_embedded_server(home)
 
 
 def test_every_checkpoint_passes_per_partition(built_es):

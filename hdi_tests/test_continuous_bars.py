@@ -9,7 +9,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from hdi_assets.continuous import bars as bars_module
 from hdi_assets.continuous.bars import ohlcv_1s, resample, ticks_outside_sessions
 from hdi_assets.continuous.sessions import CHICAGO, NS, Sessions, globex_sessions
 from hdi_resources.errors import HdiError
@@ -62,9 +61,7 @@ def reference_1s(ticks: pa.Table, sessions: Sessions) -> pd.DataFrame:
     return out.rename(columns={"sec": "ts_event"})
 
 
-@pytest.mark.parametrize("chunk", [1 << 20, 997])
-def test_1s_bars_match_pandas(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bars_module, "CHUNK_TICKS", chunk)  # small chunks: many cuts on second boundaries
+def test_1s_bars_match_pandas() -> None:
     ticks, sessions = market()
     bars = ohlcv_1s(ticks, sessions).to_pandas()
     ref = reference_1s(ticks, sessions)

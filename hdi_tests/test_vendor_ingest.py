@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import warnings
 from collections.abc import Iterator
 from decimal import Decimal
@@ -51,21 +50,17 @@ SUPPORTED = [p for p in find_dbn_files([SAMPLES]) if _schema_of(p) in SCHEMAS]
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     home = tmp_path_factory.mktemp("hdi_home")
-    saved = os.environ.get("HDI_HOME")
-    os.environ["HDI_HOME"] = str(home)
-    database = None
-    try:
-        database = Database(url="", home=home)
-        database.migrate()
-        yield database
-    finally:
-        if database is not None:
-            database.close()
-        stop_embedded_server(home)
-        if saved is None:
-            os.environ.pop("HDI_HOME", None)
-        else:
-            os.environ["HDI_HOME"] = saved
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HDI_HOME", str(home))
+        database = None
+        try:
+            database = Database(url="", home=home)
+            database.migrate()
+            yield database
+        finally:
+            if database is not None:
+                database.close()
+            stop_embedded_server(home)
 
 
 def _scalar(db_: Database, sql: str, params: tuple = ()) -> object:

@@ -131,8 +131,6 @@ def _densify(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np
     return dense_ts, out_o, out_h, out_l, close, out_vol, out_cnt, out_vwap, dense_sid
 
 
-CHUNK_TICKS = 1 << 20  # unused by the single-pass kernel; kept for callers that tune it
-
 _OK, _UNSORTED, _OUTSIDE = 0, 1, 2
 
 

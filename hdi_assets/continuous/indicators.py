@@ -143,8 +143,3 @@ def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarr
 def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int = 14) -> np.ndarray:
     """Wilder average true range; NaN for the first period-1 values."""
     return wilder(true_range(high, low, close), period)
-
-
-def warmup(name: str, period: int) -> int:
-    """How many leading values of an indicator are NaN by construction."""
-    return {"sma": period - 1, "ema": period - 1, "atr": period - 1, "rsi": period}[name]

@@ -92,7 +92,8 @@ def build_job_asset(config: DatabentoConfig, job: DatabentoJob) -> AssetsDefinit
         context: AssetExecutionContext, databento: DatabentoResource, database: DatabaseResource
     ) -> MaterializeResult:
         chunk = chunks[context.partition_key]
-        summary = run_job_chunk(database.database(), databento, job, chunk, context=context)
+        summary = run_job_chunk(database.database(), databento, job, chunk, context=context,
+                                dead_letter_dir=config.dead_letter_dir)
         context.log.info(summary.line())
         return MaterializeResult(metadata=summary_metadata(summary))
 

@@ -220,6 +220,7 @@ def ingest_records(
     stat_types: list[int] | None = None,
     partition: str | None = None,
     dead_letter_job: str = "adhoc",
+    dead_letter_dir: str = "dead_letter",
     file_name: str | None = None,
     sha256: str | None = None,
     selection: str | None = None,
@@ -262,7 +263,7 @@ def ingest_records(
         summary.rules = _rule_counts(quarantined)
         summary.min_ts, summary.max_ts = _time_span(valid)
         if quarantined.num_rows:
-            summary.dead_letter = str(write_dead_letter(quarantined, dead_letter_job, run_id))
+            summary.dead_letter = str(write_dead_letter(quarantined, dead_letter_job, run_id, dead_letter_dir))
     except Exception as exc:
         summary.status = "failed"
         summary.error = str(exc) if isinstance(exc, HdiError) else f"{type(exc).__name__}: {exc}"
@@ -407,6 +408,7 @@ def fetch_and_ingest(
     partition: str | None = None,
     dry_run: bool = False,
     context: Any | None = None,
+    dead_letter_dir: str = "dead_letter",
 ) -> IngestSummary:
     """Fetch [start, end) of `schema` through the Databento resource (cache-first) and ingest it."""
     spec = schema_spec(schema)
@@ -427,7 +429,7 @@ def fetch_and_ingest(
     source = f"job:{job_name}"
     return ingest_records(
         db, raw, spec.name, source=source, dataset=dataset, expect=expect, stat_types=stat_types,
-        partition=partition, dead_letter_job=job_name,
+        partition=partition, dead_letter_job=job_name, dead_letter_dir=dead_letter_dir,
         file_name=f"{job_name} {','.join(symbols)} {start.isoformat()}..{end.isoformat()}",
         selection=json.dumps({"symbols": sorted(symbols), "stype_in": stype_in}), dry_run=dry_run,
     )
@@ -441,12 +443,14 @@ def run_job_chunk(
     *,
     dry_run: bool = False,
     context: Any | None = None,
+    dead_letter_dir: str = "dead_letter",
 ) -> IngestSummary:
     """One date chunk of a YAML job: what its Dagster partition materializes."""
     return fetch_and_ingest(
         db, databento, dataset=job.dataset, schema=job.schema_name, symbols=list(job.symbols),
         start=chunk.start, end=chunk.end, stype_in=job.stype_in, stat_types=job.stat_types,
         job_name=job.name, partition=f"{job.name}:{chunk.key}", dry_run=dry_run, context=context,
+        dead_letter_dir=dead_letter_dir,
     )
 
 

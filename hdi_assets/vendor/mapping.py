@@ -88,16 +88,8 @@ class FamilyMapping:
         return [c.name for c in self.columns if c.required]
 
     @property
-    def price_columns(self) -> list[str]:
-        return [c.name for c in self.columns if c.kind == "price"]
-
-    @property
     def positive_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.positive]
-
-    @property
-    def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, c.arrow_type, nullable=not c.required) for c in self.columns])
 
 
 @dataclass(frozen=True)

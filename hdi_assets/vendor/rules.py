@@ -414,11 +414,12 @@ def quarantine_schema() -> pa.Schema:
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def write_dead_letter(quarantined: pa.Table, job: str, run_id: str | int) -> Path:
-    """Quarantined rows as JSON lines under HDI_HOME/dead_letter/<job>/<run>.jsonl (written atomically)."""
+def write_dead_letter(quarantined: pa.Table, job: str, run_id: str | int, folder: str = "dead_letter") -> Path:
+    """Quarantined rows as JSON lines under HDI_HOME/<folder>/<job>/<run>.jsonl (written atomically); `folder` is
+    the config's dead_letter_dir."""
     job_part = _UNSAFE.sub("_", str(job)).strip("._") or "job"
     run_part = _UNSAFE.sub("_", str(run_id)).strip("._") or "run"
-    folder = hdi_home() / "dead_letter" / job_part
+    folder = hdi_home() / folder / job_part
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_part}.jsonl"
     tmp = path.with_suffix(".jsonl.tmp")

@@ -59,7 +59,8 @@ def ingest(
         db = get_database()
     summaries = []
     for chunk in job_chunks(config, chosen):
-        summary = run_job_chunk(db, databento, chosen, chunk, dry_run=dry_run)
+        summary = run_job_chunk(db, databento, chosen, chunk, dry_run=dry_run,
+                                dead_letter_dir=config.dead_letter_dir)
         summaries.append(summary)
         if not as_json:
             typer.echo(f"  {chunk.start}..{chunk.end}: {summary.line().split(': ', 1)[1]}")

@@ -6,7 +6,7 @@
 
 -- @if native
 -- Coordinator, inside the load transaction: lock each month of the range (advisory, plus SHARE on an existing
--- month so no row changes under the workers), drop stage tables left by a killed load. existing_rows is the
+-- month so no row changes under the workers). existing_rows is the
 -- planner's row estimate of an existing month, NULL for a month without a partition.
 CREATE OR REPLACE FUNCTION hdi_lock_bar_months(p_symbol TEXT, p_from TIMESTAMPTZ, p_to TIMESTAMPTZ)
 RETURNS TABLE (month_start TIMESTAMPTZ, existing_rows BIGINT)
