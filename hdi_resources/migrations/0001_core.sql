@@ -60,6 +60,8 @@ BEGIN
     month_start := date_trunc('month', p_from);
     WHILE month_start <= p_to LOOP
         part_name := p_table || '_p' || to_char(month_start, 'YYYYMM');
+        -- Wait for a month an upsert is filling as a fresh table (0006): then find it attached, not a name clash.
+        PERFORM pg_advisory_xact_lock(hashtext('hdi_vendor_month'), hashtext(part_name));
         IF to_regclass(quote_ident(part_name)) IS NULL THEN
             EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
                            part_name, p_table, month_start, month_start + INTERVAL '1 month');

@@ -1,6 +1,8 @@
 -- Vendor tables as seed 004 gives them (daily_ohlcv_data is ohlcv_data with a granularity column).
 -- Deviations: sequence and statistics quantity are BIGINT because DBN carries u32 / i64 there.
 
+-- No separate (instrument_id, ts_event) indexes: each primary key leads with those columns (a backward
+-- scan serves the same queries), and a second index would cost ~40% of every insert.
 CREATE TABLE IF NOT EXISTS ohlcv_data (
     ts_event TIMESTAMPTZ NOT NULL,
     instrument_id INTEGER NOT NULL,
@@ -15,7 +17,6 @@ CREATE TABLE IF NOT EXISTS ohlcv_data (
     data_source VARCHAR(50) NOT NULL,
     PRIMARY KEY (instrument_id, ts_event, granularity)
 ) /*@native: PARTITION BY RANGE (ts_event)*/;
-CREATE INDEX IF NOT EXISTS idx_ohlcv_instrument_time ON ohlcv_data (instrument_id, ts_event DESC);
 
 CREATE TABLE IF NOT EXISTS trades_data (
     ts_event TIMESTAMPTZ NOT NULL,
@@ -32,7 +33,6 @@ CREATE TABLE IF NOT EXISTS trades_data (
     ts_in_delta INTEGER NULL,
     PRIMARY KEY (instrument_id, ts_event, sequence, price, size, side)
 ) /*@native: PARTITION BY RANGE (ts_event)*/;
-CREATE INDEX IF NOT EXISTS idx_trades_instrument_time ON trades_data (instrument_id, ts_event DESC);
 
 CREATE TABLE IF NOT EXISTS tbbo_data (
     ts_event TIMESTAMPTZ NOT NULL,
@@ -55,7 +55,6 @@ CREATE TABLE IF NOT EXISTS tbbo_data (
     ask_ct_00 INTEGER NULL,
     PRIMARY KEY (instrument_id, ts_event, sequence, price, size, side)
 ) /*@native: PARTITION BY RANGE (ts_event)*/;
-CREATE INDEX IF NOT EXISTS idx_tbbo_instrument_time ON tbbo_data (instrument_id, ts_event DESC);
 
 CREATE TABLE IF NOT EXISTS statistics_data (
     ts_event TIMESTAMPTZ NOT NULL,
@@ -151,7 +150,6 @@ CREATE TABLE IF NOT EXISTS definitions_data (
     leg_underlying_id INTEGER,
     PRIMARY KEY (instrument_id, ts_event, leg_index)
 ) /*@native: PARTITION BY RANGE (ts_event)*/;
-CREATE INDEX IF NOT EXISTS idx_definitions_instrument_time ON definitions_data (instrument_id, ts_event DESC);
 CREATE INDEX IF NOT EXISTS idx_definitions_raw_symbol ON definitions_data (raw_symbol);
 
 -- @if native
