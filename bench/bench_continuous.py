@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from hdi_assets.continuous import adjust, bars, rolls, validation
-from hdi_assets.continuous.sessions import NS, globex_sessions
+from hdi_core.continuous import adjust, bars, rolls, validation
+from hdi_core.sessions import NS, globex_sessions
 from hdi_resources.settings import hdi_home
 
 TICK = 250_000_000

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hdi_resources.replay.tls import ensure_certificate
+from hdi_gateway.tls import ensure_certificate
 
 # aiohttp/requests read the CA bundle when imported: trust the gateway certificate first.
 _BUNDLE = str(ensure_certificate().bundle_path)
@@ -41,9 +41,9 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 import hdi_resources.databento as resource_module  # noqa: E402
+from hdi_core.dbn import encode_stream  # noqa: E402
+from hdi_gateway.server import Gateway, parse_time, start_gateway_process  # noqa: E402
 from hdi_resources.databento import DatabentoResource  # noqa: E402
-from hdi_resources.replay.dbn import encode_stream  # noqa: E402
-from hdi_resources.replay.server import Gateway, parse_time, start_gateway_process  # noqa: E402
 from hdi_resources.settings import hdi_home  # noqa: E402
 
 DATASET = "GLBX.MDP3"
@@ -104,7 +104,7 @@ def process_cpu_s(pid: int | None) -> float:
 
 def write_dbn_folder(start: str, end: str) -> str:
     """The synthetic request's records as one DBN file under hdi_home()/bench, for the --data gateway."""
-    from hdi_resources.replay.synthetic import SyntheticMarket
+    from hdi_gateway.synthetic import SyntheticMarket
 
     folder = hdi_home() / "bench" / f"trades-{start}-{end}"
     path = folder / "trades.dbn"

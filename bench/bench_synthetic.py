@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from hdi_assets.continuous.sessions import globex_sessions
-from hdi_resources.replay.synthetic import DATASET, SyntheticMarket
+from hdi_core.sessions import globex_sessions
+from hdi_gateway.synthetic import DATASET, SyntheticMarket
 
 NS = 1_000_000_000
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from hdi_resources.replay.tls import ensure_certificate
+from hdi_gateway.tls import ensure_certificate
 
 # aiohttp/requests read the CA bundle when imported: trust the gateway certificate first.
 _BUNDLE = str(ensure_certificate().bundle_path)
@@ -27,13 +27,13 @@ os.environ["SSL_CERT_FILE"] = _BUNDLE
 
 import pyarrow as pa  # noqa: E402
 
-from hdi_assets.vendor.dbn_files import vendor_rows  # noqa: E402
-from hdi_assets.vendor.ingest import ingest_records, symbol_labels  # noqa: E402
-from hdi_assets.vendor.records import Expectation  # noqa: E402
+from hdi_assets.vendor_schema_jobs.ingest import ingest_records, symbol_labels  # noqa: E402
+from hdi_core.vendor_schemas.dbn_files import vendor_rows  # noqa: E402
+from hdi_core.vendor_schemas.records import Expectation  # noqa: E402
+from hdi_gateway.server import start_gateway_process  # noqa: E402
 from hdi_resources.databento import DatabentoResource  # noqa: E402
 from hdi_resources.db import Database  # noqa: E402
 from hdi_resources.db.server import postgres_root, read_postmaster, stop_embedded_server  # noqa: E402
-from hdi_resources.replay.server import start_gateway_process  # noqa: E402
 from hdi_resources.settings import hdi_home  # noqa: E402
 
 SYMBOLS = ["ES.FUT", "NQ.FUT", "GC.FUT"]

@@ -7,7 +7,7 @@ from dagster import Definitions
 from hdi_assets.automation import definitions as automation
 from hdi_assets.continuous import definitions as continuous
 from hdi_assets.storage import definitions as storage
-from hdi_assets.vendor import definitions as vendor
+from hdi_assets.vendor_schema_jobs import definitions as vendor
 from hdi_resources.databento import DatabentoResource
 from hdi_resources.db.resource import DatabaseResource
 

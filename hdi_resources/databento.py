@@ -37,7 +37,7 @@ from databento.common.constants import SCHEMA_STRUCT_MAP, SCHEMA_STRUCT_MAP_V1, 
 from databento.common.error import BentoClientError, BentoError, BentoHttpError, BentoWarning
 from pydantic import Field, PrivateAttr
 
-from hdi_resources.errors import BudgetExceededError, ConfigError, GatewayNotConfiguredError, HdiError
+from hdi_core.errors import BudgetExceededError, ConfigError, GatewayNotConfiguredError, HdiError
 from hdi_resources.retry import (
     DEFAULT_RETRY_ON_STATUS,
     RetryPolicy,

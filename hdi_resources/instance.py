@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from hdi_resources.errors import ConfigError
+from hdi_core.errors import ConfigError
 from hdi_resources.settings import REPO_ROOT, hdi_home, redact
 
 ENV_DAGSTER_PG_URL = "HDI_DAGSTER_PG_URL"

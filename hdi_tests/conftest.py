@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hdi_resources.replay.tls import ensure_certificate
+from hdi_gateway.tls import ensure_certificate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBN_SAMPLES = REPO_ROOT.parent / "shared" / "fixtures" / "dbn_samples"
@@ -30,7 +30,7 @@ os.environ["SSL_CERT_FILE"] = str(GATEWAY_CERT.bundle_path)
 @pytest.fixture(scope="session")
 def synthetic_market():
     """The seeded synthetic GLBX.MDP3 market at test volume."""
-    from hdi_resources.replay.synthetic import TEST_TICKS_PER_SESSION, SyntheticMarket
+    from hdi_gateway.synthetic import TEST_TICKS_PER_SESSION, SyntheticMarket
 
     return SyntheticMarket(seed=7, ticks_per_session=TEST_TICKS_PER_SESSION)
 
@@ -38,7 +38,7 @@ def synthetic_market():
 @pytest.fixture(scope="session")
 def sample_files_source():
     """A FileSource over every real Databento sample file (both subfolders)."""
-    from hdi_resources.replay.files import FileSource
+    from hdi_gateway.files import FileSource
 
     return FileSource(DBN_SAMPLES)
 
@@ -46,7 +46,7 @@ def sample_files_source():
 @pytest.fixture(scope="session")
 def synthetic_gateway(synthetic_market) -> Iterator:
     """A running gateway (background thread) serving the synthetic market; `.url`, `.ca_path`."""
-    from hdi_resources.replay.server import start_gateway_thread
+    from hdi_gateway.server import start_gateway_thread
 
     gateway = start_gateway_thread(synthetic_market, cert_dir=GATEWAY_CERT_DIR)
     try:
@@ -58,7 +58,7 @@ def synthetic_gateway(synthetic_market) -> Iterator:
 @pytest.fixture(scope="session")
 def files_gateway(sample_files_source) -> Iterator:
     """A running gateway (background thread) serving the real DBN sample files."""
-    from hdi_resources.replay.server import start_gateway_thread
+    from hdi_gateway.server import start_gateway_thread
 
     gateway = start_gateway_thread(sample_files_source, cert_dir=GATEWAY_CERT_DIR)
     try:

@@ -12,8 +12,8 @@ import databento as db
 import numpy as np
 import pytest
 
-from hdi_assets.vendor.ingest import ingest_dbn_file
-from hdi_resources.api import start_api_thread
+from hdi_app.api import start_api_thread
+from hdi_assets.vendor_schema_jobs.ingest import ingest_dbn_file
 from hdi_resources.db import Database
 from hdi_resources.db.server import stop_embedded_server
 

@@ -26,7 +26,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def hdi(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from hdi_resources.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from hdi_app.cli import main; main()", *args],
                           capture_output=True, text=True, timeout=240,
                           env={**os.environ, "HDI_HOME": str(home), **(env or {})})
 

@@ -8,11 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hdi_assets.continuous.adjust import adjust_ticks, panama_backward, panama_forward, ratio_backward
-from hdi_assets.continuous.rolls import gaps_from_settlements, switches_from_mappings
-from hdi_assets.continuous.sessions import CHICAGO, NS, globex_sessions
-from hdi_assets.continuous.validation import roll_continuity, within_contract_changes
-from hdi_resources.errors import HdiError
+from hdi_core.continuous.adjust import adjust_ticks, panama_backward, panama_forward, ratio_backward
+from hdi_core.continuous.rolls import gaps_from_settlements, switches_from_mappings
+from hdi_core.continuous.validation import roll_continuity, within_contract_changes
+from hdi_core.errors import HdiError
+from hdi_core.sessions import CHICAGO, NS, globex_sessions
 
 
 def ct(y: int, m: int, d: int, hh: int, mm: int = 0) -> int:

@@ -13,9 +13,9 @@ import pyarrow.compute as pc
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
-from hdi_assets.continuous.sessions import globex_sessions, session_index
 from hdi_assets.definitions import PIPELINE_ASSETS, build_resources
 from hdi_assets.partitions import LATER_WINDOWS, partition_key, symbol_windows
+from hdi_core.sessions import globex_sessions, session_index
 from hdi_resources import lake
 from hdi_resources.db.server import stop_embedded_server
 

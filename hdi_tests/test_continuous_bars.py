@@ -9,9 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from hdi_assets.continuous.bars import ohlcv_1s, resample, ticks_outside_sessions
-from hdi_assets.continuous.sessions import CHICAGO, NS, Sessions, globex_sessions
-from hdi_resources.errors import HdiError
+from hdi_core.continuous.bars import ohlcv_1s, resample, ticks_outside_sessions
+from hdi_core.errors import HdiError
+from hdi_core.sessions import CHICAGO, NS, Sessions, globex_sessions
 
 TICK = 250_000_000  # 0.25 in fixed point
 

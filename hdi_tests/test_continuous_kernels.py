@@ -11,10 +11,9 @@ import pyarrow as pa
 import pytest
 
 from hdi_assets.continuous import indicators
-from hdi_assets.continuous.adjust import adjust_ticks, panama_backward, panama_forward
-from hdi_assets.continuous.bars import ohlcv_1s
-from hdi_assets.continuous.sessions import CHICAGO, NS, Sessions, globex_sessions, split_sessions
-from hdi_assets.continuous.validation import (
+from hdi_core.continuous.adjust import adjust_ticks, panama_backward, panama_forward
+from hdi_core.continuous.bars import ohlcv_1s
+from hdi_core.continuous.validation import (
     indicator_sanity,
     ohlc_integrity,
     run_checkpoints,
@@ -22,6 +21,7 @@ from hdi_assets.continuous.validation import (
     timestamp_continuity,
     within_contract_changes,
 )
+from hdi_core.sessions import CHICAGO, NS, Sessions, globex_sessions, split_sessions
 
 TICK = 250_000_000
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hdi_assets.continuous.rolls import (
+from hdi_core.continuous.rolls import (
     MissingPriceError,
     gaps_from_last_trades,
     gaps_from_settlements,
@@ -16,8 +16,8 @@ from hdi_assets.continuous.rolls import (
     settlements_from_statistics,
     switches_from_mappings,
 )
-from hdi_assets.continuous.sessions import CHICAGO, NS, globex_sessions
-from hdi_resources.errors import HdiError
+from hdi_core.errors import HdiError
+from hdi_core.sessions import CHICAGO, NS, globex_sessions
 
 OLD, NEW = 1001, 2002
 

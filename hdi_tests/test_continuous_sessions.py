@@ -6,7 +6,7 @@ import datetime as dt
 
 import numpy as np
 
-from hdi_assets.continuous.sessions import (
+from hdi_core.sessions import (
     CHICAGO,
     NS,
     day_anchor_ns,

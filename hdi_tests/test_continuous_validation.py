@@ -9,9 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hdi_assets.continuous.bars import ohlcv_1s, resample
-from hdi_assets.continuous.sessions import CHICAGO, NS, Sessions, globex_sessions
-from hdi_assets.continuous.validation import (
+from hdi_core.continuous.bars import ohlcv_1s, resample
+from hdi_core.continuous.validation import (
     no_nan_or_inf,
     ohlc_integrity,
     run_checkpoints,
@@ -20,6 +19,7 @@ from hdi_assets.continuous.validation import (
     validation_report,
     within_contract_changes,
 )
+from hdi_core.sessions import CHICAGO, NS, Sessions, globex_sessions
 
 
 def ct(y: int, m: int, d: int, hh: int, mm: int = 0, ss: float = 0.0) -> int:

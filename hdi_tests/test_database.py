@@ -19,9 +19,9 @@ import psutil
 import pyarrow as pa
 import pytest
 
+from hdi_core.errors import HdiError
 from hdi_resources.db import Database
 from hdi_resources.db.server import postgres_root, stop_embedded_server
-from hdi_resources.errors import HdiError
 from hdi_resources.settings import hdi_home
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

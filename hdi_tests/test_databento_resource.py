@@ -1,6 +1,6 @@
 """DatabentoResource against the real `databento` client and the real local gateway over loopback TLS.
 
-Nothing is mocked: every call goes through `databento.Historical` to `hdi_resources.replay.server` serving the
+Nothing is mocked: every call goes through `databento.Historical` to `hdi_gateway.server` serving the
 synthetic market. Requests the gateway answered are counted from its own request log.
 """
 
@@ -17,6 +17,10 @@ import pyarrow as pa
 import pytest
 from dagster import AssetExecutionContext, DagsterInstance, asset, materialize
 
+from hdi_core.errors import BudgetExceededError, ConfigError, GatewayNotConfiguredError, HdiError
+from hdi_gateway.faults import parse_fault_spec
+from hdi_gateway.server import Gateway, start_gateway_thread
+from hdi_gateway.synthetic import SyntheticMarket
 from hdi_resources.databento import (
     DatabentoResource,
     _decode_dbn,
@@ -24,10 +28,6 @@ from hdi_resources.databento import (
     merge_mappings,
     split_chunks,
 )
-from hdi_resources.errors import BudgetExceededError, ConfigError, GatewayNotConfiguredError, HdiError
-from hdi_resources.replay.faults import parse_fault_spec
-from hdi_resources.replay.server import Gateway, start_gateway_thread
-from hdi_resources.replay.synthetic import SyntheticMarket
 from hdi_resources.retry import TruncatedBodyError
 
 REPO = Path(__file__).resolve().parents[1]

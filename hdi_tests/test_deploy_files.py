@@ -173,7 +173,7 @@ def test_default_instance_is_sqlite_with_queued_runs_limits_and_retries(tmp_path
 
 
 def test_a_bad_dagster_pg_url_is_one_clear_error(monkeypatch):
-    from hdi_resources.errors import ConfigError
+    from hdi_core.errors import ConfigError
 
     monkeypatch.setenv(ENV_DAGSTER_PG_URL, "postgresql://hdi:s3cret@db:5432/dagster")
     with pytest.raises(ConfigError, match="postgresql\\+psycopg2") as excinfo:

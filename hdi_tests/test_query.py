@@ -17,10 +17,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from hdi_resources.cli.db import db_app, query_command, stats_command
+from hdi_app.cli.db import db_app, query_command, stats_command
+from hdi_core.errors import HdiError
 from hdi_resources.db import Database
 from hdi_resources.db.server import read_postmaster, stop_embedded_server
-from hdi_resources.errors import HdiError
 from hdi_resources.settings import hdi_home
 
 START_NS = 1_719_792_000 * 1_000_000_000  # 2024-07-01 00:00 UTC

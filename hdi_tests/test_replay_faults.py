@@ -10,10 +10,10 @@ import databento as db
 import pytest
 import requests
 
-from hdi_resources.errors import ConfigError
-from hdi_resources.replay.faults import parse_fault_spec
-from hdi_resources.replay.files import FileSource
-from hdi_resources.replay.server import Gateway, start_gateway_thread
+from hdi_core.errors import ConfigError
+from hdi_gateway.faults import parse_fault_spec
+from hdi_gateway.files import FileSource
+from hdi_gateway.server import Gateway, start_gateway_thread
 
 DBN_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dbn_samples"
 KEY = "db-fault-test"

@@ -10,9 +10,9 @@ import databento as db
 import numpy as np
 import pytest
 
-from hdi_resources.errors import HdiError
-from hdi_resources.replay.dbn import decode_file, schema_dtype, time_field
-from hdi_resources.replay.files import FileSource
+from hdi_core.dbn import decode_file, schema_dtype, time_field
+from hdi_core.errors import HdiError
+from hdi_gateway.files import FileSource
 
 DBN_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dbn_samples"
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import requests
 
-from hdi_resources.replay.dbn import decode_response, schema_dtype, time_field
-from hdi_resources.replay.server import COST_PER_GB, parse_time, start_gateway_process
-from hdi_resources.replay.synthetic import SCHEMAS_SERVED
+from hdi_core.dbn import decode_response, schema_dtype, time_field
+from hdi_gateway.server import COST_PER_GB, parse_time, start_gateway_process
+from hdi_gateway.synthetic import SCHEMAS_SERVED
 
 DBN_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dbn_samples"
 DATASET = "GLBX.MDP3"
@@ -226,7 +226,7 @@ def test_cli_bad_fault_spec_is_one_line() -> None:
         [
             sys.executable,
             "-c",
-            "from hdi_resources.cli import main; main()",
+            "from hdi_app.cli import main; main()",
             "replay",
             "serve",
             "--data",

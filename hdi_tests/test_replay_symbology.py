@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hdi_assets.continuous.sessions import globex_sessions, session_index
-from hdi_resources.errors import HdiError
-from hdi_resources.replay.symbology import (
+from hdi_core.errors import HdiError
+from hdi_core.sessions import globex_sessions, session_index
+from hdi_gateway.symbology import (
     ALL_SYMBOLS,
     STATS_LOOKBACK_DAYS,
     intervals_ns,
@@ -20,7 +20,7 @@ from hdi_resources.replay.symbology import (
     resolve,
     to_dbn_mappings,
 )
-from hdi_resources.replay.synthetic import DATASET, TEST_TICKS_PER_SESSION, SyntheticMarket
+from hdi_gateway.synthetic import DATASET, TEST_TICKS_PER_SESSION, SyntheticMarket
 
 NS = 1_000_000_000
 DAY = 86_400 * NS

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hdi_assets.continuous.sessions import globex_sessions, session_index
-from hdi_resources.errors import HdiError
-from hdi_resources.replay.synthetic import (
+from hdi_core.errors import HdiError
+from hdi_core.sessions import globex_sessions, session_index
+from hdi_gateway.synthetic import (
     DATASET,
     DEFAULT_TICKS_PER_SESSION,
     SCHEMAS_SERVED,

@@ -13,13 +13,13 @@ import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, materialize
 
-from hdi_assets.vendor.assets import build_job_assets, job_partitions
-from hdi_assets.vendor.config import load_config, parse_config
+from hdi_assets.vendor_schema_jobs.assets import build_job_assets, job_partitions
+from hdi_core.errors import ConfigError
+from hdi_core.vendor_schemas.config import load_config, parse_config
 from hdi_resources.databento import DatabentoResource
 from hdi_resources.db import Database
 from hdi_resources.db.resource import DatabaseResource
 from hdi_resources.db.server import stop_embedded_server
-from hdi_resources.errors import ConfigError
 
 DAY = "2024-03-05"
 NEXT = "2024-03-06"

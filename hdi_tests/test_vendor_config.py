@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hdi_assets.vendor.config import DEFAULT_CONFIG_PATH, SCHEMAS, load_config, normalize_schema, schema_spec
-from hdi_resources.errors import ConfigError, HdiError
+from hdi_core.errors import ConfigError, HdiError
+from hdi_core.vendor_schemas.config import DEFAULT_CONFIG_PATH, SCHEMAS, load_config, normalize_schema, schema_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOOD_JOB = {
@@ -152,7 +152,7 @@ def test_duplicate_job_names_and_top_level_settings_are_refused(tmp_path: Path):
     with pytest.raises(ConfigError, match=r": retry_policy.max_attempts: Input should be greater"):
         load_config(_write(tmp_path, document))
     document = _base()
-    document["validation_schema_paths"]["candles"] = "hdi_assets.vendor.rules:ohlcv"
+    document["validation_schema_paths"]["candles"] = "hdi_core.vendor_schemas.rules:ohlcv"
     with pytest.raises(ConfigError, match=r"validation_schema_paths: unknown schema family 'candles'"):
         load_config(_write(tmp_path, document))
 
@@ -163,7 +163,7 @@ def test_missing_references_and_bad_yaml_are_refused(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"mapping_config_path: file not found: nowhere/databento_mappings"):
         load_config(_write(tmp_path, document))
     document = _base()
-    document["validation_schema_paths"]["ohlcv"] = "hdi_assets.vendor.rules:candles"
+    document["validation_schema_paths"]["ohlcv"] = "hdi_core.vendor_schemas.rules:candles"
     with pytest.raises(ConfigError, match=r"validation_schema_paths.ohlcv: .* has no rule set 'candles'"):
         load_config(_write(tmp_path, document))
     bad = tmp_path / "bad.yaml"
@@ -175,7 +175,7 @@ def test_missing_references_and_bad_yaml_are_refused(tmp_path: Path):
 
 
 def test_job_expectation_and_lookup():
-    from hdi_assets.vendor.records import Expectation
+    from hdi_core.vendor_schemas.records import Expectation
 
     config = load_config()
     job = config.job("es_ohlcv_1m")

@@ -13,10 +13,10 @@ import pyarrow as pa
 import pytest
 import zstandard
 
-from hdi_assets.vendor.config import SCHEMAS
-from hdi_assets.vendor.dbn_files import read_dbn_file, to_vendor_rows
-from hdi_assets.vendor.mapping import apply_mapping, load_mappings
-from hdi_resources.errors import HdiError
+from hdi_core.errors import HdiError
+from hdi_core.vendor_schemas.config import SCHEMAS
+from hdi_core.vendor_schemas.dbn_files import read_dbn_file, to_vendor_rows
+from hdi_core.vendor_schemas.mapping import apply_mapping, load_mappings
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dbn_samples"
 ALL_FILES = sorted(p for p in SAMPLES.rglob("*") if p.name.endswith((".dbn", ".dbn.zst")))

@@ -15,19 +15,19 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hdi_assets.vendor.config import SCHEMAS
-from hdi_assets.vendor.dbn_files import read_dbn_file
-from hdi_assets.vendor.ingest import (
+from hdi_assets.vendor_schema_jobs.ingest import (
     date_chunks,
     find_dbn_files,
     ingest_dbn_file,
     ingest_records,
     symbol_labels,
 )
+from hdi_core.errors import HdiError
+from hdi_core.vendor_schemas.config import SCHEMAS
+from hdi_core.vendor_schemas.dbn_files import read_dbn_file
 from hdi_resources.databento import MappingInterval
 from hdi_resources.db import Database
 from hdi_resources.db.server import stop_embedded_server
-from hdi_resources.errors import HdiError
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dbn_samples"
 GLBX = SAMPLES / "databento-python" / "GLBX.MDP3"

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hdi_assets.vendor.dbn_files import read_dbn_file, records_to_table
-from hdi_assets.vendor.mapping import apply_mapping, load_mappings, parse_mappings, resample_ohlcv
-from hdi_resources.errors import ConfigError, HdiError
+from hdi_core.errors import ConfigError, HdiError
+from hdi_core.vendor_schemas.dbn_files import read_dbn_file, records_to_table
+from hdi_core.vendor_schemas.mapping import apply_mapping, load_mappings, parse_mappings, resample_ohlcv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT.parent / "shared" / "fixtures" / "dbn_samples"

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from hdi_assets.vendor.dbn_files import read_dbn_file
-from hdi_assets.vendor.mapping import apply_mapping
-from hdi_assets.vendor.records import (
+from hdi_core.vendor_schemas.dbn_files import read_dbn_file
+from hdi_core.vendor_schemas.mapping import apply_mapping
+from hdi_core.vendor_schemas.records import (
     MODELS,
     DatabentoDefinitionRecord,
     Expectation,

@@ -12,10 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hdi_assets.vendor import rules as rules_module
-from hdi_assets.vendor.dbn_files import _symbol_column, records_to_table, vendor_rows
-from hdi_assets.vendor.mapping import apply_mapping
-from hdi_assets.vendor.rules import Expectation, pandera_schema, validate, write_dead_letter
+from hdi_assets.vendor_schema_jobs import rules as rules_module
+from hdi_core.vendor_schemas.dbn_files import _symbol_column, records_to_table, vendor_rows
+from hdi_core.vendor_schemas.mapping import apply_mapping
+from hdi_core.vendor_schemas.rules import Expectation, pandera_schema, validate
+from hdi_resources.dead_letter import write_dead_letter
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dbn_samples"
 GLBX = SAMPLES / "databento-python" / "GLBX.MDP3"

@@ -22,9 +22,9 @@ from dagster import (
     asset,
 )
 
-from hdi_assets.continuous import adjust, bars, rolls, validation
-from hdi_assets.continuous.sessions import Sessions, globex_sessions, session_index, split_sessions
 from hdi_assets.partitions import LATER_WINDOWS, ProductConfig, half_year_windows, product_window, symbol_windows
+from hdi_core.continuous import adjust, bars, rolls, validation
+from hdi_core.sessions import Sessions, globex_sessions, session_index, split_sessions
 from hdi_resources import lake
 from hdi_resources.databento import DatabentoResource
 

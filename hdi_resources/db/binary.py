@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from hdi_resources.errors import HdiError
+from hdi_core.errors import HdiError
 
 PRICE_SCALE = 1_000_000_000
 UNDEF_PRICE = np.iinfo(np.int64).max  # Databento's "no value" sentinel

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from hdi_resources.errors import ConfigError, HdiError
+from hdi_core.errors import ConfigError, HdiError
 from hdi_resources.settings import ENV_DATABASE_URL, redact
 
 from . import server

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from hdi_resources.errors import HdiError
+from hdi_core.errors import HdiError
 from hdi_resources.settings import redact
 
 from .binary import (

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from hdi_resources.errors import HdiError
+from hdi_core.errors import HdiError
 
 if TYPE_CHECKING:
     from .core import Database

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from hdi_resources.errors import HdiError
+from hdi_core.errors import HdiError
 from hdi_resources.settings import hdi_home
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,68 @@
+"""The `hdi` command. Sub-commands live beside this file, one module per area; heavy imports stay inside
+commands so `hdi --help` is instant."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+import click
+import typer
+
+from hdi_core.errors import HdiError
+from hdi_resources.settings import hdi_home, redact
+
+from .api import api_app
+from .db import db_app, query_command, stats_command
+from .demo import demo
+from .ingest import ingest, ingest_file
+from .replay import replay_app
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="HDI: Databento market data, fetched once, rolled, checked, stored.",
+)
+app.add_typer(replay_app, name="replay")
+app.add_typer(db_app, name="db")
+app.add_typer(api_app, name="api")
+app.command("query")(query_command)
+app.command("stats")(stats_command)
+app.command()(demo)
+app.command("ingest")(ingest)
+app.command("ingest-file")(ingest_file)
+
+
+def main() -> None:
+    """Entry point: user errors print one redacted line; the stack trace goes to the log file only."""
+    log_dir = hdi_home() / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=log_dir / "hdi.log",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except HdiError as exc:
+        logging.getLogger("hdi").error(redact(traceback.format_exc()))
+        typer.echo(f"error: {redact(str(exc))}", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:  # usage errors: click's own one-line message
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # unexpected: still one line for the user, full trace in the log
+        logging.getLogger("hdi").error(redact(traceback.format_exc()))
+        typer.echo(
+            f"error: {redact(type(exc).__name__ + ': ' + str(exc))} (details in {log_dir / 'hdi.log'})",
+            err=True,
+        )
+        sys.exit(1)

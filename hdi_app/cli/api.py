@@ -1,0 +1,33 @@
+"""`hdi api serve`: the read-only stats HTTP API for dashboards."""
+
+import ipaddress
+
+import typer
+
+api_app = typer.Typer(no_args_is_help=True, help="The read-only market-data HTTP API.")
+
+
+@api_app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8765, help="Port to listen on."),
+) -> None:
+    """Serve GET /api/market-data/{symbol}/{schema}/stats and /bars?start=&end= until interrupted."""
+    from hdi_app.api.server import make_server
+    from hdi_resources.db import get_database
+
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        typer.echo(f"warning: listening on {host}, not loopback: anyone who reaches it can read the data", err=True)
+    db = get_database()
+    db.ensure_migrated()
+    server = make_server(db, host, port)
+    bound_host, bound_port = server.server_address[:2]
+    typer.echo(f"serving http://{bound_host}:{bound_port}/api/market-data/{{symbol}}/{{schema}}/stats (Ctrl-C stops)")
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()

@@ -1,0 +1,1 @@
+"""hdi_assets/dbn_files."""

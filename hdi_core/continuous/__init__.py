@@ -1,0 +1,1 @@
+"""hdi_core/continuous."""

@@ -1,0 +1,244 @@
+"""Roll events of a continuous symbol: when the instrument changes and the price gap between contracts.
+
+The gap is always measured with both contracts priced at the SAME moment: their settlements for the last
+trading session that closed before the switch, or as a fallback their last trades in the last minute in
+which both traded shortly before that close. Never old-last-tick vs new-first-tick, which would bake the
+overnight (or weekend) move into all adjusted history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from hdi_core.continuous.bars import column_i64
+from hdi_core.errors import HdiError
+from hdi_core.sessions import DAY_NS, NS, Sessions
+
+MINUTE_NS = 60 * NS
+DEFAULT_WINDOW_NS = 30 * MINUTE_NS
+
+SWITCH_SCHEMA = pa.schema([("switch_ns", pa.int64()), ("old_instrument_id", pa.int64()),
+                           ("new_instrument_id", pa.int64())])
+ROLL_SCHEMA = pa.schema([
+    ("switch_ns", pa.int64()), ("old_instrument_id", pa.int64()), ("new_instrument_id", pa.int64()),
+    ("old_raw_symbol", pa.string()), ("new_raw_symbol", pa.string()), ("old_price", pa.int64()),
+    ("new_price", pa.int64()), ("roll_gap", pa.int64()), ("method", pa.string()),
+    ("reference_ns", pa.int64()), ("reference_trade_date", pa.date32()),
+])
+
+
+class MissingPriceError(HdiError):
+    """A roll has no pair of same-moment prices from the allowed sources."""
+
+
+def empty_roll_events() -> pa.Table:
+    """A roll-event table with no rows (a window without rolls)."""
+    return ROLL_SCHEMA.empty_table()
+
+
+STAT_SETTLEMENT = 3
+STAT_DELETE = 2  # StatUpdateAction.Delete
+SETTLEMENT_FINAL_FLAG = 1  # stat_flags bit 0: final (set) vs preliminary settlement
+UNDEF_PRICE = np.iinfo(np.int64).max
+
+
+def settlements_from_statistics(stats: pa.Table) -> pa.Table:
+    """Settlement prices (instrument_id, trade_date, price) from a Databento statistics table.
+
+    Keeps stat_type 3 with a defined price, drops deletes; the trade date is the UTC date of `ts_ref`.
+    Final settlements sort after preliminary ones so they win in the lookup.
+    """
+    stat = column_i64(stats, "stat_type")
+    price = column_i64(stats, "price")
+    keep = (stat == STAT_SETTLEMENT) & (price != UNDEF_PRICE)
+    if "update_action" in stats.column_names:
+        keep &= column_i64(stats, "update_action") != STAT_DELETE
+    ts_ref = column_i64(stats, "ts_ref")[keep]
+    final = ((column_i64(stats, "stat_flags")[keep] & SETTLEMENT_FINAL_FLAG) != 0
+             if "stat_flags" in stats.column_names else np.ones(len(ts_ref), bool))
+    order_key = (column_i64(stats, "ts_recv")[keep] if "ts_recv" in stats.column_names
+                 else np.arange(len(ts_ref)))
+    order = np.lexsort((order_key, final))
+    return pa.table({
+        "instrument_id": pa.array(column_i64(stats, "instrument_id")[keep][order]),
+        "trade_date": pa.array((ts_ref[order] // DAY_NS).astype("datetime64[D]"), pa.date32()),
+        "price": pa.array(price[keep][order]),
+    })
+
+
+@dataclass(frozen=True)
+class _Gap:
+    old_price: int
+    new_price: int
+    method: str
+    reference_ns: int
+    reference_trade_date: dt.date | None
+
+
+def _utc_midnight_ns(day: str | dt.date) -> int:
+    d = dt.date.fromisoformat(day) if isinstance(day, str) else day
+    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp()) * NS
+
+
+def switches_from_mappings(intervals: Sequence[tuple[str, str, int | str]]) -> pa.Table:
+    """One row per change of instrument in a continuous symbol's mapping intervals.
+
+    `intervals` are Databento's (start_date inclusive, end_date exclusive, instrument_id), UTC dates; the
+    switch is 00:00 UTC of the new interval's start date. Repeated intervals of one instrument are no roll.
+    """
+    rows = sorted((str(s), str(e), int(i)) for s, e, i in intervals)
+    for (_, e0, _), (s1, _, _) in zip(rows, rows[1:], strict=False):
+        if s1 < e0:
+            raise HdiError(f"symbol mapping intervals overlap: one ends {e0}, the next starts {s1}")
+    switch, old, new = [], [], []
+    for (_, _, i0), (s1, _, i1) in zip(rows, rows[1:], strict=False):
+        if i1 != i0:
+            switch.append(_utc_midnight_ns(s1))
+            old.append(i0)
+            new.append(i1)
+    return pa.Table.from_arrays([pa.array(switch, pa.int64()), pa.array(old, pa.int64()),
+                                 pa.array(new, pa.int64())], schema=SWITCH_SCHEMA)
+
+
+def _last_close_before(switch_ns: int, sessions: Sessions) -> int | None:
+    """Index of the last session that closed at or before the switch."""
+    k = int(np.searchsorted(sessions.close_ns, switch_ns, side="right")) - 1
+    return k if k >= 0 else None
+
+
+def _settlement_gap(switch_ns: int, old_id: int, new_id: int, prices: Mapping[tuple[int, np.datetime64], int],
+                    sessions: Sessions) -> _Gap | None:
+    k = _last_close_before(switch_ns, sessions)
+    if k is None:
+        return None
+    day = sessions.trade_date[k]
+    old, new = prices.get((old_id, day)), prices.get((new_id, day))
+    if old is None or new is None:
+        return None
+    return _Gap(old, new, "settlement", int(sessions.close_ns[k]), day.astype(dt.date))
+
+
+def _settlement_lookup(settlements: pa.Table) -> dict[tuple[int, np.datetime64], int]:
+    """(instrument_id, trade_date) -> settlement price; of duplicates the last row wins (finals last)."""
+    ids = column_i64(settlements, "instrument_id")
+    days = settlements.column("trade_date").cast(pa.date32()).to_numpy(zero_copy_only=False)
+    days = days.astype("datetime64[D]")
+    price = column_i64(settlements, "price")
+    return {(int(i), d): int(p) for i, d, p in zip(ids, days, price, strict=True)}  # one row per settlement
+
+
+def _last_trade_gap(switch_ns: int, old_id: int, new_id: int, old: tuple[np.ndarray, ...],
+                    new: tuple[np.ndarray, ...], sessions: Sessions | None, window_ns: int) -> _Gap | None:
+    end = switch_ns
+    if sessions is not None:
+        k = _last_close_before(switch_ns, sessions)
+        if k is None:
+            return None
+        end = int(sessions.close_ns[k])
+    start = end - window_ns
+
+    def last_per_minute(ticks: tuple[np.ndarray, ...], iid: int) -> tuple[np.ndarray, np.ndarray]:
+        ts, price, ids = ticks
+        a, b = np.searchsorted(ts, [start, end], side="left")
+        mine = ids[a:b] == iid
+        t, p = ts[a:b][mine], price[a:b][mine]
+        minute = (t - start) // MINUTE_NS
+        last = np.flatnonzero(np.append(minute[1:] != minute[:-1], True)) if len(t) else np.array([], int)
+        return minute[last], p[last]
+
+    old_min, old_px = last_per_minute(old, old_id)
+    new_min, new_px = last_per_minute(new, new_id)
+    both = np.intersect1d(old_min, new_min)
+    if len(both) == 0:
+        return None
+    m = both[-1]
+    return _Gap(int(old_px[np.searchsorted(old_min, m)]), int(new_px[np.searchsorted(new_min, m)]),
+                "last_trades", start + int(m) * MINUTE_NS, None)
+
+
+def _tick_arrays(ticks: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ts = column_i64(ticks, "ts_event")
+    if len(ts) > 1 and bool(np.any(ts[1:] < ts[:-1])):
+        raise HdiError("tick table for roll gaps is not sorted by ts_event")
+    return ts, column_i64(ticks, "price"), column_i64(ticks, "instrument_id")
+
+
+def raw_symbols_of(*tables: pa.Table | None) -> dict[int, str]:
+    """instrument_id -> raw_symbol from tick tables holding both columns (one entry per instrument)."""
+    out: dict[int, str] = {}
+    for table in tables:
+        if table is None or "raw_symbol" not in table.column_names or table.num_rows == 0:
+            continue
+        pairs = table.select(["instrument_id", "raw_symbol"]).group_by(["instrument_id", "raw_symbol"])
+        pairs = pairs.aggregate([])
+        for iid, sym in zip(pairs.column(0).to_pylist(), pairs.column(1).to_pylist(), strict=True):
+            out[int(iid)] = sym
+    return out
+
+
+def roll_events(switches: pa.Table, sessions: Sessions | None, settlements: pa.Table | None = None,
+                old_ticks: pa.Table | None = None, new_ticks: pa.Table | None = None,
+                window_ns: int = DEFAULT_WINDOW_NS, raw_symbols: Mapping[int, str] | None = None,
+                methods: tuple[str, ...] = ("settlement", "last_trades")) -> pa.Table:
+    """Roll events with gaps from settlements, falling back to same-minute last trades, per roll.
+
+    `old_ticks`/`new_ticks` hold trades of the outgoing/incoming contracts before each switch (one table
+    may hold several instruments; it may be the same table). Raises HdiError naming the roll when no
+    allowed method has both prices. Without `sessions` only last trades work, in the window ending at the
+    switch itself.
+    """
+    prices = _settlement_lookup(settlements) if settlements is not None and "settlement" in methods else None
+    use_trades = "last_trades" in methods and old_ticks is not None and new_ticks is not None
+    old_arr = _tick_arrays(old_ticks) if use_trades else None
+    new_arr = old_arr if use_trades and new_ticks is old_ticks else (_tick_arrays(new_ticks) if use_trades
+                                                                     else None)
+    symbols = dict(raw_symbols_of(old_ticks, new_ticks))
+    symbols.update(raw_symbols or {})
+    rows: list[tuple] = []
+    columns = (column_i64(switches, k) for k in ("switch_ns", "old_instrument_id", "new_instrument_id"))
+    for sw, old_id, new_id in zip(*columns, strict=True):  # one iteration per roll
+        sw, old_id, new_id = int(sw), int(old_id), int(new_id)
+        gap = None
+        if prices is not None and sessions is not None:
+            gap = _settlement_gap(sw, old_id, new_id, prices, sessions)
+        if gap is None and use_trades:
+            gap = _last_trade_gap(sw, old_id, new_id, old_arr, new_arr, sessions, window_ns)
+        if gap is None:
+            when = str(np.datetime64(sw, "ns")) + "Z"
+            raise MissingPriceError(
+                f"roll at {when} from instrument {old_id} ({symbols.get(old_id, '?')}) to {new_id} "
+                f"({symbols.get(new_id, '?')}): no {' or '.join(methods)} prices for both contracts "
+                f"at the same moment before the switch")
+        rows.append((sw, old_id, new_id, symbols.get(old_id, ""), symbols.get(new_id, ""), gap.old_price,
+                     gap.new_price, gap.new_price - gap.old_price, gap.method, gap.reference_ns,
+                     gap.reference_trade_date))
+    return pa.Table.from_pylist([dict(zip(ROLL_SCHEMA.names, r, strict=True)) for r in rows],
+                                schema=ROLL_SCHEMA)
+
+
+def gaps_from_settlements(switches: pa.Table, settlements: pa.Table, sessions: Sessions,
+                          raw_symbols: Mapping[int, str] | None = None) -> pa.Table:
+    """Gap = new - old settlement for the last trade date that closed before each switch; raises if missing.
+
+    `settlements` columns: instrument_id, trade_date (date32), price (int64 fixed). Filter to final
+    settlements first; duplicates keep the last row.
+    """
+    return roll_events(switches, sessions, settlements=settlements, raw_symbols=raw_symbols,
+                       methods=("settlement",))
+
+
+def gaps_from_last_trades(switches: pa.Table, old_ticks: pa.Table, new_ticks: pa.Table,
+                          window_ns: int = DEFAULT_WINDOW_NS, sessions: Sessions | None = None,
+                          raw_symbols: Mapping[int, str] | None = None) -> pa.Table:
+    """Gap = new - old last trade in the last minute both traded, within `window_ns` before the last close.
+
+    Without `sessions` the window ends at the switch itself. Raises HdiError naming a roll with no such
+    minute.
+    """
+    return roll_events(switches, sessions, old_ticks=old_ticks, new_ticks=new_ticks, window_ns=window_ns,
+                       raw_symbols=raw_symbols, methods=("last_trades",))
