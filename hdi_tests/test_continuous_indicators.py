@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hdi_assets.continuous import indicators
+from hdi_core.continuous import indicators
 
 
 def series(n: int = 9000, seed: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

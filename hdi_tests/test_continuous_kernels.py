@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hdi_assets.continuous import indicators
+from hdi_core.continuous import indicators
 from hdi_core.continuous.adjust import adjust_ticks, panama_backward, panama_forward
 from hdi_core.continuous.bars import ohlcv_1s
 from hdi_core.continuous.validation import (

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hdi_assets.vendor_schema_jobs import rules as rules_module
+from hdi_core.vendor_schemas import rules as rules_module
 from hdi_core.vendor_schemas.dbn_files import _symbol_column, records_to_table, vendor_rows
 from hdi_core.vendor_schemas.mapping import apply_mapping
 from hdi_core.vendor_schemas.rules import Expectation, pandera_schema, validate
