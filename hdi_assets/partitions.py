@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from functools import cache
 
@@ -85,3 +86,30 @@ def product_window(key: MultiPartitionKey) -> tuple[ProductConfig, str]:
     """The product and the window (e.g. "2024-01-01") of a symbol x window partition key."""
     keys = key.keys_by_dimension
     return products()[keys["symbol"]], keys["window"]
+
+
+# roll_events' content digest of its rows (hdi_core.digest): what the roll-staleness sensor compares.
+ROLL_HASH_METADATA = "roll_hash"
+
+
+def window_start(window: str) -> dt.datetime:
+    """When a window key starts, as the partitions definition says."""
+    return half_year_windows.time_window_for_partition_key(window).start
+
+
+def window_of(day: dt.date) -> str:
+    """The window holding calendar date `day` (a window owns the sessions whose trade date is in it)."""
+    return half_year_windows.get_partition_key_for_timestamp(
+        dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp()
+    )
+
+
+def previous_window(window: str) -> str | None:
+    """The window before `window`; None before the first configured window."""
+    before = half_year_windows.get_prev_partition_window(window_start(window))
+    return None if before is None else before.start.strftime(half_year_windows.fmt)
+
+
+def is_configured_window(window: str) -> bool:
+    """Whether `window` starts at or after the first configured window."""
+    return window_start(window) >= half_year_windows.start

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import pytest
 from dagster import (
     AssetKey,
     AssetMaterialization,
+    DagsterRun,
     DagsterRunStatus,
     Definitions,
     MetadataValue,
@@ -19,14 +21,14 @@ from dagster import (
     build_sensor_context,
     instance_for_test,
 )
-from dagster._core.test_utils import create_run_for_test
 
 from hdi_assets.automation.definitions import defs as automation_defs
 from hdi_assets.automation.jobs import readjust_window_job, refresh_window_job
 from hdi_assets.automation.schedules import closed_window_schedule, daily_open_window_schedule
 from hdi_assets.automation.sensors import ADJUSTED, ROLL_EVENTS, roll_staleness_sensor
 from hdi_assets.definitions import defs
-from hdi_assets.partitions import products, symbol_windows
+from hdi_assets.partitions import ROLL_HASH_METADATA, products, symbol_windows
+from hdi_core.digest import table_digest
 
 CHICAGO = ZoneInfo("America/Chicago")
 SYMBOLS = sorted(products())
@@ -105,10 +107,17 @@ def test_six_month_schedule_skips_before_the_first_window():
 # ------------------------------------------------------------------------------------- roll staleness
 
 
-def _roll(instance, key: str, table: str, rolls: int = 1) -> None:
+def _roll(instance, key: str, rows: str, rolls: int = 1, shown: str = "") -> None:
+    """A roll_events materialization whose roll rows are `rows` (their digest), displayed as `shown`."""
     instance.report_runless_asset_event(
         AssetMaterialization(
-            ROLL_EVENTS, partition=key, metadata={"rolls": rolls, "roll_table": MetadataValue.md(table)}
+            ROLL_EVENTS,
+            partition=key,
+            metadata={
+                "rolls": rolls,
+                "roll_table": MetadataValue.md(shown or rows),
+                ROLL_HASH_METADATA: table_digest(pa.table({"rows": [rows]})),
+            },
         )
     )
 
@@ -165,14 +174,30 @@ def test_a_changed_roll_requests_its_own_and_earlier_windows_once_readjusted_the
         assert _evaluate(instance, cursor).run_requests == []
 
 
+def test_only_the_roll_rows_decide_not_their_display():
+    with instance_for_test() as instance:
+        _roll(instance, "ES|2024-07-01", "ESU4 -> ESZ4 gap 12.25", shown="| ESU4 -> ESZ4 | +12.25 |")
+        _adjusted(instance, "ES|2024-07-01")
+        _roll(instance, "ES|2024-01-01", "ESH4 -> ESM4")
+        _adjusted(instance, "ES|2024-01-01")
+        cursor = _evaluate(instance, None).cursor
+        # A cosmetic change of the rendered table with the same rows launches nothing.
+        _roll(instance, "ES|2024-07-01", "ESU4 -> ESZ4 gap 12.25", shown="ESU4 to ESZ4, gap 12.25 points")
+        cosmetic = _evaluate(instance, cursor)
+        assert cosmetic.run_requests == []
+        # A sub-cent change of a gap, invisible in a table rounded to 2 decimals, re-adjusts.
+        _roll(instance, "ES|2024-07-01", "ESU4 -> ESZ4 gap 12.250000001", shown="| ESU4 -> ESZ4 | +12.25 |")
+        assert _keys(_evaluate(instance, cosmetic.cursor).run_requests) == ["ES|2024-01-01", "ES|2024-07-01"]
+
+
 def test_the_sensor_waits_while_a_run_that_adjusts_is_in_flight():
     with instance_for_test() as instance:
         _roll(instance, "ES|2024-01-01", "a")
         _adjusted(instance, "ES|2024-01-01")
         cursor = _evaluate(instance, None).cursor
         _roll(instance, "ES|2024-07-01", "b")
-        run = create_run_for_test(
-            instance, job_name="__ASSET_JOB", status=DagsterRunStatus.STARTED, asset_selection={ADJUSTED}
+        run = instance.add_run(
+            DagsterRun(job_name="__ASSET_JOB", status=DagsterRunStatus.STARTED, asset_selection=frozenset({ADJUSTED}))
         )
         waiting = _evaluate(instance, cursor)
         assert isinstance(waiting, SkipReason) and run.run_id in waiting.skip_message

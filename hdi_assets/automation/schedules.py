@@ -14,23 +14,20 @@ from dagster import (
 )
 
 from hdi_assets.automation.jobs import refresh_window_job
-from hdi_assets.partitions import FIRST_WINDOW, partition_key, products
+from hdi_assets.partitions import (
+    FIRST_WINDOW,
+    is_configured_window,
+    partition_key,
+    previous_window,
+    products,
+    window_of,
+)
 
 CME_TIMEZONE = "America/Chicago"
 # CME Globex equity/rates futures close 16:00 CT; 17:30 leaves time for the day's data and settlements.
 DAILY_AFTER_CLOSE_CRON = "30 17 * * 1-5"
 # Two days after a half-year ends (its last session closed on the last trade date): Jan 3 and Jul 3.
 CLOSED_WINDOW_CRON = "0 6 3 1,7 *"
-
-
-def window_of(day: dt.date) -> str:
-    """The half-year window holding trade date `day` (a window owns the sessions whose trade date is in it)."""
-    return f"{day.year}-{'01' if day.month < 7 else '07'}-01"
-
-
-def previous_window(window: str) -> str:
-    start = dt.date.fromisoformat(window)
-    return f"{start.year - 1}-07-01" if start.month == 1 else f"{start.year}-01-01"
 
 
 def _in_cme_time(moment: dt.datetime) -> dt.datetime:
@@ -54,7 +51,7 @@ def open_window_requests(scheduled: dt.datetime) -> list[RunRequest] | SkipReaso
     """One run per symbol for the window that holds today's CME trade date."""
     day = _in_cme_time(scheduled).date()
     window = window_of(day)
-    if window < FIRST_WINDOW:
+    if not is_configured_window(window):
         return SkipReason(f"{day} is before the first configured window {FIRST_WINDOW}")
     return _requests(window, "daily_open_window", day)
 
@@ -63,8 +60,8 @@ def closed_window_requests(scheduled: dt.datetime) -> list[RunRequest] | SkipRea
     """One run per symbol for the window that ended most recently: its final, complete refresh."""
     day = scheduled.date()
     window = previous_window(window_of(day))
-    if window < FIRST_WINDOW:
-        return SkipReason(f"the window before {day} ({window}) is before the first configured window {FIRST_WINDOW}")
+    if window is None or not is_configured_window(window):
+        return SkipReason(f"the window before {day} is before the first configured window {FIRST_WINDOW}")
     return _requests(window, "closed_window", day)
 
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
+    EventLogRecord,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -25,12 +27,9 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.event_api import EventLogRecord
-from dagster._core.events import DagsterEventType
-from dagster._core.execution.backfill import BulkActionStatus
 
 from hdi_assets.automation.jobs import readjust_window_job
-from hdi_assets.partitions import partition_key
+from hdi_assets.partitions import ROLL_HASH_METADATA, symbol_windows, window_start
 
 ROLL_EVENTS = AssetKey("roll_events")
 ADJUSTED = AssetKey("panama_adjusted_ticks")
@@ -41,6 +40,7 @@ IN_FLIGHT_RUN_STATUSES = [
     DagsterRunStatus.STARTED,
 ]
 BATCH = 500
+RECENT_BACKFILLS = 200  # an in-flight backfill is among the newest
 
 
 @dataclass(frozen=True)
@@ -51,18 +51,17 @@ class RollChange:
 
 
 def _split(partition: str) -> tuple[str, str]:
-    # Multi-partition keys join dimensions alphabetically: "symbol|window".
-    symbol, window = partition.split("|", 1)
-    return symbol, window
+    keys = symbol_windows.get_partition_key_from_str(partition).keys_by_dimension
+    return keys["symbol"], keys["window"]
 
 
 def _roll_fingerprint(record: EventLogRecord) -> str | None:
-    """What the materialization says the rolls were (the table of rolls); None when it does not say."""
+    """The digest of the roll rows the materialization wrote; None when it does not carry one."""
     materialization = record.asset_materialization
     if materialization is None:
         return None
-    table = materialization.metadata.get("roll_table")
-    return None if table is None else str(table.value)
+    digest = materialization.metadata.get(ROLL_HASH_METADATA)
+    return None if digest is None else str(digest.value)
 
 
 def _roll_count(record: EventLogRecord) -> int | None:
@@ -103,14 +102,21 @@ def stale_adjusted_windows(instance: DagsterInstance, changes: Sequence[RollChan
     for change in changes:
         for partition, adjusted_id in built.items():
             symbol, window = _split(partition)
-            if symbol == change.symbol and window <= change.window and adjusted_id < change.storage_id:
+            if (
+                symbol == change.symbol
+                and window_start(window) <= window_start(change.window)
+                and adjusted_id < change.storage_id
+            ):
                 stale[partition] = max(stale.get(partition, 0), change.storage_id)
     return stale
 
 
 def adjustment_in_flight(instance: DagsterInstance) -> str | None:
     """Why to wait: a backfill or run that may itself rebuild adjusted windows is queued or running."""
-    for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
+    # Newest first; the status enum is not public API, so the filter compares its value.
+    for backfill in instance.get_backfills(limit=RECENT_BACKFILLS):
+        if backfill.status.value != "REQUESTED":
+            continue
         selection = backfill.asset_selection
         if selection is None or ADJUSTED in selection:
             return f"backfill {backfill.backfill_id} is in progress"
@@ -136,7 +142,7 @@ def evaluate_roll_staleness(instance: DagsterInstance, cursor: str | None) -> Se
         RunRequest(
             run_key=f"readjust:{partition}:{change_id}",
             job_name=readjust_window_job.name,
-            partition_key=partition_key(*_split(partition)),
+            partition_key=symbol_windows.get_partition_key_from_str(partition),
             tags={"hdi/trigger": "roll_change"},
         )
         for partition, change_id in sorted(stale.items())

@@ -16,16 +16,28 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
     asset,
 )
 
-from hdi_assets.partitions import LATER_WINDOWS, ProductConfig, half_year_windows, product_window, symbol_windows
+from hdi_assets import lake_io
+from hdi_assets.lake_io import bar_table
+from hdi_assets.partitions import (
+    LATER_WINDOWS,
+    ROLL_HASH_METADATA,
+    ProductConfig,
+    half_year_windows,
+    partition_key,
+    product_window,
+    symbol_windows,
+    window_start,
+)
 from hdi_core.continuous import adjust, bars, rolls, validation
+from hdi_core.digest import table_digest
 from hdi_core.sessions import Sessions, globex_sessions, session_index, split_sessions
-from hdi_resources import lake
 from hdi_resources.databento import DatabentoResource
 
 NS = 1_000_000_000
@@ -70,7 +82,7 @@ def _windows_from(symbol: str, window: str) -> list[str]:
     return [
         w
         for w in half_year_windows.get_partition_keys()
-        if w >= window and lake.has_partition("roll_events", symbol=symbol, window=w)
+        if window_start(w) >= window_start(window) and lake_io.exists(roll_events, partition_key(symbol, w))
     ]
 
 
@@ -109,14 +121,14 @@ def raw_ticks(context: AssetExecutionContext, databento: DatabentoResource) -> M
             "raw_symbol": pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), raw_symbol),
         }
     )
-    path = lake.write_table(table, "raw_ticks", symbol=product.symbol, window=window)
+    path = lake_io.write(context.asset_key, context.partition_key, table)
     mappings = {
         symbol: [
             {"start_date": str(i.start_date), "end_date": str(i.end_date), "instrument_id": i.symbol} for i in intervals
         ]
         for symbol, intervals in fetched.mappings.items()
     }
-    lake.write_json(json.dumps(mappings), "raw_ticks", "mappings.json", symbol=product.symbol, window=window)
+    lake_io.write_sidecar(context.asset_key, context.partition_key, "mappings.json", json.dumps(mappings))
     return MaterializeResult(
         metadata={
             "rows": table.num_rows,
@@ -154,7 +166,7 @@ def roll_events(context: AssetExecutionContext, databento: DatabentoResource) ->
     ids = sorted(set(switches["old_instrument_id"].to_pylist()) | set(switches["new_instrument_id"].to_pylist()))
     raw = databento.raw_symbols(product.dataset, ids, start_ns - 30 * 86_400 * NS, end_ns)
     events = measure_roll_gaps(databento, product, switches, raw)
-    lake.write_table(events, "roll_events", symbol=product.symbol, window=window)
+    lake_io.write(context.asset_key, context.partition_key, events)
     rows = events.to_pylist()
     table_md = "| switch (UTC) | old | new | old price | new price | gap | method |\n|---|---|---|---|---|---|---|\n"
     table_md += "".join(
@@ -163,7 +175,11 @@ def roll_events(context: AssetExecutionContext, databento: DatabentoResource) ->
         f"| {r['method']} |\n"
         for r in rows
     )
-    return MaterializeResult(metadata={"rolls": len(rows), "roll_table": MetadataValue.md(table_md)})
+    digest = table_digest(events)
+    return MaterializeResult(
+        metadata={"rolls": len(rows), "roll_table": MetadataValue.md(table_md), ROLL_HASH_METADATA: digest},
+        data_version=DataVersion(digest),  # the same rolls again leave downstream windows fresh
+    )
 
 
 def measure_roll_gaps(
@@ -233,9 +249,9 @@ def _trades_before_switches(
 )
 def panama_adjusted_ticks(context: AssetExecutionContext):
     product, window, start_ns, end_ns = _partition(context)
-    ticks = lake.read_table("raw_ticks", symbol=product.symbol, window=window)
+    ticks = lake_io.read(raw_ticks, context.partition_key)
     roll_windows = _windows_from(product.symbol, window)
-    later = [lake.read_table("roll_events", symbol=product.symbol, window=w) for w in roll_windows]
+    later = [lake_io.read(roll_events, partition_key(product.symbol, w)) for w in roll_windows]
     events = pa.concat_tables(later) if later else rolls.empty_roll_events()
     events = events.sort_by("switch_ns")
     method = product.adjustment
@@ -249,7 +265,7 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
         events["new_price"].to_numpy(),
     )
     table = ticks.append_column("adjusted_price", pa.array(adjusted, pa.int64()))
-    lake.write_table(table, "panama_adjusted_ticks", symbol=product.symbol, window=window)
+    lake_io.write(context.asset_key, context.partition_key, table)
     yield MaterializeResult(
         metadata={
             "rows": table.num_rows,
@@ -287,23 +303,18 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
 )
 def ohlcv_1s(context: AssetExecutionContext):
     product, window, start_ns, end_ns = _partition(context)
-    ticks = lake.read_table("panama_adjusted_ticks", symbol=product.symbol, window=window)
+    ticks = lake_io.read(panama_adjusted_ticks, context.partition_key)
     sessions = globex_sessions(start_ns, end_ns)
     if product.dense_bars:
         # Dense bars fill seconds only between trades of one piece: a long pause is an unexpected halt.
         sessions = split_sessions(ticks["ts_event"].to_numpy(), sessions, product.max_gap_ns)
-    bar_table = _one_second_bars(_as_ticks(ticks), sessions, start_ns, end_ns, product.dense_bars)
-    lake.write_table(bar_table, "ohlcv_1s", symbol=product.symbol, window=window)
-    outcomes = validation.run_checkpoints(bar_table, sessions, interval_ns=NS, dense=product.dense_bars)
+    second_bars = _one_second_bars(_as_ticks(ticks), sessions, start_ns, end_ns, product.dense_bars)
+    lake_io.write(context.asset_key, context.partition_key, second_bars)
+    outcomes = validation.run_checkpoints(second_bars, sessions, interval_ns=NS, dense=product.dense_bars)
     report = validation.validation_report(outcomes)
-    lake.write_json(
-        json.dumps(report, indent=2),
-        "ohlcv_1s",
-        "validation_report.json",
-        symbol=product.symbol,
-        window=window,
-    )
-    yield MaterializeResult(metadata={"bars": bar_table.num_rows, "ticks": ticks.num_rows, "sessions": len(sessions)})
+    report_json = json.dumps(report, indent=2)
+    lake_io.write_sidecar(context.asset_key, context.partition_key, "validation_report.json", report_json)
+    yield MaterializeResult(metadata={"bars": second_bars.num_rows, "ticks": ticks.num_rows, "sessions": len(sessions)})
     for outcome in outcomes:
         yield _check_result(outcome, "ohlcv_1s")
 
@@ -316,12 +327,12 @@ def ohlcv_1s(context: AssetExecutionContext):
 )
 def ohlcv_bars(context: AssetExecutionContext) -> MaterializeResult:
     product, window, start_ns, end_ns = _partition(context)
-    one_second = lake.read_table("ohlcv_1s", symbol=product.symbol, window=window)
+    one_second = lake_io.read(ohlcv_1s, context.partition_key)
     sessions = globex_sessions(start_ns, end_ns)
     counts = {}
     for interval in BAR_INTERVALS:
         table = bars.resample(one_second, interval, sessions)
-        lake.write_table(table, f"ohlcv_{interval}", symbol=product.symbol, window=window)
+        lake_io.write(bar_table(interval), context.partition_key, table)
         counts[f"bars_{interval}"] = table.num_rows
     return MaterializeResult(metadata=counts)
 

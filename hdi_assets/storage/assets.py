@@ -6,9 +6,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from hdi_assets import lake_io
 from hdi_assets.continuous.assets import BAR_INTERVALS, ohlcv_1s, ohlcv_bars, roll_events
+from hdi_assets.lake_io import bar_table
 from hdi_assets.partitions import product_window, symbol_windows
-from hdi_resources import lake
 from hdi_resources.db.resource import DatabaseResource
 
 UTC_NS = pa.timestamp("ns", tz="UTC")
@@ -41,7 +42,7 @@ def continuous_bars_table(context: AssetExecutionContext, database: DatabaseReso
     granularities = ("1s", *BAR_INTERVALS)
     data = pa.concat_tables(
         [
-            _bars_for_load(lake.read_table(f"ohlcv_{g}", symbol=product.symbol, window=window), g, product.symbol)
+            _bars_for_load(lake_io.read(bar_table(g), context.partition_key), g, product.symbol)
             for g in granularities
         ]
     )
@@ -78,7 +79,7 @@ def continuous_bars_table(context: AssetExecutionContext, database: DatabaseReso
 )
 def roll_events_table(context: AssetExecutionContext, database: DatabaseResource) -> MaterializeResult:
     product, window = product_window(context.partition_key)
-    events = lake.read_table("roll_events", symbol=product.symbol, window=window)
+    events = lake_io.read(roll_events, context.partition_key)
     data = pa.table(
         {
             "switch_ts": events["switch_ns"].cast(UTC_NS),
