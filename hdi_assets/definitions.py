@@ -6,8 +6,9 @@ from dagster import Definitions
 
 from hdi_assets.automation import definitions as automation
 from hdi_assets.continuous import definitions as continuous
+from hdi_assets.dbn_files import definitions as dbn_files
 from hdi_assets.storage import definitions as storage
-from hdi_assets.vendor_schema_jobs import definitions as vendor
+from hdi_assets.vendor_schema_jobs import definitions as vendor_schema_jobs
 from hdi_resources.databento import DatabentoResource
 from hdi_resources.db.resource import DatabaseResource
 
@@ -21,5 +22,10 @@ def build_resources() -> dict:
 
 
 defs = Definitions.merge(
-    continuous.defs, storage.defs, vendor.defs, automation.defs, Definitions(resources=build_resources())
+    continuous.defs,
+    storage.defs,
+    vendor_schema_jobs.defs,
+    dbn_files.defs,
+    automation.defs,
+    Definitions(resources=build_resources()),
 )

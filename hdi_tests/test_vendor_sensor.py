@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, materialize
 
-from hdi_assets.dbn_files.sensors import build_landing_sensor, landing_dir
-from hdi_assets.vendor_schema_jobs.assets import dbn_file_partitions, dbn_files
+from hdi_assets.dbn_files.assets import dbn_file_partitions, dbn_files, landing_dir
+from hdi_assets.dbn_files.sensors import build_landing_sensor
 from hdi_resources.db import Database
 from hdi_resources.db.resource import DatabaseResource
 from hdi_resources.db.server import stop_embedded_server

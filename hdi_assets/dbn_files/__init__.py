@@ -1,1 +1,1 @@
-"""hdi_assets/dbn_files."""
+"""DBN-file ingestion: the landing folder, its sensor and one partition per file."""

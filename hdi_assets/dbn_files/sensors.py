@@ -20,24 +20,14 @@ from dagster import (
     sensor,
 )
 
-from hdi_assets.vendor_schema_jobs.assets import dbn_file_partitions, dbn_files
+from hdi_assets.dbn_files.assets import dbn_file_partitions, dbn_files, landing_dir
 from hdi_assets.vendor_schema_jobs.ingest import DBN_SUFFIXES
-from hdi_resources.settings import hdi_home
 
-ENV_LANDING_DIR = "HDI_LANDING_DIR"
 ENV_SETTLE_S = "HDI_LANDING_SETTLE_S"
 DEFAULT_SETTLE_S = 5.0  # a file modified more recently may still be being copied in
 MAX_FILES_PER_TICK = 100
 
 ingest_dbn_files_job = define_asset_job("vendor_ingest_dbn_files", selection=[dbn_files])
-
-
-def landing_dir() -> Path:
-    """HDI_LANDING_DIR, else hdi_home()/landing (created on first use)."""
-    configured = os.environ.get(ENV_LANDING_DIR, "").strip()
-    path = Path(configured).expanduser().resolve() if configured else hdi_home() / "landing"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def landed_files(folder: Path, settle_s: float) -> dict[str, tuple[int, int]]:

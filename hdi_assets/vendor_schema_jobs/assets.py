@@ -6,13 +6,10 @@ validates it, upserts the valid rows into the job's vendor table and quarantines
 ohlcv-1m and aggregate it (Databento has no such schema)."""
 
 import re
-from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
-    Config,
-    DynamicPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
@@ -20,8 +17,7 @@ from dagster import (
     asset,
 )
 
-from hdi_assets.vendor_schema_jobs.ingest import IngestSummary, ingest_dbn_file, job_chunks, run_job_chunk
-from hdi_core.errors import HdiError
+from hdi_assets.vendor_schema_jobs.ingest import IngestSummary, job_chunks, run_job_chunk
 from hdi_core.vendor_schemas.config import DEFAULT_CONFIG_PATH, DatabentoConfig, DatabentoJob, load_config
 from hdi_resources.databento import DatabentoResource
 from hdi_resources.db.resource import DatabaseResource
@@ -30,7 +26,6 @@ GROUP = "vendor"
 KEY_PREFIX = "vendor"
 # A transient failure of the whole step (after the resource's own HTTP retries) is retried by Dagster.
 STEP_RETRY = RetryPolicy(max_retries=2, delay=5)
-dbn_file_partitions = DynamicPartitionsDefinition(name="vendor_dbn_files")
 
 
 def asset_name(job: DatabentoJob) -> str:
@@ -104,31 +99,3 @@ def build_job_assets(config: DatabentoConfig | None = None) -> list[AssetsDefini
     """One asset per job of the config (default: configs/api_specific/databento_config.yaml)."""
     config = config or load_config(DEFAULT_CONFIG_PATH)
     return [build_job_asset(config, job) for job in config.jobs]
-
-
-class DbnFileConfig(Config):
-    """Which file a partition ingests: empty = `<landing folder>/<partition key>`."""
-
-    path: str = ""
-    dry_run: bool = False
-
-
-@asset(
-    name="dbn_files",
-    key_prefix=KEY_PREFIX,
-    group_name=GROUP,
-    partitions_def=dbn_file_partitions,
-    kinds={"databento", "postgres"},
-    description="Downloaded DBN files (.dbn / .dbn.zst, DBN v1..v3) dropped into the landing folder, one "
-    "partition per file: upserted into the vendor table of their schema, audited in data_ingest_runs; a "
-    "file already ingested (same sha256) changes nothing.",
-)
-def dbn_files(context: AssetExecutionContext, config: DbnFileConfig, database: DatabaseResource) -> MaterializeResult:
-    from hdi_assets.dbn_files.sensors import landing_dir
-
-    path = Path(config.path) if config.path else landing_dir() / context.partition_key
-    if not path.is_file():
-        raise HdiError(f"{path}: the landing file of partition {context.partition_key!r} is gone")
-    summary = ingest_dbn_file(database.database(), path, dry_run=config.dry_run)
-    context.log.info(summary.line())
-    return MaterializeResult(metadata=summary_metadata(summary))

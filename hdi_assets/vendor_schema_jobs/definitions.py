@@ -1,10 +1,9 @@
-"""The vendor-schema domain: YAML-configured Databento jobs and DBN file ingestion."""
+"""The vendor-schema jobs domain: each job of databento_config.yaml as a partitioned asset."""
 
 from dagster import Definitions
 
-from hdi_assets.dbn_files.sensors import ingest_dbn_files_job, landing_sensor
-from hdi_assets.vendor_schema_jobs.assets import build_job_assets, dbn_files
+from hdi_assets.vendor_schema_jobs.assets import build_job_assets
 
 # A broken databento_config.yaml stops the code location from loading: refused before any run.
 JOB_ASSETS = build_job_assets()
-defs = Definitions(assets=[*JOB_ASSETS, dbn_files], jobs=[ingest_dbn_files_job], sensors=[landing_sensor])
+defs = Definitions(assets=JOB_ASSETS)
