@@ -37,7 +37,7 @@ _ENV_LITERAL = re.compile(r'environ(?:\.get)?[(\[]\s*"([A-Z][A-Z0-9_]+)"')
 def env_vars_the_code_reads() -> set[str]:
     """Every environment variable named in HDI's code (ENV_* constants and literal os.environ reads)."""
     names: set[str] = set()
-    for package in ("hdi_resources", "hdi_assets"):
+    for package in ("hdi_core", "hdi_resources", "hdi_assets", "hdi_app"):
         for path in (REPO_ROOT / package).rglob("*.py"):
             text = path.read_text()
             names |= set(_ENV_CONSTANT.findall(text)) | set(_ENV_LITERAL.findall(text))
