@@ -3,7 +3,9 @@
 decoded records -> mapping -> two-stage validation -> upsert on the table's primary key -> quarantine +
 dead-letter file -> one `data_ingest_runs` row. Everything is column-wise (Arrow / NumPy); only quarantined
 records ever become Python objects. A DBN file already ingested (same sha256, schema and selection) is
-recognised and changes nothing; a dry run validates and reports and writes nothing."""
+recognised and changes nothing; a dry run validates and reports and writes nothing. Every SQL statement is in
+hdi_resources.db (Database methods): this module only orchestrates. Over 400 lines because the three entry
+points (records, DBN files, Databento requests) share the summary and the core and read best together."""
 
 from __future__ import annotations
 
