@@ -105,15 +105,15 @@ def main() -> None:
 
     bench_home = Path(tempfile.mkdtemp(prefix="bench-load-", dir=hdi_home()))
     os.environ.pop("HDI_DATABASE_URL", None)
-    from hdi_resources.db import Database, load, stop_server
+    from hdi_resources.db import Database, replace, stop_server
 
     if args.workers:
-        load.LOAD_WORKERS = args.workers
+        replace.LOAD_WORKERS = args.workers
     db = Database(url="", home=bench_home)
     try:
         db.migrate()
         meter = CpuMeter(db.embedded.pid if db.embedded else None)
-        print(f"load workers: {load.LOAD_WORKERS}; {meter.lap()}")
+        print(f"load workers: {replace.LOAD_WORKERS}; {meter.lap()}")
         t0 = time.perf_counter()
         bars = synthetic_bars(args.rows)
         print(f"generated {args.rows:,} bars in {time.perf_counter() - t0:.1f}s")

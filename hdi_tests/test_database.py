@@ -130,22 +130,24 @@ def test_replacing_with_fewer_rows_removes_the_rest(db: Database) -> None:
 
 
 def test_reload_swaps_months_and_keeps_other_rows(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hdi_resources.db import load
+    from hdi_resources.db import replace
+    from hdi_resources.db.binary import to_nanos_fixed
+    from hdi_resources.db.tables import from_micros
 
-    monkeypatch.setattr(load, "SWAP_MIN_ROWS", 1_000)
+    monkeypatch.setattr(replace, "SWAP_MIN_ROWS", 1_000)
     part = {**PARTITION, "continuous_symbol": "ZB.v.0"}
     minute = make_bars(50, seed=6).set_column(1, "ts", pa.array(
         (START_UNIX + 60 * np.arange(50, dtype=np.int64)) * 1_000_000_000, pa.timestamp("ns", tz="UTC")))
     db.replace_partition("continuous_bars", part, make_bars(3_000, seed=6))  # new month: built and attached
     db.replace_partition("continuous_bars", {**part, "granularity": "1m"}, minute)  # existing month: routed
-    month = load.symbol_partition_name("ZB.v.0", load._from_micros(START_UNIX * 1_000_000))
+    month = replace.symbol_partition_name("ZB.v.0", from_micros(START_UNIX * 1_000_000))
     oid_before = _count(db, "SELECT to_regclass(%s)::oid::bigint", (month,))
     reloaded = make_bars(3_000, seed=7)
     result = db.replace_partition("continuous_bars", part, reloaded)  # mostly replaced: rebuilt and swapped
     assert (result.inserted, result.deleted) == (3_000, 3_000)
     assert _count(db, "SELECT to_regclass(%s)::oid::bigint", (month,)) not in (oid_before, None)
     stored = db.query("ZB.v.0", "ohlcv-1s").column("close").to_pylist()
-    assert stored == [load.to_nanos_fixed(reloaded.column("close").combine_chunks(), "close")[0][i] / 10**9
+    assert stored == [to_nanos_fixed(reloaded.column("close").combine_chunks(), "close")[0][i] / 10**9
                       for i in range(3_000)]
     assert db.query("ZB.v.0", "ohlcv-1m").num_rows == 50
     assert _count(db, "SELECT count(*) FROM continuous_bars WHERE continuous_symbol = 'ZB.v.0'") == 3_050
@@ -187,10 +189,10 @@ def test_keys_held_by_another_partition_are_quarantined(db: Database, monkeypatc
     """Windows overlapping in time: the second load's rows whose key the first window holds are duplicates.
     Cases: the month is routed (DELETE + COPY), or rebuilt and swapped with the bookkeeping of the first
     window missing (so the clash surfaces at the index build and the load re-runs with a full check)."""
-    from hdi_resources.db import load
+    from hdi_resources.db import replace
 
     if swap_min_rows:
-        monkeypatch.setattr(load, "SWAP_MIN_ROWS", swap_min_rows)
+        monkeypatch.setattr(replace, "SWAP_MIN_ROWS", swap_min_rows)
     first = {**PARTITION, "continuous_symbol": symbol}
     second = {**first, "window": "2024-01-02"}
     db.replace_partition("continuous_bars", first, make_bars(1_000, seed=10))
@@ -214,8 +216,8 @@ KILL_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_database import make_bars, PARTITION
     from hdi_resources.db import Database
-    from hdi_resources.db import load
-    load.BATCH_ROWS = 20_000  # many COPY statements, so the kill lands mid-load
+    from hdi_resources.db import copy
+    copy.BATCH_ROWS = 20_000  # many COPY statements, so the kill lands mid-load
     db = Database(url="", home={home!r})
     print("loading", flush=True)
     zn = {{**PARTITION, "continuous_symbol": "ZN.v.0"}}
@@ -258,13 +260,14 @@ def test_killed_load_leaves_previous_state(db: Database, home: Path) -> None:
 def test_stage_left_by_a_killed_load_is_invisible_then_dropped(db: Database) -> None:
     """A killed parallel load can leave a committed, never attached month stage: readers never see it and the
     next load of that month drops it. The month's defaults used by the COPY do not stay on the partition."""
-    from hdi_resources.db import load
+    from hdi_resources.db.replace import symbol_partition_name
+    from hdi_resources.db.tables import from_micros
 
     part = {**PARTITION, "continuous_symbol": "ZF.v.0"}
     db.replace_partition("continuous_bars", part, make_bars(2_000, seed=12))
     before = db.query("ZF.v.0", "ohlcv-1s").drop_columns(["loaded_at"])
-    month = load._from_micros(START_UNIX * 1_000_000)
-    stage = f"{load.symbol_partition_name('ZF.v.0', month)}_stage"
+    month = from_micros(START_UNIX * 1_000_000)
+    stage = f"{symbol_partition_name('ZF.v.0', month)}_stage"
     with db.raw() as conn, conn.cursor() as cur:  # what a worker had committed when its load was killed
         cur.execute("SELECT hdi_stage_bar_month(%s, %s, %s, false, '{}')",
                     ("ZF.v.0", month, '{"window": "1999-01-01"}'))

@@ -123,7 +123,7 @@ def test_a_row_committed_during_the_load_sends_it_to_insert_on_conflict(db: Data
                     (first["ts_event"] / SECOND, first["ts_recv"] / SECOND, first["price"] / SECOND, first["side"],
                      first["sequence"]))
         loader = threading.Thread(target=lambda: outcome.append(db.upsert_rows("trades_data", data)))
-        with caplog.at_level(logging.INFO, logger="hdi_resources.db.load"):
+        with caplog.at_level(logging.INFO, logger="hdi_resources.db.upsert"):
             loader.start()
             deadline = time.monotonic() + 30
             while not rows(db, "SELECT 1 FROM pg_locks WHERE NOT granted") and time.monotonic() < deadline:

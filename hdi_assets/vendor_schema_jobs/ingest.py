@@ -3,7 +3,9 @@
 decoded records -> mapping -> two-stage validation -> upsert on the table's primary key -> quarantine +
 dead-letter file -> one `data_ingest_runs` row. Everything is column-wise (Arrow / NumPy); only quarantined
 records ever become Python objects. A DBN file already ingested (same sha256, schema and selection) is
-recognised and changes nothing; a dry run validates and reports and writes nothing."""
+recognised and changes nothing; a dry run validates and reports and writes nothing. Every SQL statement is in
+hdi_resources.db (Database methods): this module only orchestrates. Over 400 lines because the three entry
+points (records, DBN files, Databento requests) share the summary and the core and read best together."""
 
 from __future__ import annotations
 
@@ -144,20 +146,9 @@ def _symbol_pairs(raw: pa.Table) -> list[tuple[str, int, dt.date, dt.date]]:
 
 def _record_symbols(db: Database, dataset: str | None, raw: pa.Table) -> None:
     """Remember raw symbol -> instrument id (only raw symbols: continuous and parent inputs name no contract)."""
-    from psycopg2.extras import execute_values
-
     pairs = _symbol_pairs(raw)
-    if not pairs or not dataset:
-        return
-    with db.raw() as conn, conn.cursor() as cur:
-        execute_values(
-            cur,
-            """INSERT INTO vendor_symbols (dataset, symbol, instrument_id, first_date, last_date) VALUES %s
-               ON CONFLICT (dataset, symbol, instrument_id) DO UPDATE SET
-                   first_date = LEAST(vendor_symbols.first_date, EXCLUDED.first_date),
-                   last_date = GREATEST(vendor_symbols.last_date, EXCLUDED.last_date)""",
-            [(dataset, *pair) for pair in pairs],
-        )
+    if pairs and dataset:
+        db.record_symbols(dataset, pairs)
 
 
 # -- the shared core ---------------------------------------------------------------------------------------
@@ -177,25 +168,6 @@ def _rule_counts(quarantined: pa.Table) -> dict[str, int]:
         return {}
     counts = pc.value_counts(quarantined.column("rule").combine_chunks())
     return {str(c["values"]): int(c["counts"]) for c in counts.to_pylist()}
-
-
-def _store_quarantine(db: Database, target: str, quarantined: pa.Table, source: str, partition: str | None,
-                      run_id: int | None) -> None:
-    """Quarantined rows into `quarantine` (rule named); a re-run of the same partition replaces its rows."""
-    from psycopg2.extras import execute_values
-
-    with db.raw() as conn, conn.cursor() as cur:
-        if partition is not None:
-            cur.execute('DELETE FROM quarantine WHERE target = %s AND "partition" = %s', (target, partition))
-        if quarantined.num_rows:
-            rows = quarantined.to_pylist()  # the exception path: one object per rejected record is fine
-            execute_values(
-                cur,
-                'INSERT INTO quarantine (target, record, rule, source, "partition", run_id) VALUES %s',
-                [(r["target"], r["record"], r["rule"], source, partition, run_id) for r in rows],
-                template="(%s, %s::jsonb, %s, %s, %s, %s)",
-                page_size=1000,
-            )
 
 
 def _upsert(db: Database, table: str, valid: pa.Table, source: str, run_id: int | None) -> list[int]:
@@ -245,16 +217,13 @@ def ingest_records(
     if db is None:
         raise HdiError(f"{source}: a database is needed to store rows (or use a dry run)")
     run_id = db.start_ingest_run(vendor=VENDOR, dataset=dataset, file_name=file_name, file_sha256=sha256,
-                                 target_table=spec.target_table)
+                                 target_table=spec.target_table, schema_name=spec.name, selection=selection)
     summary.run_id = run_id
-    with db.raw() as conn, conn.cursor() as cur:
-        cur.execute("UPDATE data_ingest_runs SET schema_name = %s, selection = %s WHERE id = %s",
-                    (spec.name, selection, run_id))
     try:
         valid, quarantined = vendor_rows(raw, spec.name, dataset=dataset, expect=expect, stat_types=stat_types)
         inserted, updated, unchanged, db_quarantined, duplicates = _upsert(
             db, spec.target_table, valid, source, run_id)
-        _store_quarantine(db, spec.target_table, quarantined, source, partition, run_id)
+        db.store_quarantined(spec.target_table, quarantined, source=source, partition=partition, run_id=run_id)
         _record_symbols(db, dataset, raw)
         summary.inserted, summary.updated, summary.unchanged = inserted, updated, unchanged
         summary.stored = inserted + updated + unchanged
@@ -299,15 +268,7 @@ def find_dbn_files(paths: Iterable[str | Path]) -> list[Path]:
 
 def previous_ingest(db: Database, sha256: str, schema: str, selection: str | None) -> int | None:
     """The id of a successful earlier run of the same file bytes, schema and selection, if any."""
-    with db.raw() as conn, conn.cursor() as cur:
-        cur.execute(
-            """SELECT id FROM data_ingest_runs WHERE file_sha256 = %s AND status = 'success'
-                   AND coalesce(schema_name, %s) = %s AND coalesce(selection, '') = %s
-               ORDER BY id LIMIT 1""",
-            (sha256, schema, schema, selection or ""),
-        )
-        row = cur.fetchone()
-    return int(row[0]) if row else None
+    return db.previous_ingest(sha256, schema, selection)
 
 
 def _selection(limit: int | None, symbol: str | None) -> str | None:

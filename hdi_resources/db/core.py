@@ -306,32 +306,47 @@ class Database:
             "row_counts": counts,
         }
 
-    # -- loading and reading (implemented in load.py / read.py) ------------------------------------------
+    # -- loading, auditing and reading (implemented in replace / upsert / quarantine / audit / read.py) ---
     def replace_partition(self, table: str, key_columns_values: dict[str, Any], data: Any,
                           **kwargs: Any) -> Any:
-        from .load import replace_partition
+        from .replace import replace_partition
 
         return replace_partition(self, table, key_columns_values, data, **kwargs)
 
     def upsert_rows(self, table: str, data: Any, key: list[str] | None = None, **kwargs: Any) -> Any:
-        from .load import upsert_rows
+        from .upsert import upsert_rows
 
         return upsert_rows(self, table, data, key, **kwargs)
 
+    def store_quarantined(self, target: str, quarantined: Any, **kwargs: Any) -> None:
+        from .quarantine import store_quarantined
+
+        store_quarantined(self, target, quarantined, **kwargs)
+
     def start_ingest_run(self, **kwargs: Any) -> int:
-        from .load import start_ingest_run
+        from .audit import start_ingest_run
 
         return start_ingest_run(self, **kwargs)
 
     def finish_ingest_run(self, run_id: int, **kwargs: Any) -> None:
-        from .load import finish_ingest_run
+        from .audit import finish_ingest_run
 
         finish_ingest_run(self, run_id, **kwargs)
 
     def record_ingest_run(self, **kwargs: Any) -> Any:
-        from .load import record_ingest_run
+        from .audit import record_ingest_run
 
         return record_ingest_run(self, **kwargs)
+
+    def previous_ingest(self, sha256: str, schema: str, selection: str | None) -> int | None:
+        from .audit import previous_ingest
+
+        return previous_ingest(self, sha256, schema, selection)
+
+    def record_symbols(self, dataset: str, pairs: list[Any]) -> None:
+        from .audit import record_symbols
+
+        record_symbols(self, dataset, pairs)
 
     def query(self, symbol: str, schema: str, start: Any = None, end: Any = None, raw: bool = False,
               **kwargs: Any) -> Any:

@@ -12,7 +12,8 @@ from pydantic import PrivateAttr
 from hdi_resources.settings import ENV_DATABASE_URL
 
 from .core import ENV_DATABASE_APP_URL, Database
-from .load import LoadResult, UpsertResult
+from .replace import LoadResult
+from .upsert import UpsertResult
 
 
 class DatabaseResource(dg.ConfigurableResource):
