@@ -15,7 +15,10 @@ import pytest
 from hdi_gateway.tls import ensure_certificate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DBN_SAMPLES = REPO_ROOT.parent / "shared" / "fixtures" / "dbn_samples"
+SHARED = REPO_ROOT.parent / "shared"
+DBN_SAMPLES = SHARED / "fixtures" / "dbn_samples"
+# Fixtures that serve the real sample files; a test using one needs ../shared.
+SAMPLE_FIXTURES = frozenset({"sample_files_source", "files_gateway", "files_client"})
 TEST_API_KEY = "db-hdi-test-key"
 
 GATEWAY_CERT = ensure_certificate()
@@ -92,3 +95,25 @@ def synthetic_gateway_env(synthetic_gateway) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------ dagster dev (UI tests)
 
 from ui_fixtures import dagster_ui  # noqa: E402, F401 - one `dagster dev` shared by test_ui_e2e and test_ui_browser
+
+# ------------------------------------------------------------------------------------------ ../shared absent
+
+
+def _needs_shared(item: pytest.Item) -> bool:
+    """A test reads ../shared when it uses a sample-file fixture or its module names a path inside ../shared."""
+    if SAMPLE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(
+        isinstance(value, Path) and value.is_relative_to(SHARED) for value in vars(module).values()
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without ../shared (the real Databento sample files), the tests that read it are skipped, saying why."""
+    if DBN_SAMPLES.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"{DBN_SAMPLES} is absent: this test reads Databento's real sample files")
+    for item in items:
+        if _needs_shared(item):
+            item.add_marker(skip)

@@ -44,7 +44,7 @@ def _schema_of(path: Path) -> str:
     return path.name.split(".")[1]
 
 
-SUPPORTED = [p for p in find_dbn_files([SAMPLES]) if _schema_of(p) in SCHEMAS]
+SUPPORTED = [p for p in find_dbn_files([SAMPLES]) if _schema_of(p) in SCHEMAS] if SAMPLES.is_dir() else []
 
 
 @pytest.fixture(scope="module")
