@@ -25,11 +25,10 @@ from dagster import (
 from hdi_assets.partitions import LATER_WINDOWS, ProductConfig, half_year_windows, product_window, symbol_windows
 from hdi_core.continuous import adjust, bars, rolls, validation
 from hdi_core.sessions import Sessions, globex_sessions, session_index, split_sessions
+from hdi_core.units import DAY_NS, NS
 from hdi_resources import lake
 from hdi_resources.databento import DatabentoResource
 
-NS = 1_000_000_000
-DAY_NS = 86_400 * NS
 BAR_INTERVALS = ("1m", "5m", "15m", "1h", "1d")
 CHECKPOINTS = (
     "session_alignment",

@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 from numba import njit
 
 from hdi_core.errors import HdiError
+from hdi_core.units import PRICE_SCALE
 
-PRICE_SCALE = 1_000_000_000
 UNDEF_PRICE = np.iinfo(np.int64).max  # Databento's "no value" sentinel
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in unix microseconds
 PG_EPOCH_DAYS = 10_957
