@@ -162,7 +162,7 @@ def _bars_1s_kernel(ts: np.ndarray, price: np.ndarray, size: np.ndarray, open_ns
             s += 1
         if s == n_sessions or t < open_ns[s]:
             return _OUTSIDE, 0
-        sec = t // 1_000_000_000
+        sec = t // NS
         p = price[i]
         q = size[i]
         if sec != cur_sec or s != cur_s:
@@ -171,7 +171,7 @@ def _bars_1s_kernel(ts: np.ndarray, price: np.ndarray, size: np.ndarray, open_ns
             k += 1
             cur_sec = sec
             cur_s = s
-            out_ts[k] = sec * 1_000_000_000
+            out_ts[k] = sec * NS
             out_o[k] = p
             out_h[k] = p
             out_l[k] = p
