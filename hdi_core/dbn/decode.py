@@ -147,10 +147,11 @@ def _check_lengths(records: np.ndarray, ts_out: bool, name: str) -> None:
     if not len(records) or "length" not in (records.dtype.names or ()):
         return
     itemsize = records.dtype.itemsize
-    allowed = {itemsize // 4, (itemsize - 8) // 4} if ts_out else {itemsize // 4}
     lengths = records["length"]
-    ok = np.all(lengths == next(iter(allowed))) if len(allowed) == 1 else np.all(np.isin(lengths, list(allowed)))
-    if itemsize % 4 or not ok:
+    matches = lengths == itemsize // 4
+    if ts_out:  # the length may or may not count the appended 8-byte ts_out
+        matches |= lengths == (itemsize - 8) // 4
+    if itemsize % 4 or not np.all(matches):
         raise TruncatedDbnError(f"{name}: record lengths disagree with the schema (mixed or corrupt stream)")
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,6 +23,7 @@ from hdi_core.vendor_schemas.config import SCHEMAS, UNSUPPORTED_SCHEMAS, schema_
 
 SOURCE_SCHEMAS = tuple(sorted({spec.source_schema for spec in SCHEMAS.values()}))
 NS_PER_DAY = DAY_NS  # the name hdi_assets' ingest imports from here
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def _timestamp(ns: int | None) -> dt.datetime | None:
     """A metadata start/end (int ns, 0 = unknown end) as a UTC datetime, as DBNStore.start / .end give it."""
     if not ns:
         return None
-    return pd.Timestamp(ns, tz="UTC").to_pydatetime(warn=False)
+    return _EPOCH + dt.timedelta(microseconds=ns // 1000)  # datetime holds microseconds
 
 
 def records_to_table(records: np.ndarray, name: str = "records") -> pa.Table:

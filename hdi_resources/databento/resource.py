@@ -24,6 +24,7 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 from hdi_core import dbn
+from hdi_core.config_files import config_dir
 from hdi_core.errors import HdiError
 from hdi_core.units import DAY_NS
 from hdi_core.vendor_schemas.config import CONFIG_FILE, DatabentoConfig, load_config
@@ -83,8 +84,6 @@ class DatabentoResource(ConfigurableResource):
     def from_config(cls, config_name: str = CONFIG_FILE, **overrides: Any) -> DatabentoResource:
         """Settings from the Databento config file in the config folder (HDI_CONFIG_DIR or configs/), validated
         by its Pydantic model (unknown keys refused, naming file and field); keyword arguments win."""
-        from hdi_core.config_files import config_dir
-
         config = load_config(config_dir() / config_name, check_references=False)
         retry = config.retry_policy
         fields: dict[str, Any] = {
