@@ -40,7 +40,8 @@ import databento as db  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-import hdi_resources.databento as resource_module  # noqa: E402
+import hdi_core.dbn as codec_module  # noqa: E402
+import hdi_resources.databento.resource as resource_module  # noqa: E402
 from hdi_core.dbn import encode_stream  # noqa: E402
 from hdi_gateway.server import Gateway, parse_time, start_gateway_process  # noqa: E402
 from hdi_resources.databento import DatabentoResource  # noqa: E402
@@ -51,23 +52,23 @@ GOAL_RECORDS_PER_S = 5e6
 
 
 class StageTimer:
-    """Wall seconds spent inside the resource's decode stages, by patching its module functions."""
+    """Wall seconds spent inside the resource's decode stages, by patching the functions it calls."""
 
-    STAGES = {
-        "_decompress_complete": "decompress",
-        "_decode_dbn": "view",
-        "_concat_tables": "columns",
-    }
+    STAGES: tuple[tuple[Any, str, str], ...] = (  # (module, function, stage)
+        (codec_module, "decompress", "decompress"),
+        (codec_module, "decode_dbn", "view"),
+        (resource_module, "_concat_tables", "columns"),
+    )
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)  # wall; "<stage> cpu" holds CPU seconds
         self._originals: dict[str, Callable[..., Any]] = {}
 
     def install(self) -> None:
-        for name, stage in self.STAGES.items():
-            original = getattr(resource_module, name)
+        for module, name, stage in self.STAGES:
+            original = getattr(module, name)
             self._originals[name] = original
-            setattr(resource_module, name, self._timed(original, stage))
+            setattr(module, name, self._timed(original, stage))
         original_price = DatabentoResource._price
         self._originals["_price"] = original_price
         DatabentoResource._price = self._timed(original_price, "cost")  # type: ignore[method-assign]

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from hdi_core.units import DAY_NS, NS  # noqa: F401  (re-exported: callers import them from here)
+
 CHICAGO = ZoneInfo("America/Chicago")
-NS = 1_000_000_000
-DAY_NS = 86_400 * NS
 OPEN_LOCAL = dt.time(17, 0)
 CLOSE_LOCAL = dt.time(16, 0)
 

@@ -19,28 +19,30 @@ import requests
 from databento.common.error import BentoError, BentoHttpError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from hdi_core.dbn import TruncatedDbnError
+from hdi_core.vendor_schemas.config import RetryPolicySettings
 from hdi_resources.settings import redact
 
 log = logging.getLogger("hdi.databento")
 
 T = TypeVar("T")
 
-DEFAULT_RETRY_ON_STATUS: tuple[int, ...] = (408, 429, 500, 502, 503, 504)
+_DEFAULTS = RetryPolicySettings()  # the defaults are defined once, in the config model
+DEFAULT_RETRY_ON_STATUS: tuple[int, ...] = tuple(_DEFAULTS.retry_on_status)
 
-
-class TruncatedBodyError(Exception):
-    """A 200 response whose DBN body ends before its last record or zstd frame (a cut connection)."""
+# A 200 response whose DBN body ends before its last record or zstd frame (a cut connection): the codec's error.
+TruncatedBodyError = TruncatedDbnError
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Backoff settings (configs/api_specific/databento_config.yaml `retry_policy`)."""
+    """Backoff settings (`retry_policy` of the Databento config file; defaults from RetryPolicySettings)."""
 
-    max_attempts: int = 6
-    base_delay_s: float = 0.5
-    max_delay_s: float = 30.0
-    jitter_s: float = 0.25
-    max_retry_after_s: float = 60.0
+    max_attempts: int = _DEFAULTS.max_attempts
+    base_delay_s: float = _DEFAULTS.base_delay_s
+    max_delay_s: float = _DEFAULTS.max_delay_s
+    jitter_s: float = _DEFAULTS.jitter_s
+    max_retry_after_s: float = _DEFAULTS.max_retry_after_s
     retry_on_status: tuple[int, ...] = field(default=DEFAULT_RETRY_ON_STATUS)
 
 

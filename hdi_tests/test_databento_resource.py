@@ -15,19 +15,16 @@ from pathlib import Path
 import certifi
 import pyarrow as pa
 import pytest
+import zstandard
 from dagster import AssetExecutionContext, DagsterInstance, asset, materialize
 
 from hdi_core.errors import BudgetExceededError, ConfigError, GatewayNotConfiguredError, HdiError
 from hdi_gateway.faults import parse_fault_spec
 from hdi_gateway.server import Gateway, start_gateway_thread
 from hdi_gateway.synthetic import SyntheticMarket
-from hdi_resources.databento import (
-    DatabentoResource,
-    _decode_dbn,
-    _decompress_complete,
-    merge_mappings,
-    split_chunks,
-)
+from hdi_resources.databento import DatabentoResource, merge_mappings, split_chunks
+from hdi_resources.databento.cache import decode_chunk
+from hdi_resources.databento.tls import combined_ca_bundle
 from hdi_resources.retry import TruncatedBodyError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +80,7 @@ def requests_seen() -> Iterator[RequestLog]:
 
 @pytest.fixture(scope="module", autouse=True)
 def restore_env() -> Iterator[None]:
-    """The resource repoints REQUESTS_CA_BUNDLE / SSL_CERT_FILE: other test files get theirs back."""
+    """Tests here remove REQUESTS_CA_BUNDLE / SSL_CERT_FILE: other test files get theirs back."""
     saved = {name: os.environ.get(name) for name in ENV_TOUCHED}
     try:
         yield
@@ -398,15 +395,17 @@ def test_partial_download_leaves_no_cache_file(tmp_path_factory: pytest.TempPath
 
 
 def test_truncated_bodies_are_refused_before_caching() -> None:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"DBN sample files not found under {SAMPLES}")
     raw = (SAMPLES / "test_data.trades.dbn.zst").read_bytes()
-    records, mappings = _decode_dbn(_decompress_complete(raw))
-    assert len(records) == 4 and "ESH1" in mappings
+    decoded = decode_chunk(raw, "sample")
+    assert len(decoded.records_of()) == 4 and "ESH1" in decoded.mappings
     with pytest.raises(TruncatedBodyError):
-        _decompress_complete(raw[:-7])  # zstd frame cut
-    plain = _decompress_complete(raw)
+        decode_chunk(raw[:-7], "sample")  # zstd frame cut
+    plain = zstandard.ZstdDecompressor().stream_reader(raw).read()
     with pytest.raises(TruncatedBodyError):
-        _decode_dbn(plain[:-5])  # last record cut
-    merged = merge_mappings([mappings, mappings])
+        decode_chunk(plain[:-5], "sample")  # last record cut
+    merged = merge_mappings([decoded.mappings, decoded.mappings])
     assert len(merged["ESH1"]) == 1
 
 
@@ -478,8 +477,9 @@ def test_combined_ca_bundle_keeps_public_roots(clean_gateway: Gateway, faulty_ga
                                                tmp_path: Path, isolated_env: Path) -> None:
     resource = resource_for(clean_gateway, tmp_path / "cache")
     resource.get_range(DATASET, "ohlcv-1d", "ES.v.0", START, END, stype_in="continuous")
-    bundle = Path(os.environ["REQUESTS_CA_BUNDLE"])
-    assert os.environ["SSL_CERT_FILE"] == str(bundle)
+    # The CA is trusted only during the calls: the process environment is left as it was.
+    assert "REQUESTS_CA_BUNDLE" not in os.environ and "SSL_CERT_FILE" not in os.environ
+    bundle = combined_ca_bundle(str(clean_gateway.ca_path))
     assert bundle.is_relative_to(isolated_env)
     text = bundle.read_text()
     assert Path(certifi.where()).read_text().strip().splitlines()[-1] in text  # public roots still trusted
@@ -492,6 +492,10 @@ def test_combined_ca_bundle_keeps_public_roots(clean_gateway: Gateway, faulty_ga
     assert again.table.num_rows > 0
     with pytest.raises(ConfigError, match="not a readable file"):
         resource_for(clean_gateway, tmp_path / "c2", ca_path=str(tmp_path / "missing.pem")).get_range(
+            DATASET, "ohlcv-1d", "ES.v.0", START, END, stype_in="continuous")
+    # Without the gateway's CA, verification fails (it is never switched off).
+    with pytest.raises(HdiError, match="TLS verification"):
+        resource_for(clean_gateway, tmp_path / "c4", ca_path="").get_range(
             DATASET, "ohlcv-1d", "ES.v.0", START, END, stype_in="continuous")
 
 

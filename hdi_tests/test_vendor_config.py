@@ -54,14 +54,39 @@ def test_repository_config_loads_with_every_kind_of_job():
         assert config.chunk_days(job) >= 1
 
 
-def test_databento_resource_still_reads_the_extended_file():
+def test_databento_resource_reads_the_same_model():
     from hdi_resources.databento import DatabentoResource
+    from hdi_resources.retry import RetryPolicy
 
     resource = DatabentoResource.from_config()
+    config = load_config()
+    assert resource.budget_usd == config.api.budget_usd
+    assert resource.max_attempts == config.retry_policy.max_attempts
+    assert resource.retry_policy == RetryPolicy()  # the file sets no retry key: the model's defaults
+    assert resource.date_chunk_interval_days == config.date_chunk_interval_days
+    assert resource.parallel_fetches == config.parallel_fetches
+
+
+def test_config_dir_is_followed_and_unknown_keys_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from hdi_core.vendor_schemas import config as config_module
+    from hdi_resources.databento import DatabentoResource
+
+    folder = tmp_path / "api_specific"
+    folder.mkdir()
     raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    assert resource.budget_usd == raw["api"]["budget_usd"]
-    assert resource.max_attempts == raw["retry_policy"]["max_attempts"]
-    assert resource.date_chunk_interval_days == raw["date_chunk_interval_days"]
+    raw["api"]["budget_usd"] = 7.5
+    raw["retry_policy"] = {"max_attempts": 3}
+    (folder / "databento_config.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("HDI_CONFIG_DIR", str(tmp_path))
+    assert config_module.DEFAULT_CONFIG_PATH == folder / "databento_config.yaml"
+    resource = DatabentoResource.from_config()
+    assert (resource.budget_usd, resource.max_attempts) == (7.5, 3)
+    assert DatabentoResource.from_config(budget_usd=1.0).budget_usd == 1.0  # keyword arguments win
+
+    raw["retry_policy"] = {"max_attempt": 3}
+    (folder / "databento_config.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"databento_config\.yaml: retry_policy\.max_attempt: unknown field"):
+        DatabentoResource.from_config()
 
 
 @pytest.mark.parametrize(

@@ -38,10 +38,9 @@ from hdi_assets.partitions import (
 from hdi_core.continuous import adjust, bars, rolls, validation
 from hdi_core.digest import table_digest
 from hdi_core.sessions import Sessions, globex_sessions, session_index, split_sessions
+from hdi_core.units import DAY_NS, NS
 from hdi_resources.databento import DatabentoResource
 
-NS = 1_000_000_000
-DAY_NS = 86_400 * NS
 BAR_INTERVALS = ("1m", "5m", "15m", "1h", "1d")
 CHECKPOINTS = (
     "session_alignment",

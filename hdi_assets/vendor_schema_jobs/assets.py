@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from hdi_assets.vendor_schema_jobs.ingest import IngestSummary, job_chunks, run_job_chunk
-from hdi_core.vendor_schemas.config import DEFAULT_CONFIG_PATH, DatabentoConfig, DatabentoJob, load_config
+from hdi_core.vendor_schemas.config import DatabentoConfig, DatabentoJob, load_config
 from hdi_resources.databento import DatabentoResource
 from hdi_resources.db.resource import DatabaseResource
 
@@ -97,5 +97,5 @@ def build_job_asset(config: DatabentoConfig, job: DatabentoJob) -> AssetsDefinit
 
 def build_job_assets(config: DatabentoConfig | None = None) -> list[AssetsDefinition]:
     """One asset per job of the config (default: configs/api_specific/databento_config.yaml)."""
-    config = config or load_config(DEFAULT_CONFIG_PATH)
+    config = config or load_config()  # the config folder as it is now (HDI_CONFIG_DIR or configs/)
     return [build_job_asset(config, job) for job in config.jobs]

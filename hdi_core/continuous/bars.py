@@ -19,11 +19,11 @@ import pyarrow as pa
 from numba import njit
 
 from hdi_core.errors import HdiError
-from hdi_core.sessions import NS, Sessions, day_anchor_ns, session_spans
+from hdi_core.sessions import Sessions, day_anchor_ns, session_spans
+from hdi_core.units import NS, PRICE_SCALE
 
 INTERVAL_NS: dict[str, int] = {"1s": NS, "1m": 60 * NS, "5m": 300 * NS, "15m": 900 * NS, "1h": 3600 * NS}
 DAILY = "1d"
-PRICE_SCALE = 1_000_000_000
 
 BAR_SCHEMA = pa.schema([
     ("ts_event", pa.int64()), ("open", pa.int64()), ("high", pa.int64()), ("low", pa.int64()),
@@ -162,7 +162,7 @@ def _bars_1s_kernel(ts: np.ndarray, price: np.ndarray, size: np.ndarray, open_ns
             s += 1
         if s == n_sessions or t < open_ns[s]:
             return _OUTSIDE, 0
-        sec = t // 1_000_000_000
+        sec = t // NS
         p = price[i]
         q = size[i]
         if sec != cur_sec or s != cur_s:
@@ -171,7 +171,7 @@ def _bars_1s_kernel(ts: np.ndarray, price: np.ndarray, size: np.ndarray, open_ns
             k += 1
             cur_sec = sec
             cur_s = s
-            out_ts[k] = sec * 1_000_000_000
+            out_ts[k] = sec * NS
             out_o[k] = p
             out_h[k] = p
             out_l[k] = p

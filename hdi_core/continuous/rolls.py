@@ -17,7 +17,8 @@ import pyarrow as pa
 
 from hdi_core.continuous.bars import column_i64
 from hdi_core.errors import HdiError
-from hdi_core.sessions import DAY_NS, NS, Sessions
+from hdi_core.sessions import Sessions
+from hdi_core.units import DAY_NS, NS
 
 MINUTE_NS = 60 * NS
 DEFAULT_WINDOW_NS = 30 * MINUTE_NS

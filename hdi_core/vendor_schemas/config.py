@@ -1,6 +1,9 @@
-"""The Databento job file (configs/api_specific/databento_config.yaml) as Pydantic models.
+"""The Databento file (api_specific/databento_config.yaml under the config folder) as Pydantic models.
 
-`load_config` refuses a broken file before any run, with one line naming the file, the job and the field."""
+The one source of truth for Databento settings and their defaults: the resource (`DatabentoResource.from_config`)
+and the retry layer read them from here. `load_config` refuses a broken file before any run, with one line
+naming the file, the job and the field (unknown keys included). Over ~400 lines: the job model's field checks
+and the error wording belong with the models they describe."""
 
 from __future__ import annotations
 
@@ -21,10 +24,22 @@ from pydantic import (
     model_validator,
 )
 
-from hdi_core.config_files import REPO_ROOT
+from hdi_core.config_files import REPO_ROOT, config_dir
 from hdi_core.errors import ConfigError
 
-DEFAULT_CONFIG_PATH = REPO_ROOT / "configs" / "api_specific" / "databento_config.yaml"
+CONFIG_FILE = "api_specific/databento_config.yaml"  # relative to the config folder
+
+
+def default_config_path() -> Path:
+    """The Databento file in the config folder (HDI_CONFIG_DIR, else the repository's configs/), read at call time."""
+    return config_dir() / CONFIG_FILE
+
+
+def __getattr__(name: str) -> Any:
+    # DEFAULT_CONFIG_PATH follows HDI_CONFIG_DIR: computed when read, not frozen at import.
+    if name == "DEFAULT_CONFIG_PATH":
+        return default_config_path()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -135,7 +150,7 @@ class ApiSettings(_Strict):
 
 
 class RetryPolicySettings(_Strict):
-    """The keys hdi_resources.databento.DatabentoResource reads; checked here so typos fail early."""
+    """Backoff for Databento calls; these defaults are THE defaults (hdi_resources.retry.RetryPolicy reads them)."""
 
     max_attempts: int = Field(default=6, ge=1, le=50)
     base_delay_s: float = Field(default=0.5, ge=0)
@@ -363,9 +378,10 @@ def parse_config(
     return config
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG_PATH, *, check_references: bool = True) -> DatabentoConfig:
-    """Read and validate the job file; also checks that the mapping file and rule sets it names exist."""
-    path = Path(path)
+def load_config(path: str | Path | None = None, *, check_references: bool = True) -> DatabentoConfig:
+    """Read and validate the file (default: `default_config_path()`); with `check_references`, also check
+    that the mapping file and rule sets it names exist."""
+    path = Path(path) if path is not None else default_config_path()
     shown = _shown(path)
     try:
         text = path.read_text()

@@ -1,13 +1,13 @@
 """Downloaded Databento DBN files (`.dbn`, `.dbn.zst`, DBN v1..v3) -> columnar records -> vendor rows.
 
-Decoding goes through databento's `DBNStore.to_ndarray` (one structured array, no Python object per
-record); each field becomes one Arrow column. `to_vendor_rows` then maps and validates column-wise."""
+Decoding goes through HDI's DBN codec (`hdi_core.dbn`: the records in the file's own DBN layout, exactly as
+`databento.DBNStore.to_ndarray` returns them); each field becomes one Arrow column under the codec's text
+policy. `to_vendor_rows` then maps and validates column-wise."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +16,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hdi_core import dbn
 from hdi_core.errors import HdiError
+from hdi_core.units import DAY_NS
 from hdi_core.vendor_schemas.config import SCHEMAS, UNSUPPORTED_SCHEMAS, schema_spec
 
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-DBN_MAGIC = b"DBN"
 SOURCE_SCHEMAS = tuple(sorted({spec.source_schema for spec in SCHEMAS.values()}))
-NS_PER_DAY = 86_400_000_000_000
+NS_PER_DAY = DAY_NS  # the name hdi_assets' ingest imports from here
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -48,51 +49,18 @@ class DbnFile:
         return self.table.num_rows
 
 
-def _decompress(data: bytes, name: str) -> bytes:
-    """All zstd frames of a file; a cut-off frame is an error, not a silent short read."""
-    import zstandard
-
-    out: list[bytes] = []
-    rest = data
-    try:
-        while rest:
-            obj = zstandard.ZstdDecompressor().decompressobj()
-            out.append(obj.decompress(rest))
-            if not obj.eof:
-                raise HdiError(f"{name}: truncated zstd stream (the download was cut off?)")
-            rest = obj.unused_data
-    except zstandard.ZstdError as exc:
-        raise HdiError(f"{name}: corrupt zstd data ({exc})") from None
-    return b"".join(out)
-
-
-def _timestamp(value: Any) -> dt.datetime | None:
-    if value is None:
+def _timestamp(ns: int | None) -> dt.datetime | None:
+    """A metadata start/end (int ns, 0 = unknown end) as a UTC datetime, as DBNStore.start / .end give it."""
+    if not ns:
         return None
-    if hasattr(value, "to_pydatetime"):
-        return value.to_pydatetime(warn=False)
-    if isinstance(value, int):
-        return dt.datetime.fromtimestamp(value / 1e9, dt.UTC)
-    return value
+    return _EPOCH + dt.timedelta(microseconds=ns // 1000)  # datetime holds microseconds
 
 
 def records_to_table(records: np.ndarray, name: str = "records") -> pa.Table:
-    """A DBN structured array -> Arrow, one column per field (padding and `length` dropped, text decoded)."""
-    records = records.reshape(-1)  # databento returns shape (0, 1) for a file without records
-    columns: dict[str, pa.Array] = {}
-    for field in records.dtype.names or ():
-        if field.startswith("_") or field == "length":
-            continue
-        values = records[field]
-        if values.dtype.kind == "S":
-            arr = pa.array(values)  # NumPy strips the trailing NULs of c-strings here
-            try:
-                columns[field] = arr.cast(pa.string())
-            except pa.ArrowInvalid:
-                raise HdiError(f"{name}: field {field!r} holds text that is not UTF-8") from None
-        else:
-            columns[field] = pa.array(np.ascontiguousarray(values))
-    return pa.table(columns)
+    """A DBN structured array -> Arrow by the codec's rule (padding and `length` dropped, text decoded), with
+    the u64 time fields left uint64 as in DBN (the vendor mapping nulls their UNDEF sentinel). `name` is kept
+    for callers that pass it."""
+    return dbn.records_to_table(records, signed_times=False)
 
 
 def _symbol_column(table: pa.Table, metadata: Any) -> pa.Array:
@@ -101,7 +69,7 @@ def _symbol_column(table: pa.Table, metadata: Any) -> pa.Array:
     if "instrument_id" not in table.column_names:
         return pa.nulls(n, pa.string())
     ids = table.column("instrument_id").to_numpy()
-    mappings = metadata.mappings or {}
+    mappings = dbn.mappings_from(metadata.mappings)
     if not mappings:
         return pa.nulls(n, pa.string())
     index_field = "ts_recv" if "ts_recv" in table.column_names else "ts_event"
@@ -112,11 +80,11 @@ def _symbol_column(table: pa.Table, metadata: Any) -> pa.Array:
     for code, symbol in enumerate(names):
         for interval in mappings[symbol]:
             try:
-                iid = int(interval["symbol"])
+                iid = int(interval.symbol)
             except (TypeError, ValueError):
                 continue  # an interval with no instrument (symbol unresolved that day)
-            d0 = (interval["start_date"] - epoch).days
-            d1 = (interval["end_date"] - epoch).days
+            d0 = (interval.start_date - epoch).days
+            d1 = (interval.end_date - epoch).days
             hit = (ids == iid) & (days >= d0) & (days < d1) & (codes < 0)
             codes[hit] = code
     return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pa.array(names, pa.string())).cast(
@@ -135,54 +103,25 @@ def decode_dbn_bytes(
     path: Path | None = None,
 ) -> DbnFile:
     """Decode a DBN body (plain or zstd) held in memory, e.g. a Historical API response."""
-    import databento as db
-
     if sha256 is None:
         sha256 = hashlib.sha256(data).hexdigest()
-    if not data:
-        raise HdiError(f"{name}: empty file, not DBN")
-    if data[:4] == ZSTD_MAGIC:
-        data = _decompress(data, name)
-    if data[:3] != DBN_MAGIC or len(data) < 8:
-        raise HdiError(f"{name}: not a DBN file (no DBN header)")
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            # databento warns (rather than raises) on an incomplete last record.
-            warnings.simplefilter("always")
-            store = db.DBNStore.from_bytes(data)
-            metadata = store.metadata
-            file_schema = str(store.schema.value) if store.schema is not None else None
-            wanted = schema
-            if wanted is not None:
-                wanted = schema_spec(wanted).source_schema
-            if file_schema is None and wanted is None:
-                raise HdiError(f"{name}: holds mixed record types (live data); name the schema to read")
-            read_schema = file_schema or wanted
-            if read_schema in UNSUPPORTED_SCHEMAS or read_schema not in SOURCE_SCHEMAS:
-                raise HdiError(
-                    f"{name}: schema {read_schema} is not supported (supported: {', '.join(SOURCE_SCHEMAS)})"
-                )
-            if wanted is not None and file_schema is not None and wanted != file_schema:
-                raise HdiError(f"{name}: holds {file_schema} records, not {wanted}")
-            if file_schema is not None:
-                header = 8 + int.from_bytes(data[4:8], "little")
-                arrays = store.to_ndarray()
-                body = len(data) - header
-                if arrays.dtype.itemsize and body % arrays.dtype.itemsize:
-                    raise HdiError(
-                        f"{name}: truncated: the last record is incomplete "
-                        f"({body % arrays.dtype.itemsize} stray bytes)"
-                    )
-            else:
-                arrays = store.to_ndarray(schema=read_schema)
-        for warning in caught:
-            if "truncated" in str(warning.message) or "incomplete" in str(warning.message):
-                raise HdiError(f"{name}: truncated or corrupt DBN data ({warning.message})")
+        decoded = dbn.decode_bytes(data, name, as_v3=False)
     except HdiError:
         raise
-    except Exception as exc:  # databento / databento-dbn raise several unrelated types for bad input
+    except Exception as exc:  # databento_dbn raises several unrelated types for bad input
         raise HdiError(f"{name}: cannot decode as DBN ({type(exc).__name__}: {exc})") from None
-    table = records_to_table(arrays, name)
+    metadata = decoded.metadata
+    file_schema = decoded.schema
+    wanted = schema_spec(schema).source_schema if schema is not None else None
+    if file_schema is None and wanted is None:
+        raise HdiError(f"{name}: holds mixed record types (live data); name the schema to read")
+    read_schema = file_schema or wanted
+    if read_schema in UNSUPPORTED_SCHEMAS or read_schema not in SOURCE_SCHEMAS:
+        raise HdiError(f"{name}: schema {read_schema} is not supported (supported: {', '.join(SOURCE_SCHEMAS)})")
+    if wanted is not None and file_schema is not None and wanted != file_schema:
+        raise HdiError(f"{name}: holds {file_schema} records, not {wanted}")
+    table = records_to_table(decoded.records_of(read_schema), name)
     table = table.append_column("symbol", _symbol_column(table, metadata))
     if symbol is not None:
         table = _select_symbol(table, symbol, name, list(metadata.symbols or []))
@@ -196,8 +135,8 @@ def decode_dbn_bytes(
         version=int(metadata.version),
         sha256=sha256,
         table=table,
-        start=_timestamp(store.start),
-        end=_timestamp(store.end),
+        start=_timestamp(metadata.start),
+        end=_timestamp(metadata.end),
         symbols=list(metadata.symbols or []),
         stype_in=stype,
     )

@@ -18,6 +18,7 @@ import yaml
 
 from hdi_core.config_files import REPO_ROOT
 from hdi_core.errors import ConfigError, HdiError
+from hdi_core.units import NS
 from hdi_core.vendor_schemas.config import FAMILIES, SCHEMAS, SchemaSpec, schema_spec
 
 DEFAULT_MAPPINGS_PATH = REPO_ROOT / "configs" / "api_specific" / "databento_mappings.yaml"
@@ -335,7 +336,7 @@ def resample_ohlcv(bars: pa.Table, minutes: int, granularity: str) -> pa.Table:
     columns = bars.column_names
     if bars.num_rows == 0:
         return bars
-    step = minutes * 60 * 1_000_000_000
+    step = minutes * 60 * NS
     ts = bars.column("ts_event").cast(pa.int64())
     bucket = pc.multiply(pc.divide(ts, step), step)  # integer division truncates: non-negative epochs only
     work = bars.append_column("_bucket", bucket).sort_by(

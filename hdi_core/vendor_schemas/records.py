@@ -30,7 +30,6 @@ from pydantic import (
 
 from hdi_core.vendor_schemas.mapping import Mappings, load_mappings
 
-PRICE_SCALE = 1_000_000_000
 INT16_MAX = 2**15 - 1
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1

@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 from numba import njit
 
 from hdi_core.errors import HdiError
+from hdi_core.units import PRICE_SCALE
 
-PRICE_SCALE = 1_000_000_000
 UNDEF_PRICE = np.iinfo(np.int64).max  # Databento's "no value" sentinel
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in unix microseconds
 PG_EPOCH_DAYS = 10_957
@@ -296,8 +296,8 @@ def _put_numeric(stream: np.ndarray, base: int, row_len: int, nanos: np.ndarray)
         v = nanos[i]
         negative = v < 0
         magnitude = -max(v, -9223372036854775807) if negative else v
-        int_part = magnitude // 1_000_000_000
-        frac = magnitude - int_part * 1_000_000_000
+        int_part = magnitude // PRICE_SCALE
+        frac = magnitude - int_part * PRICE_SCALE
         top = int_part // 100_000_000
         mid = int_part - top * 100_000_000
         stream[p] = 0
