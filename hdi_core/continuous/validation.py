@@ -14,10 +14,10 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from hdi_core.calendar.arrays import NS, Sessions
 from hdi_core.continuous.bars import PRICE_SCALE, column_i64, interval_ns
 from hdi_core.continuous.indicators import SMA_RESUM_EVERY, rsi_value, true_range_at
 from hdi_core.errors import HdiError
-from hdi_core.sessions import NS, Sessions
 
 MAX_EXAMPLES = 10
 CHECKPOINTS = ("session_alignment", "ohlc_integrity", "indicator_sanity", "timestamp_continuity",
