@@ -179,13 +179,12 @@ def roll_events(context: AssetExecutionContext, databento: DatabentoResource) ->
 
 
 def _owned_switches(product: ProductConfig, switches: pa.Table, start_ns: int, end_ns: int) -> pa.Array:
-    """Mask of the switches whose trade date the window owns (its segments run [start_ns, end_ns))."""
+    """Mask of the switches this window owns: those taking effect in one of its trade dates. Its segments
+    run [start_ns, end_ns); a switch between windows (weekend, holiday) goes to the one owning the next date."""
     ts = switches["switch_ns"].to_numpy()
     sessions = product.sessions(start_ns - EDGE_REACH_NS, end_ns + EDGE_REACH_NS)
-    first_day = sessions.trade_date[session_index(np.array([start_ns]), sessions)[0]]
-    last_day = sessions.trade_date[session_index(np.array([end_ns - 1]), sessions)[0]]
-    day = switch_trade_dates(ts, sessions)
-    return pa.array((day >= first_day) & (day <= last_day) & (ts < end_ns))
+    first_day = switch_trade_dates(np.array([start_ns]), sessions)[0]
+    return pa.array((switch_trade_dates(ts, sessions) >= first_day) & (ts < end_ns))
 
 
 def measure_roll_gaps(
@@ -222,26 +221,32 @@ def measure_roll_gaps(
 def _trades_before_switches(
     databento: DatabentoResource, product: ProductConfig, switches: pa.Table, raw: dict[int, str]
 ) -> pa.Table:
-    """Both contracts' trades over the day before each switch, fetched by raw symbol."""
-    rows = zip(
-        switches["switch_ns"].to_pylist(),
-        switches["old_instrument_id"].to_pylist(),
-        switches["new_instrument_id"].to_pylist(),
+    """Both contracts' trades in the final minutes of each segment in the week before each switch (the
+    fallback walks back over holiday segments and long weekends), fetched by raw symbol."""
+    switch_ns = switches["switch_ns"].to_numpy()
+    sessions = product.sessions(int(switch_ns.min()) - rolls.TRADES_LOOKBACK_NS, int(switch_ns.max()) + 1)
+    pieces = []
+    for switch, old, new in zip(  # one iteration per roll
+        switch_ns.tolist(), switches["old_instrument_id"].to_pylist(), switches["new_instrument_id"].to_pylist(),
         strict=True,
-    )
-    return pa.concat_tables(
-        [
+    ):
+        recent = (sessions.close_ns <= switch) & (sessions.close_ns > switch - rolls.TRADES_LOOKBACK_NS)
+        closes = sessions.close_ns[recent]
+        pieces += [
             databento.get_range(
                 dataset=product.dataset,
                 schema="trades",
                 symbols=[raw[old], raw[new]],
                 stype_in="raw_symbol",
-                start=switch - 3 * DAY_NS,
-                end=switch,
+                start=int(close) - rolls.DEFAULT_WINDOW_NS,
+                end=int(close),
             ).table
-            for switch, old, new in rows
+            for close in closes  # one request per segment: only its final minutes are evidence
         ]
-    )
+    if not pieces:
+        return pa.table({"ts_event": pa.array([], pa.int64()), "price": pa.array([], pa.int64()),
+                         "instrument_id": pa.array([], pa.int64())})
+    return pa.concat_tables(pieces, promote_options="default").sort_by("ts_event")
 
 
 @asset(
