@@ -72,8 +72,7 @@ def _year_segments(calendar: str, year: int, overrides_file: str) -> Sessions:
     early = sched.index.isin(cal.early_closes(sched).index)
     sched, early = _apply_overrides(sched, early, load_overrides(overrides_file).get(calendar, {}))
     opens, closes = _ns(sched["market_open"]), _ns(sched["market_close"])
-    labels = sched.index.tz_localize(None).values.astype("datetime64[D]") if sched.index.tz else \
-        sched.index.values.astype("datetime64[D]")
+    labels = sched.index.values.astype("datetime64[D]")  # the library labels sessions by naive close date
     if all(c in sched.columns for c in _BREAK):
         b_start, b_end = _ns(sched[_BREAK[0]]), _ns(sched[_BREAK[1]])
         split = (b_start >= 0) & (b_start < b_end) & (b_start > opens) & (b_end < closes)  # a real break
