@@ -134,6 +134,15 @@ def test_settlements_from_statistics_prefers_final() -> None:
     out = settlements_from_statistics(stats)
     lookup = {(r["instrument_id"], r["trade_date"]): r["price"] for r in out.to_pylist()}
     assert lookup == {(OLD, dt.date(2024, 3, 8)): px(5099), (NEW, dt.date(2024, 3, 8)): px(5150)}
+    assert out["final"].to_pylist() == [False, True, True]
+
+
+def test_preliminary_settlements_do_not_price_a_roll() -> None:
+    """Friday 03-08 has only a preliminary settlement of the new contract: the roll uses Thursday's finals."""
+    m = weekend_roll()
+    settle = m["settlements"].append_column("final", pa.array([True, True, True, False]))
+    ev = gaps_from_settlements(switches_from_mappings(m["mappings"]), settle, m["sessions"]).to_pylist()[0]
+    assert (ev["reference_trade_date"], ev["roll_gap"]) == (dt.date(2024, 3, 7), px(5120) - px(5080))
 
 
 # --- rolls around holidays: hand-built settlement tables, expected dates worked out by hand ---------------------

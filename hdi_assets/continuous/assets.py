@@ -194,7 +194,7 @@ def measure_roll_gaps(
     falling back per roll to both contracts' last trades in the final minutes before that session's close."""
     if switches.num_rows == 0:
         return rolls.empty_roll_events()
-    first_ns = int(pc.min(switches["switch_ns"]).as_py()) - 10 * DAY_NS
+    first_ns = int(pc.min(switches["switch_ns"]).as_py()) - (rolls.SETTLEMENT_LOOKBACK_DAYS + 1) * DAY_NS
     last_ns = int(pc.max(switches["switch_ns"]).as_py())
     # Settlements from well before the switch to a few days past it, so final ones exist for every trade date
     # back over a long weekend or holiday; the roll logic picks the last date before the switch that has both.

@@ -52,7 +52,7 @@ def settlements_from_statistics(stats: pa.Table) -> pa.Table:
     """Settlement prices (instrument_id, trade_date, price) from a Databento statistics table.
 
     Keeps stat_type 3 with a defined price, drops deletes; the trade date is the UTC date of `ts_ref`.
-    Final settlements sort after preliminary ones so they win in the lookup.
+    `final` tells final from preliminary settlements (only finals price a roll); finals sort last.
     """
     stat = column_i64(stats, "stat_type")
     price = column_i64(stats, "price")
@@ -69,6 +69,7 @@ def settlements_from_statistics(stats: pa.Table) -> pa.Table:
         "instrument_id": pa.array(column_i64(stats, "instrument_id")[keep][order]),
         "trade_date": pa.array((ts_ref[order] // DAY_NS).astype("datetime64[D]"), pa.date32()),
         "price": pa.array(price[keep][order]),
+        "final": pa.array(final[order]),
     })
 
 
@@ -155,7 +156,12 @@ def _settlement_gap(switch_ns: int, old_id: int, new_id: int, prices: Settlement
 
 
 def _settlement_lookup(settlements: pa.Table) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """instrument_id -> (sorted unique trade dates, settlement price); of duplicates the last row wins."""
+    """instrument_id -> (sorted unique trade dates, settlement price); of duplicates the last row wins.
+
+    With a `final` column only final settlements count: a preliminary one is not the day's price.
+    """
+    if "final" in settlements.column_names:
+        settlements = settlements.filter(settlements["final"])
     ids = column_i64(settlements, "instrument_id")
     days = settlements.column("trade_date").cast(pa.date32()).to_numpy(zero_copy_only=False)
     days = days.astype("datetime64[D]")
