@@ -207,7 +207,7 @@ def measure_roll_gaps(
             symbols=sorted(raw.values()),
             stype_in="raw_symbol",
             start=first_ns,
-            end=last_ns + SETTLEMENT_REACH_NS,
+            end=databento.clamp_end(product.dataset, "statistics", last_ns + SETTLEMENT_REACH_NS),
         ).table
         settlements = rolls.settlements_from_statistics(stats)
         try:
