@@ -134,3 +134,18 @@ def test_override_moves_a_close(tmp_path, monkeypatch) -> None:
     s = calendar_sessions("CBOT_Bond", ct(2024, 5, 1, 0), ct(2024, 5, 2, 0))
     assert ct(2024, 5, 1, 11) in s.close_ns.tolist()
     assert bool(s.early_close[s.close_ns.tolist().index(ct(2024, 5, 1, 11))])
+
+
+@pytest.mark.parametrize(("calendar", "halt"), [("CME_Equity", (12, 0)), ("CMEGlobex_GC", (13, 30)),
+                                                ("CBOT_Bond", (12, 0)), ("CMEGlobex_Grains", None)])
+def test_mlk_2025_per_product(calendar: str, halt: tuple[int, int] | None) -> None:
+    """MLK Monday 2025-01-20 is no trade date; a holiday session (if any) halts early and belongs to 01-21."""
+    s = calendar_sessions(calendar, ct(2025, 1, 17, 0), ct(2025, 1, 22, 0))
+    days = [d.astype(dt.date) for d in s.trade_date]
+    assert dt.date(2025, 1, 20) not in days
+    closes = [int(c) for c in s.close_ns]
+    if halt is None:  # grains do not trade on MLK day at all
+        assert not any(int(o) < ct(2025, 1, 20, 10) < int(c) for o, c in zip(s.open_ns, s.close_ns, strict=True))
+    else:
+        k = closes.index(ct(2025, 1, 20, *halt))
+        assert days[k] == dt.date(2025, 1, 21) and int(s.open_ns[k]) == ct(2025, 1, 19, 17)
