@@ -17,7 +17,8 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 
-from hdi_resources.settings import load_yaml
+from hdi_core.calendar import Sessions, calendar_sessions
+from hdi_core.config.symbols import load_symbols
 
 
 @dataclass(frozen=True)
@@ -31,33 +32,44 @@ class ProductConfig:
     tick_size: int  # fixed point 1e-9
     dense_bars: bool
     max_gap_ns: int  # gap-threshold fallback for unexpected halts
+    calendar: str = "CME_Equity"  # pandas_market_calendars name: drives sessions, trade dates and checks
+    multiplier: float = 1.0  # dollars per 1.0 of quoted price
+    months: str = "HMUZ"  # listed contract months (CME codes)
 
     @property
     def continuous_symbol(self) -> str:
         """Databento continuous symbol of the lead contract, e.g. ES.v.0."""
         return f"{self.symbol}.{self.roll_rule}.0"
 
+    def sessions(self, start_ns: int, end_ns: int) -> Sessions:
+        """The product's trading segments overlapping [start_ns, end_ns), with CME trade dates."""
+        return calendar_sessions(self.calendar, start_ns, end_ns)
+
 
 @cache
 def products() -> dict[str, ProductConfig]:
-    cfg = load_yaml("symbols.yaml")
+    """Every product of configs/symbols.yaml (validated: a bad file fails here naming file and field)."""
+    cfg = load_symbols()
     return {
         sym: ProductConfig(
             symbol=sym,
-            dataset=spec.get("dataset", cfg["dataset"]),
-            roll_rule=spec.get("roll_rule", cfg.get("roll_rule", "v")),
-            adjustment=spec.get("adjustment", cfg.get("adjustment", "panama_backward")),
-            roll_gap_source=spec.get("roll_gap_source", cfg.get("roll_gap_source", "settlement")),
-            first_window=str(cfg["first_window"]),
-            tick_size=round(float(spec["tick_size"]) * 1_000_000_000),
-            dense_bars=bool(cfg.get("bars", {}).get("dense", False)),
-            max_gap_ns=int(cfg.get("bars", {}).get("max_gap_minutes", 30)) * 60 * 1_000_000_000,
+            dataset=spec.dataset or cfg.dataset,
+            roll_rule=spec.roll_rule or cfg.roll_rule,
+            adjustment=spec.adjustment or cfg.adjustment,
+            roll_gap_source=spec.roll_gap_source or cfg.roll_gap_source,
+            first_window=(spec.first_window or cfg.first_window).isoformat(),
+            tick_size=spec.tick_size_fixed,
+            dense_bars=cfg.bars.dense,
+            max_gap_ns=cfg.bars.max_gap_minutes * 60 * 1_000_000_000,
+            calendar=spec.calendar,
+            multiplier=spec.multiplier,
+            months=spec.months,
         )
-        for sym, spec in cfg["symbols"].items()
+        for sym, spec in cfg.symbols.items()
     }
 
 
-FIRST_WINDOW = next(iter(products().values())).first_window
+FIRST_WINDOW = min(p.first_window for p in products().values())
 
 # Half-years starting Jan 1 and Jul 1 (UTC); end_offset=1 adds the still-open window.
 half_year_windows = TimeWindowPartitionsDefinition(

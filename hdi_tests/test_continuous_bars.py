@@ -9,9 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from hdi_core.calendar import CHICAGO, NS, Sessions, calendar_sessions
 from hdi_core.continuous.bars import ohlcv_1s, resample, ticks_outside_sessions
 from hdi_core.errors import HdiError
-from hdi_core.sessions import CHICAGO, NS, Sessions, globex_sessions
 
 TICK = 250_000_000  # 0.25 in fixed point
 
@@ -24,7 +24,7 @@ def ct(y: int, m: int, d: int, hh: int, mm: int = 0, ss: float = 0.0) -> int:
 def market(seed: int = 7, n: int = 20_000) -> tuple[pa.Table, Sessions]:
     """Random ticks in the sessions of 2024-03-05..2024-03-12 (a Sunday open on the DST day), plus ticks in
     the last second before the daily halt and the first second after it."""
-    sessions = globex_sessions(ct(2024, 3, 5, 0), ct(2024, 3, 12, 16))
+    sessions = calendar_sessions("CME_Equity", ct(2024, 3, 5, 0), ct(2024, 3, 12, 16))
     rng = np.random.default_rng(seed)
     k = rng.integers(0, len(sessions), n)
     # trades cluster in a few minutes of each session so seconds hold several ticks
@@ -195,3 +195,18 @@ def test_resample_dense_has_no_filler_across_the_halt() -> None:
     for _, g in got.groupby("session_id"):
         assert (np.diff(g.ts_event) == 60 * NS).all()
     assert got[(got.ts_event >= ct(2024, 3, 6, 16)) & (got.ts_event < ct(2024, 3, 6, 17))].empty
+
+
+def test_corn_daily_bar_spans_both_segments_of_its_trade_date() -> None:
+    """ZC trades 19:00-07:45 and 08:30-13:20 CT: two segments, one trade date, one daily bar."""
+    sessions = calendar_sessions("CMEGlobex_Grains", ct(2024, 3, 4, 0), ct(2024, 3, 7, 0))
+    ts = np.array([ct(2024, 3, 4, 19, 5), ct(2024, 3, 5, 7, 44), ct(2024, 3, 5, 8, 31), ct(2024, 3, 5, 13, 19),
+                   ct(2024, 3, 5, 19, 1), ct(2024, 3, 6, 9)], dtype=np.int64)
+    price = np.array([440, 442, 439, 445, 446, 447], dtype=np.int64) * TICK
+    ticks = pa.table({"ts_event": ts, "price": price, "size": np.ones(len(ts), np.int64)})
+    daily = resample(ohlcv_1s(ticks, sessions), "1d", sessions)
+    assert daily["trade_date"].to_pylist() == [dt.date(2024, 3, 5), dt.date(2024, 3, 6)]
+    assert daily["ts_event"].to_pylist() == [ct(2024, 3, 4, 19), ct(2024, 3, 5, 19)]
+    first = daily.slice(0, 1).to_pylist()[0]
+    assert (first["open"], first["high"], first["low"], first["close"], first["volume"]) == (
+        440 * TICK, 445 * TICK, 439 * TICK, 445 * TICK, 4)

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from hdi_core.calendar import CHICAGO, NS, calendar_sessions
 from hdi_core.continuous.rolls import (
     MissingPriceError,
     gaps_from_last_trades,
@@ -17,7 +18,6 @@ from hdi_core.continuous.rolls import (
     switches_from_mappings,
 )
 from hdi_core.errors import HdiError
-from hdi_core.sessions import CHICAGO, NS, globex_sessions
 
 OLD, NEW = 1001, 2002
 
@@ -52,7 +52,7 @@ def weekend_roll() -> dict:
     continuous = ticks([(ct(2024, 3, 8, 15, 58), 5100.0, OLD), (ct(2024, 3, 8, 15, 59), 5100.25, OLD),
                         (ct(2024, 3, 10, 17, 0), 5200.0, NEW), (ct(2024, 3, 10, 17, 1), 5201.0, NEW)])
     return {"mappings": mappings, "settlements": settle, "continuous": continuous,
-            "sessions": globex_sessions(ct(2024, 3, 4, 0), ct(2024, 3, 16, 0))}
+            "sessions": calendar_sessions("CME_Equity", ct(2024, 3, 4, 0), ct(2024, 3, 16, 0))}
 
 
 def test_switches_from_mappings() -> None:
@@ -107,8 +107,10 @@ def test_last_trades_fallback_uses_the_last_minute_both_traded() -> None:
     assert ev["method"] == "last_trades" and ev["reference_ns"] == ref_ns
     assert (ev["old_price"], ev["new_price"]) == (px(old_p), px(new_p))
     assert ev["roll_gap"] == px(new_p) - px(old_p)
-    # the combined path prefers settlements and falls back per roll
-    both = roll_events(sw, m["sessions"], m["settlements"].slice(0, 2), table, table)
+    # the combined path prefers settlements (an earlier date both have is fine) and falls back per roll
+    earlier = roll_events(sw, m["sessions"], m["settlements"].slice(0, 2), table, table).to_pylist()[0]
+    assert (earlier["method"], earlier["reference_trade_date"]) == ("settlement", dt.date(2024, 3, 7))
+    both = roll_events(sw, m["sessions"], m["settlements"].slice(0, 1), table, table)
     assert both["method"].to_pylist() == ["last_trades"]
 
 
@@ -132,3 +134,105 @@ def test_settlements_from_statistics_prefers_final() -> None:
     out = settlements_from_statistics(stats)
     lookup = {(r["instrument_id"], r["trade_date"]): r["price"] for r in out.to_pylist()}
     assert lookup == {(OLD, dt.date(2024, 3, 8)): px(5099), (NEW, dt.date(2024, 3, 8)): px(5150)}
+    assert out["final"].to_pylist() == [False, True, True]
+
+
+def test_preliminary_settlements_do_not_price_a_roll() -> None:
+    """Friday 03-08 has only a preliminary settlement of the new contract: the roll uses Thursday's finals."""
+    m = weekend_roll()
+    settle = m["settlements"].append_column("final", pa.array([True, True, True, False]))
+    ev = gaps_from_settlements(switches_from_mappings(m["mappings"]), settle, m["sessions"]).to_pylist()[0]
+    assert (ev["reference_trade_date"], ev["roll_gap"]) == (dt.date(2024, 3, 7), px(5120) - px(5080))
+
+
+# --- rolls around holidays: hand-built settlement tables, expected dates worked out by hand ---------------------
+# CME 2024 (and 2023-12-29) days without a trade date of their own, from CME Group's 2024 holiday calendar.
+HOLIDAYS = {dt.date(2024, 1, 1), dt.date(2024, 1, 15), dt.date(2024, 2, 19), dt.date(2024, 3, 29),
+            dt.date(2024, 5, 27), dt.date(2024, 6, 19), dt.date(2024, 7, 4), dt.date(2024, 9, 2),
+            dt.date(2024, 11, 28), dt.date(2024, 12, 25)}
+# switch date (00:00 UTC, Databento's mapping boundary) -> last trade date before it, by hand
+EXPECTED_SETTLEMENT_DATE = {
+    "2024-01-02": "2023-12-29", "2024-01-16": "2024-01-12", "2024-02-20": "2024-02-16",
+    "2024-03-30": "2024-03-28", "2024-03-31": "2024-03-28", "2024-04-01": "2024-03-28",
+    "2024-05-28": "2024-05-24", "2024-06-20": "2024-06-18", "2024-07-05": "2024-07-03",
+    "2024-09-03": "2024-08-30", "2024-11-29": "2024-11-27", "2024-12-26": "2024-12-24",
+}
+
+
+def _hand_trade_dates(first: dt.date, last: dt.date) -> list[dt.date]:
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    return [d for d in days if d.weekday() < 5 and d not in HOLIDAYS]
+
+
+def _hand_settlements(switch: dt.date, skip: set[tuple[int, dt.date]] = frozenset()) -> pa.Table:
+    """Old and new settle every trade date two weeks around the switch; the price encodes the date."""
+    rows = [(iid, d, px(5000 + d.toordinal() % 1000 + (40 if iid == NEW else 0)))
+            for d in _hand_trade_dates(switch - dt.timedelta(days=14), switch + dt.timedelta(days=5))
+            for iid in (OLD, NEW) if (iid, d) not in skip]
+    return pa.table({"instrument_id": pa.array([r[0] for r in rows], pa.int64()),
+                     "trade_date": pa.array([r[1] for r in rows], pa.date32()),
+                     "price": pa.array([r[2] for r in rows], pa.int64())})
+
+
+def _switch(day: dt.date) -> pa.Table:
+    prev = (day - dt.timedelta(days=3)).isoformat()
+    return switches_from_mappings([(prev, day.isoformat(), OLD), (day.isoformat(), (day + dt.timedelta(days=9))
+                                                                  .isoformat(), NEW)])
+
+
+@pytest.mark.parametrize("calendar", ["CME_Equity", "CMEGlobex_GC", "CBOT_Bond", "CMEGlobex_Grains"])
+@pytest.mark.parametrize("switch_day", sorted(EXPECTED_SETTLEMENT_DATE))
+def test_holiday_rolls_use_both_settlements_of_the_same_trade_date(calendar: str, switch_day: str) -> None:
+    day = dt.date.fromisoformat(switch_day)
+    expected = dt.date.fromisoformat(EXPECTED_SETTLEMENT_DATE[switch_day])
+    sessions = calendar_sessions(calendar, ct(day.year, day.month, 1, 0) - 20 * 86_400 * NS, ct(2025, 1, 10, 0))
+    ev = gaps_from_settlements(_switch(day), _hand_settlements(day), sessions).to_pylist()[0]
+    assert (ev["method"], ev["reference_trade_date"]) == ("settlement", expected)
+    assert ev["roll_gap"] == px(40)  # both prices from one date: only the 40-point spread, no overnight move
+    # the new contract lacks that date's settlement: both come from the trade date before
+    ev = gaps_from_settlements(_switch(day), _hand_settlements(day, {(NEW, expected)}), sessions).to_pylist()[0]
+    earlier = max(d for d in _hand_trade_dates(expected - dt.timedelta(days=7), expected) if d < expected)
+    assert ev["reference_trade_date"] == earlier and ev["roll_gap"] == px(40)
+
+
+def test_roll_without_same_moment_prices_names_dates_tried() -> None:
+    day = dt.date(2024, 1, 16)
+    sessions = calendar_sessions("CME_Equity", ct(2023, 12, 20, 0), ct(2024, 1, 31, 0))
+    only_old = _hand_settlements(day, {(NEW, d) for d in _hand_trade_dates(dt.date(2023, 12, 1), day)})
+    with pytest.raises(MissingPriceError, match=r"roll at 2024-01-16T00:00:00.*2024-01-12 new missing"):
+        gaps_from_settlements(_switch(day), only_old, sessions)
+    none = ticks([(ct(2024, 1, 12, 10), 4800.0, OLD)])
+    with pytest.raises(MissingPriceError, match=r"segments 2024-01-16 .*2024-01-12"):
+        roll_events(_switch(day), sessions, only_old, none, none)
+
+
+def test_last_trades_fallback_reaches_back_over_the_holiday_session() -> None:
+    """MLK 2024: the holiday session (halt 12:00 CT, trade date 01-16) has trades of the old contract only, so
+    the fallback walks back to Friday 01-12's final minutes where both traded."""
+    day = dt.date(2024, 1, 16)
+    sessions = calendar_sessions("CME_Equity", ct(2024, 1, 1, 0), ct(2024, 1, 31, 0))
+    rows = [(ct(2024, 1, 15, 11, 50), 4800.0, OLD),
+            (ct(2024, 1, 12, 15, 58, 10), 4790.0, OLD), (ct(2024, 1, 12, 15, 58, 40), 4831.0, NEW)]
+    table = ticks(rows)
+    ev = gaps_from_last_trades(_switch(day), table, table, sessions=sessions).to_pylist()[0]
+    assert ev["reference_trade_date"] == dt.date(2024, 1, 12) and ev["reference_ns"] == ct(2024, 1, 12, 15, 58)
+    assert ev["roll_gap"] == px(4831) - px(4790)
+
+
+def test_switch_between_windows_belongs_to_the_window_of_the_next_trade_date() -> None:
+    """A switch on Saturday 2024-06-29 00:00 UTC (Friday 19:00 CT, after H1's last close) takes effect on
+    trade date 2024-07-01, so it is window 2024-07-01's, not lost between the two windows."""
+    from hdi_assets.continuous.assets import session_range, switch_trade_dates
+    from hdi_assets.partitions import products
+
+    es = products()["ES"]
+    h1 = session_range(es, ct(2024, 1, 1, 0) - 6 * 3600 * NS, ct(2024, 7, 1, 0) - 5 * 3600 * NS)
+    h2 = session_range(es, ct(2024, 7, 1, 0) - 5 * 3600 * NS, ct(2025, 1, 1, 0) - 6 * 3600 * NS)
+    assert h1[1] == ct(2024, 6, 28, 16) and h2[0] == ct(2024, 6, 30, 17)
+    saturday = ct(2024, 6, 28, 19)
+    assert h1[1] <= saturday < h2[0]
+    sessions = es.sessions(ct(2024, 6, 20, 0), ct(2024, 7, 10, 0))
+    assert switch_trade_dates(np.array([saturday]), sessions)[0] == np.datetime64("2024-07-01")
+    # Christmas 2024: 00:00 UTC 12-25 (12-24 18:00 CT) takes effect on 12-26
+    late = es.sessions(ct(2024, 12, 20, 0), ct(2025, 1, 3, 0))
+    assert switch_trade_dates(np.array([ct(2024, 12, 24, 18)]), late)[0] == np.datetime64("2024-12-26")

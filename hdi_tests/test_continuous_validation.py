@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from hdi_core.calendar import CHICAGO, NS, Sessions, calendar_sessions
 from hdi_core.continuous.bars import ohlcv_1s, resample
 from hdi_core.continuous.validation import (
     no_nan_or_inf,
@@ -19,7 +20,6 @@ from hdi_core.continuous.validation import (
     validation_report,
     within_contract_changes,
 )
-from hdi_core.sessions import CHICAGO, NS, Sessions, globex_sessions
 
 
 def ct(y: int, m: int, d: int, hh: int, mm: int = 0, ss: float = 0.0) -> int:
@@ -27,7 +27,7 @@ def ct(y: int, m: int, d: int, hh: int, mm: int = 0, ss: float = 0.0) -> int:
 
 
 def market() -> tuple[pa.Table, Sessions]:
-    sessions = globex_sessions(ct(2024, 3, 5, 0), ct(2024, 3, 12, 16))
+    sessions = calendar_sessions("CME_Equity", ct(2024, 3, 5, 0), ct(2024, 3, 12, 16))
     rng = np.random.default_rng(11)
     n = 6000
     k = rng.integers(0, len(sessions), n)
@@ -122,6 +122,29 @@ def test_bar_across_the_halt_fails_session_alignment() -> None:
     halt = replace(one, "ts_event", pa.array(np.where(np.arange(one.num_rows) == 0, ct(2024, 3, 6, 16, 30),
                                                       one["ts_event"].to_numpy())))
     assert session_alignment(halt, sessions).details["outside_session"] == 1
+    assert session_alignment(halt, sessions).first_violations[0]["reason"] == "outside every session: inside a halt"
+
+
+@pytest.mark.parametrize(("calendar", "when", "reason"), [
+    ("CME_Equity", (2024, 12, 25, 10), "closed day"),  # Christmas
+    ("CME_Equity", (2024, 3, 9, 12), "closed day"),  # Saturday
+    ("CME_Equity", (2024, 3, 8, 16, 30), "inside a halt"),  # Friday after the regular close
+    ("CME_Equity", (2024, 1, 15, 13), "after an early close"),  # MLK: halt at 12:00 CT
+    ("CME_Equity", (2024, 7, 3, 12, 20), "after an early close"),  # early close 12:15 CT
+    ("CMEGlobex_GC", (2024, 1, 15, 14), "after an early close"),  # COMEX MLK halt 13:30 CT
+    ("CMEGlobex_Grains", (2024, 3, 6, 8, 0), "inside a halt"),  # the 07:45-08:30 CT break
+    ("CMEGlobex_Grains", (2024, 1, 15, 10), "closed day"),  # grains closed on MLK day
+    ("CBOT_Bond", (2024, 3, 29, 10), "closed day"),  # Good Friday
+])
+def test_session_alignment_names_why_a_bar_is_outside(calendar: str, when: tuple, reason: str) -> None:
+    t = ct(*when)
+    sessions = calendar_sessions(calendar, t - 5 * 86_400 * NS, t + 5 * 86_400 * NS)
+    inside = int(sessions.open_ns[0])
+    bars = pa.table({"ts_event": pa.array([inside, t], pa.int64()), "open": [1, 1], "high": [1, 1], "low": [1, 1],
+                     "close": [1, 1], "volume": [1, 1]})
+    out = session_alignment(bars, sessions)
+    assert out.violations == 1 and out.first_violations[0]["reason"] == f"outside every session: {reason}"
+    assert out.details[f"outside_{reason.replace(' ', '_')}"] == 1
 
 
 def test_dense_gap_inside_session_fails_only_in_dense_mode() -> None:

@@ -35,9 +35,9 @@ from hdi_assets.partitions import (
     symbol_windows,
     window_start,
 )
+from hdi_core.calendar import Sessions, session_index, split_sessions
 from hdi_core.continuous import adjust, bars, rolls, validation
 from hdi_core.digest import table_digest
-from hdi_core.sessions import Sessions, globex_sessions, session_index, split_sessions
 from hdi_core.units import DAY_NS, NS
 from hdi_resources.databento import DatabentoResource
 
@@ -52,6 +52,8 @@ CHECKPOINTS = (
 ADJUSTMENT_CHECKS = ("roll_continuity", "within_contract_changes")
 # A transient failure of the whole step (after the resource's own HTTP retries) is retried by Dagster.
 STEP_RETRY = RetryPolicy(max_retries=2, delay=5)
+# Final settlements are published after the trade date; fetch past the switch so the last ones are final.
+SETTLEMENT_REACH_NS = 4 * DAY_NS
 
 
 def _partition(context: AssetExecutionContext) -> tuple[ProductConfig, str, int, int]:
@@ -63,17 +65,28 @@ def _partition(context: AssetExecutionContext) -> tuple[ProductConfig, str, int,
     """
     product, window = product_window(context.partition_key)
     span = context.partition_time_window
-    start_ns, end_ns = session_range(int(span.start.timestamp()) * NS, int(span.end.timestamp()) * NS)
+    start_ns, end_ns = session_range(product, int(span.start.timestamp()) * NS, int(span.end.timestamp()) * NS)
     return product, window, start_ns, end_ns
 
 
-def session_range(window_start_ns: int, window_end_ns: int) -> tuple[int, int]:
-    """[open of the first session, close of the last session) of the trade dates in the window."""
-    sessions = globex_sessions(window_start_ns - 4 * DAY_NS, window_end_ns + 4 * DAY_NS)
+# Reach far enough past a window edge for the segments of its first/last trade dates (Christmas + weekend).
+EDGE_REACH_NS = 7 * DAY_NS
+
+
+def session_range(product: ProductConfig, window_start_ns: int, window_end_ns: int) -> tuple[int, int]:
+    """[open of the first segment, close of the last segment) of the product's CME trade dates in the window."""
+    sessions = product.sessions(window_start_ns - EDGE_REACH_NS, window_end_ns + EDGE_REACH_NS)
     first_day = np.datetime64(window_start_ns, "ns").astype("datetime64[D]")
     last_day = np.datetime64(window_end_ns, "ns").astype("datetime64[D]")
     owned = (sessions.trade_date >= first_day) & (sessions.trade_date < last_day)
     return int(sessions.open_ns[owned].min()), int(sessions.close_ns[owned].max())
+
+
+def switch_trade_dates(switch_ns: np.ndarray, sessions: Sessions) -> np.ndarray:
+    """The trade date each switch takes effect in: that of the first segment closing after it (a switch on a
+    weekend or holiday belongs to the next trade date, hence to the window owning that date)."""
+    k = np.searchsorted(sessions.close_ns, switch_ns, side="right")
+    return sessions.trade_date[np.minimum(k, len(sessions) - 1)]
 
 
 def _windows_from(symbol: str, window: str) -> list[str]:
@@ -160,8 +173,7 @@ def roll_events(context: AssetExecutionContext, databento: DatabentoResource) ->
     end_date = dt.datetime.fromtimestamp(end_ns / NS, dt.UTC).date() + dt.timedelta(days=1)
     intervals = databento.mapping_intervals(product.dataset, product.continuous_symbol, start_date - lookback, end_date)
     switches = rolls.switches_from_mappings(intervals)
-    in_window = pc.and_(pc.greater_equal(switches["switch_ns"], start_ns), pc.less(switches["switch_ns"], end_ns))
-    switches = switches.filter(in_window)
+    switches = switches.filter(_owned_switches(product, switches, start_ns, end_ns))
     ids = sorted(set(switches["old_instrument_id"].to_pylist()) | set(switches["new_instrument_id"].to_pylist()))
     raw = databento.raw_symbols(product.dataset, ids, start_ns - 30 * 86_400 * NS, end_ns)
     events = measure_roll_gaps(databento, product, switches, raw)
@@ -181,6 +193,15 @@ def roll_events(context: AssetExecutionContext, databento: DatabentoResource) ->
     )
 
 
+def _owned_switches(product: ProductConfig, switches: pa.Table, start_ns: int, end_ns: int) -> pa.Array:
+    """Mask of the switches this window owns: those taking effect in one of its trade dates. Its segments
+    run [start_ns, end_ns); a switch between windows (weekend, holiday) goes to the one owning the next date."""
+    ts = switches["switch_ns"].to_numpy()
+    sessions = product.sessions(start_ns - EDGE_REACH_NS, end_ns + EDGE_REACH_NS)
+    first_day = switch_trade_dates(np.array([start_ns]), sessions)[0]
+    return pa.array((switch_trade_dates(ts, sessions) >= first_day) & (ts < end_ns))
+
+
 def measure_roll_gaps(
     databento: DatabentoResource, product: ProductConfig, switches: pa.Table, raw: dict[int, str]
 ) -> pa.Table:
@@ -188,9 +209,11 @@ def measure_roll_gaps(
     falling back per roll to both contracts' last trades in the final minutes before that session's close."""
     if switches.num_rows == 0:
         return rolls.empty_roll_events()
-    first_ns = int(pc.min(switches["switch_ns"]).as_py()) - 10 * DAY_NS
+    first_ns = int(pc.min(switches["switch_ns"]).as_py()) - (rolls.SETTLEMENT_LOOKBACK_DAYS + 1) * DAY_NS
     last_ns = int(pc.max(switches["switch_ns"]).as_py())
-    sessions = globex_sessions(first_ns, last_ns)
+    # Settlements from well before the switch to a few days past it, so final ones exist for every trade date
+    # back over a long weekend or holiday; the roll logic picks the last date before the switch that has both.
+    sessions = product.sessions(first_ns, last_ns + SETTLEMENT_REACH_NS)
     settlements = None
     if product.roll_gap_source == "settlement":
         stats = databento.get_range(
@@ -199,7 +222,7 @@ def measure_roll_gaps(
             symbols=sorted(raw.values()),
             stype_in="raw_symbol",
             start=first_ns,
-            end=last_ns,
+            end=databento.clamp_end(product.dataset, "statistics", last_ns + SETTLEMENT_REACH_NS),
         ).table
         settlements = rolls.settlements_from_statistics(stats)
         try:
@@ -213,26 +236,32 @@ def measure_roll_gaps(
 def _trades_before_switches(
     databento: DatabentoResource, product: ProductConfig, switches: pa.Table, raw: dict[int, str]
 ) -> pa.Table:
-    """Both contracts' trades over the day before each switch, fetched by raw symbol."""
-    rows = zip(
-        switches["switch_ns"].to_pylist(),
-        switches["old_instrument_id"].to_pylist(),
-        switches["new_instrument_id"].to_pylist(),
+    """Both contracts' trades in the final minutes of each segment in the week before each switch (the
+    fallback walks back over holiday segments and long weekends), fetched by raw symbol."""
+    switch_ns = switches["switch_ns"].to_numpy()
+    sessions = product.sessions(int(switch_ns.min()) - rolls.TRADES_LOOKBACK_NS, int(switch_ns.max()) + 1)
+    pieces = []
+    for switch, old, new in zip(  # one iteration per roll
+        switch_ns.tolist(), switches["old_instrument_id"].to_pylist(), switches["new_instrument_id"].to_pylist(),
         strict=True,
-    )
-    return pa.concat_tables(
-        [
+    ):
+        recent = (sessions.close_ns <= switch) & (sessions.close_ns > switch - rolls.TRADES_LOOKBACK_NS)
+        closes = sessions.close_ns[recent]
+        pieces += [
             databento.get_range(
                 dataset=product.dataset,
                 schema="trades",
                 symbols=[raw[old], raw[new]],
                 stype_in="raw_symbol",
-                start=switch - 3 * DAY_NS,
-                end=switch,
+                start=int(close) - rolls.DEFAULT_WINDOW_NS,
+                end=int(close),
             ).table
-            for switch, old, new in rows
+            for close in closes  # one request per segment: only its final minutes are evidence
         ]
-    )
+    if not pieces:
+        return pa.table({"ts_event": pa.array([], pa.int64()), "price": pa.array([], pa.int64()),
+                         "instrument_id": pa.array([], pa.int64())})
+    return pa.concat_tables(pieces, promote_options="default").sort_by("ts_event")
 
 
 @asset(
@@ -303,7 +332,7 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
 def ohlcv_1s(context: AssetExecutionContext):
     product, window, start_ns, end_ns = _partition(context)
     ticks = lake_io.read(panama_adjusted_ticks, context.partition_key)
-    sessions = globex_sessions(start_ns, end_ns)
+    sessions = product.sessions(start_ns, end_ns)
     if product.dense_bars:
         # Dense bars fill seconds only between trades of one piece: a long pause is an unexpected halt.
         sessions = split_sessions(ticks["ts_event"].to_numpy(), sessions, product.max_gap_ns)
@@ -327,7 +356,7 @@ def ohlcv_1s(context: AssetExecutionContext):
 def ohlcv_bars(context: AssetExecutionContext) -> MaterializeResult:
     product, window, start_ns, end_ns = _partition(context)
     one_second = lake_io.read(ohlcv_1s, context.partition_key)
-    sessions = globex_sessions(start_ns, end_ns)
+    sessions = product.sessions(start_ns, end_ns)
     counts = {}
     for interval in BAR_INTERVALS:
         table = bars.resample(one_second, interval, sessions)

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from hdi_core.calendar.arrays import Sessions, day_anchor_ns, session_spans
 from hdi_core.errors import HdiError
-from hdi_core.sessions import Sessions, day_anchor_ns, session_spans
 from hdi_core.units import NS, PRICE_SCALE
 
 INTERVAL_NS: dict[str, int] = {"1s": NS, "1m": 60 * NS, "5m": 300 * NS, "15m": 900 * NS, "1h": 3600 * NS}

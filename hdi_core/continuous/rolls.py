@@ -1,9 +1,10 @@
 """Roll events of a continuous symbol: when the instrument changes and the price gap between contracts.
 
-The gap is always measured with both contracts priced at the SAME moment: their settlements for the last
-trading session that closed before the switch, or as a fallback their last trades in the last minute in
-which both traded shortly before that close. Never old-last-tick vs new-first-tick, which would bake the
-overnight (or weekend) move into all adjusted history.
+The gap is always measured with both contracts priced at the SAME moment: their settlements of the last CME
+trade date before the switch on which both have one (holidays and long weekends skipped), or as a fallback
+their last trades in the last minute in which both traded before the close of a segment preceding the
+switch. Never old-last-tick vs new-first-tick, which would bake the overnight (or weekend) move into all
+adjusted history.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from hdi_core.calendar.arrays import Sessions
 from hdi_core.continuous.bars import column_i64
 from hdi_core.errors import HdiError
-from hdi_core.sessions import Sessions
 from hdi_core.units import DAY_NS, NS
 
 MINUTE_NS = 60 * NS
@@ -52,7 +53,7 @@ def settlements_from_statistics(stats: pa.Table) -> pa.Table:
     """Settlement prices (instrument_id, trade_date, price) from a Databento statistics table.
 
     Keeps stat_type 3 with a defined price, drops deletes; the trade date is the UTC date of `ts_ref`.
-    Final settlements sort after preliminary ones so they win in the lookup.
+    `final` tells final from preliminary settlements (only finals price a roll); finals sort last.
     """
     stat = column_i64(stats, "stat_type")
     price = column_i64(stats, "price")
@@ -69,6 +70,7 @@ def settlements_from_statistics(stats: pa.Table) -> pa.Table:
         "instrument_id": pa.array(column_i64(stats, "instrument_id")[keep][order]),
         "trade_date": pa.array((ts_ref[order] // DAY_NS).astype("datetime64[D]"), pa.date32()),
         "price": pa.array(price[keep][order]),
+        "final": pa.array(final[order]),
     })
 
 
@@ -106,42 +108,78 @@ def switches_from_mappings(intervals: Sequence[tuple[str, str, int | str]]) -> p
                                  pa.array(new, pa.int64())], schema=SWITCH_SCHEMA)
 
 
-def _last_close_before(switch_ns: int, sessions: Sessions) -> int | None:
-    """Index of the last session that closed at or before the switch."""
-    k = int(np.searchsorted(sessions.close_ns, switch_ns, side="right")) - 1
-    return k if k >= 0 else None
+SETTLEMENT_LOOKBACK_DAYS = 10  # how far before the switch a settlement pair may come from (Christmas + weekend)
+TRADES_LOOKBACK_NS = 7 * DAY_NS  # how far back the last-trades fallback walks over segments
 
 
-def _settlement_gap(switch_ns: int, old_id: int, new_id: int, prices: Mapping[tuple[int, np.datetime64], int],
-                    sessions: Sessions) -> _Gap | None:
-    k = _last_close_before(switch_ns, sessions)
-    if k is None:
+def _switch_trade_date(switch_ns: int, sessions: Sessions) -> np.datetime64 | None:
+    """The trade date the switch takes effect in: that of the first segment closing after it."""
+    k = int(np.searchsorted(sessions.close_ns, switch_ns, side="right"))
+    if k < len(sessions):
+        return sessions.trade_date[k]
+    return None if len(sessions) == 0 else sessions.trade_date[-1] + np.timedelta64(1, "D")
+
+
+def _trade_date_close_ns(day: np.datetime64, sessions: Sessions) -> int:
+    """Close of the last segment of trade date `day` (the settlement moment); 00:00 UTC after it if unknown."""
+    k = int(np.searchsorted(sessions.trade_date, day, side="right")) - 1
+    if k >= 0 and sessions.trade_date[k] == day:
+        return int(sessions.close_ns[k])
+    return int((day + np.timedelta64(1, "D")).astype("datetime64[ns]").astype(np.int64))
+
+
+Settlements = Mapping[int, tuple[np.ndarray, np.ndarray]]  # instrument_id -> (sorted trade dates, prices)
+
+
+def _settlement_gap(switch_ns: int, old_id: int, new_id: int, prices: Settlements, sessions: Sessions,
+                    tried: list[str]) -> _Gap | None:
+    """Both settlements of the last trade date before the switch on which both contracts have one."""
+    switch_day = _switch_trade_date(switch_ns, sessions)
+    if switch_day is None:
+        tried.append("settlement: no trading segments around the switch")
         return None
-    day = sessions.trade_date[k]
-    old, new = prices.get((old_id, day)), prices.get((new_id, day))
-    if old is None or new is None:
-        return None
-    return _Gap(old, new, "settlement", int(sessions.close_ns[k]), day.astype(dt.date))
+    earliest = switch_day - np.timedelta64(SETTLEMENT_LOOKBACK_DAYS, "D")
+    empty = (np.array([], "datetime64[D]"), np.array([], np.int64))
+    (old_days, old_px), (new_days, new_px) = prices.get(old_id, empty), prices.get(new_id, empty)
+    both = np.intersect1d(old_days, new_days)
+    both = both[(both < switch_day) & (both >= earliest)]
+    if len(both):
+        day = both[-1]
+        old = int(old_px[np.searchsorted(old_days, day)])
+        new = int(new_px[np.searchsorted(new_days, day)])
+        return _Gap(old, new, "settlement", _trade_date_close_ns(day, sessions), day.astype(dt.date))
+    seen = np.union1d(old_days, new_days)
+    seen = seen[(seen < switch_day) & (seen >= earliest)]
+    missing = [f"{d} {'new' if d in old_days else 'old'} missing" for d in seen[-4:]]
+    tried.append(f"settlement: trade dates {earliest}..{switch_day - np.timedelta64(1, 'D')} "
+                 f"({', '.join(missing) or 'no settlement of either contract'})")
+    return None
 
 
-def _settlement_lookup(settlements: pa.Table) -> dict[tuple[int, np.datetime64], int]:
-    """(instrument_id, trade_date) -> settlement price; of duplicates the last row wins (finals last)."""
+def _settlement_lookup(settlements: pa.Table) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """instrument_id -> (sorted unique trade dates, settlement price); of duplicates the last row wins.
+
+    With a `final` column only final settlements count: a preliminary one is not the day's price.
+    """
+    if "final" in settlements.column_names:
+        settlements = settlements.filter(settlements["final"])
     ids = column_i64(settlements, "instrument_id")
     days = settlements.column("trade_date").cast(pa.date32()).to_numpy(zero_copy_only=False)
     days = days.astype("datetime64[D]")
     price = column_i64(settlements, "price")
-    return {(int(i), d): int(p) for i, d, p in zip(ids, days, price, strict=True)}  # one row per settlement
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for iid in np.unique(ids):  # one iteration per instrument
+        mine = np.flatnonzero(ids == iid)
+        # Reverse before unique: unique keeps the first occurrence, and the last row (a final) must win.
+        d_rev, p_rev = days[mine][::-1], price[mine][::-1]
+        uniq, first = np.unique(d_rev, return_index=True)
+        out[int(iid)] = (uniq, p_rev[first])
+    return out
 
 
-def _last_trade_gap(switch_ns: int, old_id: int, new_id: int, old: tuple[np.ndarray, ...],
-                    new: tuple[np.ndarray, ...], sessions: Sessions | None, window_ns: int) -> _Gap | None:
-    end = switch_ns
-    if sessions is not None:
-        k = _last_close_before(switch_ns, sessions)
-        if k is None:
-            return None
-        end = int(sessions.close_ns[k])
-    start = end - window_ns
+def _common_minute(start: int, end: int, old: tuple[np.ndarray, ...], old_id: int, new: tuple[np.ndarray, ...],
+                   new_id: int) -> tuple[int, int, int] | None:
+    """(old price, new price, minute start) of the last minute in [start, end) in which both traded."""
 
     def last_per_minute(ticks: tuple[np.ndarray, ...], iid: int) -> tuple[np.ndarray, np.ndarray]:
         ts, price, ids = ticks
@@ -158,8 +196,33 @@ def _last_trade_gap(switch_ns: int, old_id: int, new_id: int, old: tuple[np.ndar
     if len(both) == 0:
         return None
     m = both[-1]
-    return _Gap(int(old_px[np.searchsorted(old_min, m)]), int(new_px[np.searchsorted(new_min, m)]),
-                "last_trades", start + int(m) * MINUTE_NS, None)
+    return (int(old_px[np.searchsorted(old_min, m)]), int(new_px[np.searchsorted(new_min, m)]),
+            start + int(m) * MINUTE_NS)
+
+
+def _last_trade_gap(switch_ns: int, old_id: int, new_id: int, old: tuple[np.ndarray, ...],
+                    new: tuple[np.ndarray, ...], sessions: Sessions | None, window_ns: int,
+                    tried: list[str]) -> _Gap | None:
+    """Both contracts' last trades in the same minute, in the final `window_ns` of the last segment before the
+    switch that has such a minute, walking back over holiday sessions and long weekends."""
+    if sessions is None:
+        found = _common_minute(switch_ns - window_ns, switch_ns, old, old_id, new, new_id)
+        if found is None:
+            tried.append(f"last_trades: no minute with trades of both in the {window_ns // MINUTE_NS} min before it")
+            return None
+        return _Gap(found[0], found[1], "last_trades", found[2], None)
+    k = int(np.searchsorted(sessions.close_ns, switch_ns, side="right")) - 1
+    days: list[str] = []
+    while k >= 0 and int(sessions.close_ns[k]) > switch_ns - TRADES_LOOKBACK_NS:  # one iteration per segment
+        end = int(sessions.close_ns[k])
+        found = _common_minute(end - window_ns, end, old, old_id, new, new_id)
+        if found is not None:
+            return _Gap(found[0], found[1], "last_trades", found[2], sessions.trade_date[k].astype(dt.date))
+        days.append(f"{sessions.trade_date[k]} (close {np.datetime64(end, 'ns')}Z)")
+        k -= 1
+    tried.append(f"last_trades: no minute with trades of both in the final {window_ns // MINUTE_NS} min of "
+                 f"segments {', '.join(days) or '(none within a week)'}")
+    return None
 
 
 def _tick_arrays(ticks: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -204,17 +267,17 @@ def roll_events(switches: pa.Table, sessions: Sessions | None, settlements: pa.T
     columns = (column_i64(switches, k) for k in ("switch_ns", "old_instrument_id", "new_instrument_id"))
     for sw, old_id, new_id in zip(*columns, strict=True):  # one iteration per roll
         sw, old_id, new_id = int(sw), int(old_id), int(new_id)
-        gap = None
+        gap, tried = None, []
         if prices is not None and sessions is not None:
-            gap = _settlement_gap(sw, old_id, new_id, prices, sessions)
+            gap = _settlement_gap(sw, old_id, new_id, prices, sessions, tried)
         if gap is None and use_trades:
-            gap = _last_trade_gap(sw, old_id, new_id, old_arr, new_arr, sessions, window_ns)
+            gap = _last_trade_gap(sw, old_id, new_id, old_arr, new_arr, sessions, window_ns, tried)
         if gap is None:
             when = str(np.datetime64(sw, "ns")) + "Z"
             raise MissingPriceError(
                 f"roll at {when} from instrument {old_id} ({symbols.get(old_id, '?')}) to {new_id} "
                 f"({symbols.get(new_id, '?')}): no {' or '.join(methods)} prices for both contracts "
-                f"at the same moment before the switch")
+                f"at the same moment before the switch; tried {'; '.join(tried) or 'nothing (no inputs)'}")
         rows.append((sw, old_id, new_id, symbols.get(old_id, ""), symbols.get(new_id, ""), gap.old_price,
                      gap.new_price, gap.new_price - gap.old_price, gap.method, gap.reference_ns,
                      gap.reference_trade_date))
@@ -224,7 +287,7 @@ def roll_events(switches: pa.Table, sessions: Sessions | None, settlements: pa.T
 
 def gaps_from_settlements(switches: pa.Table, settlements: pa.Table, sessions: Sessions,
                           raw_symbols: Mapping[int, str] | None = None) -> pa.Table:
-    """Gap = new - old settlement for the last trade date that closed before each switch; raises if missing.
+    """Gap = new - old settlement of the last trade date before each switch on which both have one; raises if none.
 
     `settlements` columns: instrument_id, trade_date (date32), price (int64 fixed). Filter to final
     settlements first; duplicates keep the last row.

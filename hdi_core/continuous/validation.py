@@ -14,11 +14,12 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from hdi_core.calendar.arrays import Sessions, session_index
+from hdi_core.calendar.outside import OUTSIDE_REASONS, outside_reasons
 from hdi_core.continuous.bars import column_i64, interval_ns
 from hdi_core.continuous.indicators import SMA_RESUM_EVERY, rsi_value, true_range_at
 from hdi_core.errors import HdiError
-from hdi_core.sessions import NS, Sessions
-from hdi_core.units import PRICE_SCALE
+from hdi_core.units import NS, PRICE_SCALE
 
 MAX_EXAMPLES = 10
 CHECKPOINTS = ("session_alignment", "ohlc_integrity", "indicator_sanity", "timestamp_continuity",
@@ -151,7 +152,10 @@ def _bounds(sessions: Sessions) -> tuple[np.ndarray, np.ndarray]:
 
 
 def session_alignment(bars: pa.Table, sessions: Sessions, interval: str | int = "1s") -> CheckOutcome:
-    """Every bar starts and ends (start + interval) inside one session; a daily bar starts at its open."""
+    """Every bar starts and ends (start + interval) inside one segment; a daily bar starts at its open.
+
+    A bar outside every segment is reported with why: on a closed day, inside a halt, after an early close.
+    """
     ts = column_i64(bars, "ts_event")
     step = interval_ns(interval)
     has_labels = "session_id" in bars.column_names and len(sessions) > 0
@@ -162,9 +166,18 @@ def session_alignment(bars: pa.Table, sessions: Sessions, interval: str | int = 
                             codes)
     details = {"bars": len(ts), "outside_session": int(counts[0]), "spanning_close": int(counts[1]),
                "wrong_session_id": int(counts[2]), "sessions_with_bars": int(counts[3])}
+    if counts[0]:  # only on failure: classify the outside bars (closed day / halt / early close)
+        outside = np.flatnonzero(session_index(ts, sessions) < 0)
+        why = outside_reasons(ts[outside], sessions)
+        for code, text in enumerate(OUTSIDE_REASONS):
+            details[f"outside_{text.replace(' ', '_')}"] = int(np.count_nonzero(why == code))
+        shown = min(bad, MAX_EXAMPLES)
+        is_out = codes[:shown] == 0
+        codes[:shown][is_out] = 3 + why[np.searchsorted(outside, rows[:shown][is_out])]
     return _kernel_outcome("session_alignment", bad, rows, codes,
                            ("starts outside every session", "ends after its session closes",
-                            "session_id disagrees with ts_event"), bars, details)
+                            "session_id disagrees with ts_event",
+                            *(f"outside every session: {text}" for text in OUTSIDE_REASONS)), bars, details)
 
 
 @njit(cache=True, nogil=True)

@@ -1,0 +1,1 @@
+"""Validated models of HDI's configuration files (pure: no Dagster)."""
