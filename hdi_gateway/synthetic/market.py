@@ -294,10 +294,10 @@ class SyntheticMarket:
     def _trade_parts(self, start_ns: int, end_ns: int, ids: np.ndarray | None) -> list[dict[str, np.ndarray]]:
         """Trades with ts_event in [start_ns, end_ns) as column dicts in time order (one per trade date when
         one product is asked; products with different calendars interleave, so several are merged)."""
-        parts: list[dict[str, np.ndarray]] = []
-        roots = self._roots_for(ids)
-        for root in roots:
+        by_root: list[list[dict[str, np.ndarray]]] = []
+        for root in self._roots_for(ids):
             contracts = product_contracts(root)
+            parts: list[dict[str, np.ndarray]] = []
             for day in self.trade_dates(root, start_ns, end_ns):
                 cols = self._session_trades(root, day)
                 a, b = np.searchsorted(cols["ts_event"], [start_ns, end_ns], side="left")
@@ -308,11 +308,24 @@ class SyntheticMarket:
                     part = {k: v[keep] for k, v in part.items()}
                 if len(part["ts_event"]):
                     parts.append(part)
-        if len(roots) > 1 and len(parts) > 1:
-            merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-            order = np.argsort(merged["ts_event"], kind="stable")  # products interleave in time
-            parts = [{k: v[order] for k, v in merged.items()}]
-        return parts
+            if parts:
+                by_root.append(parts)
+        if len(by_root) <= 1:
+            return by_root[0] if by_root else []
+        # products with different calendars interleave: merge them one UTC day at a time (bounded memory)
+        merged_parts = []
+        for lo in range(start_ns - start_ns % DAY_NS, end_ns, DAY_NS):
+            pieces = []
+            for parts in by_root:
+                for part in parts:
+                    a, b = np.searchsorted(part["ts_event"], [lo, lo + DAY_NS], side="left")
+                    if b > a:
+                        pieces.append({k: v[a:b] for k, v in part.items()})
+            if pieces:
+                merged = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+                order = np.argsort(merged["ts_event"], kind="stable")
+                merged_parts.append({k: v[order] for k, v in merged.items()})
+        return merged_parts
 
     def _trade_columns(self, start_ns: int, end_ns: int, ids: np.ndarray | None) -> dict[str, np.ndarray]:
         parts = self._trade_parts(start_ns, end_ns, ids)
