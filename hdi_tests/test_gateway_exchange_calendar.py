@@ -142,3 +142,22 @@ def test_the_gateway_does_not_load_hdis_calendar() -> None:
     code = ("import sys, hdi_gateway.synthetic, hdi_gateway.server; "
             "assert 'hdi_core.sessions' not in sys.modules, 'gateway imported HDI calendar'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_calendar_adapter_is_columnar_and_applies_the_trade_date_rule() -> None:
+    from hdi_gateway import exchange_calendar as ec
+
+    for name in ("CME Globex Equity", "CMEGlobex_Gold", "CBOT_Bond", "CMEGlobex_Grains"):
+        seg = ec.segments(name)
+        assert seg.open_ns.dtype == np.int64 and seg.trade_date.dtype == np.dtype("datetime64[D]")
+        assert (seg.open_ns < seg.close_ns).all() and (seg.close_ns[:-1] <= seg.open_ns[1:]).all()
+        assert np.isin(seg.trade_date, ec.cme_trade_dates()).all(), "every segment trades for a CME trade date"
+    row = ec.trade_date_row("CME Globex Equity", dt.date(2024, 1, 16))
+    opens, closes = ec.segment_bounds("CME Globex Equity", row)
+    assert list(opens) == [ct_ns(2024, 1, 14, 17), ct_ns(2024, 1, 15, 17)]
+    assert list(closes) == [ct_ns(2024, 1, 15, 12), ct_ns(2024, 1, 16, 16)]
+    assert ec.trade_date_row("CME Globex Equity", dt.date(2024, 1, 15)) == -1
+    row = ec.trade_date_row("CMEGlobex_Grains", dt.date(2024, 3, 5))
+    opens, closes = ec.segment_bounds("CMEGlobex_Grains", row)
+    assert list(opens) == [ct_ns(2024, 3, 4, 19), ct_ns(2024, 3, 5, 8, 30)]
+    assert list(closes) == [ct_ns(2024, 3, 5, 7, 45), ct_ns(2024, 3, 5, 13, 20)]
