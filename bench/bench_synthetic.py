@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 
-from hdi_core.sessions import globex_sessions
 from hdi_gateway.synthetic import DATASET, SyntheticMarket
 
 NS = 1_000_000_000
@@ -27,10 +26,9 @@ def main() -> None:
 
     market = SyntheticMarket()  # default volume, empty cache
     per_session = []
-    sessions = globex_sessions(utc_ns(start), utc_ns(end))
-    for i in range(len(sessions)):
+    for day in market.trade_dates("ES", utc_ns(start), utc_ns(end)):  # the exchange's trade dates
         t0 = time.perf_counter()
-        market._session_trades("ES", sessions.trade_date[i].astype(object))
+        market._session_trades("ES", day)
         per_session.append(time.perf_counter() - t0)
     ms = np.array(per_session) * 1e3
     print(f"ES session generation, {len(ms)} sessions: median {np.median(ms):.1f} ms, "

@@ -1,4 +1,7 @@
-"""The synthetic GLBX.MDP3 market: determinism, Globex calendar, price and volume model, DBN layout."""
+"""The synthetic GLBX.MDP3 market: determinism, exchange calendar, price and volume model, DBN layout.
+
+Sessions and trade dates come from pandas_market_calendars (exchange_oracle), never from HDI's calendar.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,9 @@ import databento_dbn as dbn
 import numpy as np
 import pandas as pd
 import pytest
+from exchange_oracle import cme_trade_dates, schedule, trade_date_of, trade_dates_by_product
 
 from hdi_core.errors import HdiError
-from hdi_core.sessions import globex_sessions, session_index
 from hdi_gateway.synthetic import (
     DATASET,
     DEFAULT_TICKS_PER_SESSION,
@@ -22,7 +25,7 @@ from hdi_gateway.synthetic import (
 
 NS = 1_000_000_000
 DAY = 86_400 * NS
-TICK = {"ES": 250_000_000, "NQ": 250_000_000, "GC": 100_000_000}
+TICK = {"ES": 250_000_000, "NQ": 250_000_000, "GC": 100_000_000, "ZB": 31_250_000, "ZC": 250_000_000}
 
 
 def utc_ns(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
@@ -48,11 +51,11 @@ def symbols(market: SyntheticMarket) -> dict[int, str]:
     return {i.instrument_id: i.raw_symbol for i in market.instruments(DATASET, WEEK_START, WEEK_END)}
 
 
-def trade_dates(ts: np.ndarray) -> np.ndarray:
-    sessions = globex_sessions(int(ts.min()), int(ts.max()) + 1)
-    idx = session_index(ts.astype(np.int64), sessions)
-    assert (idx >= 0).all()
-    return sessions.trade_date[idx]
+def trade_dates(records: np.ndarray) -> np.ndarray:
+    """The library's CME trade date of each trade; every trade must lie inside a library session."""
+    dates = trade_dates_by_product(records["instrument_id"], records["ts_event"].astype(np.int64))
+    assert not np.isnat(dates).any(), "trade outside the exchange calendar's sessions"
+    return dates
 
 
 def to_df(records: np.ndarray, schema: str) -> pd.DataFrame:
@@ -104,6 +107,7 @@ def test_trades_happen_only_inside_globex_sessions(week_trades: np.ndarray) -> N
     assert not ((weekday == 4) & (minutes >= 16 * 60)).any(), "trade after the Friday close"
     assert not ((weekday == 6) & (minutes < 17 * 60)).any(), "trade before the Sunday open"
     assert (weekday == 6).any(), "the Sunday-evening open is traded"
+    trade_dates(week_trades)
     assert set(np.unique(week_trades["action"])) == {b"T"}
     assert set(np.unique(week_trades["side"])) == {b"A", b"B"}
 
@@ -136,9 +140,9 @@ def test_a_roll_has_a_same_moment_spread_equal_to_the_carry(market: SyntheticMar
 
 
 def test_the_daily_halt_creates_a_price_jump(market: SyntheticMarket) -> None:
-    sessions = globex_sessions(utc_ns(2024, 6, 3), utc_ns(2024, 6, 29))
-    last_second = market.fair_price("ES", sessions.close_ns[:-1] - NS)
-    next_open = market.fair_price("ES", sessions.open_ns[1:])
+    sessions = schedule("ES", "2024-06-03", "2024-06-28")
+    last_second = market.fair_price("ES", sessions["close_ns"].to_numpy()[:-1] - NS)
+    next_open = market.fair_price("ES", sessions["open_ns"].to_numpy()[1:])
     jumps = np.abs(next_open / last_second - 1)
     assert (jumps > 1e-5).mean() > 0.9
     assert (jumps < 0.1).all()
@@ -146,7 +150,7 @@ def test_the_daily_halt_creates_a_price_jump(market: SyntheticMarket) -> None:
 
 def test_volume_moves_from_front_to_next_over_the_roll_week(week_trades: np.ndarray) -> None:
     es = week_trades[(week_trades["instrument_id"] // 10_000) == 1]
-    frame = pd.DataFrame({"date": trade_dates(es["ts_event"]), "iid": es["instrument_id"],
+    frame = pd.DataFrame({"date": trade_dates(es), "iid": es["instrument_id"],
                           "size": es["size"].astype(np.int64)})
     volume = frame.groupby(["date", "iid"])["size"].sum().unstack(fill_value=0)
     share_next = volume[10297] / (volume[10294] + volume[10297])
@@ -161,9 +165,10 @@ def test_volume_moves_from_front_to_next_over_the_roll_week(week_trades: np.ndar
 
 def test_daily_stats_equal_the_generated_trades_and_statistics(market: SyntheticMarket) -> None:
     daily = market.daily_stats(DATASET, dt.date(2024, 6, 12), dt.date(2024, 6, 22))
-    sessions = globex_sessions(utc_ns(2024, 6, 12, 12), utc_ns(2024, 6, 21, 12))  # trade dates 06-12..06-21
-    trades = market.records(DATASET, "trades", None, int(sessions.open_ns[0]), int(sessions.close_ns[-1]))
-    frame = pd.DataFrame({"date": trade_dates(trades["ts_event"]).astype(object),
+    sessions = schedule("ES", "2024-06-12", "2024-06-21")  # every product's trade dates 06-12..06-21 lie inside
+    trades = market.records(DATASET, "trades", None, int(sessions["open_ns"].iloc[0]),
+                            int(sessions["close_ns"].iloc[-1]))
+    frame = pd.DataFrame({"date": trade_dates(trades).astype(object),
                           "instrument_id": trades["instrument_id"].astype(np.int64),
                           "size": trades["size"].astype(np.int64)})
     from_trades = frame.groupby(["date", "instrument_id"])["size"].sum()
@@ -226,25 +231,37 @@ def test_statistics_publish_settlement_and_open_interest_after_the_close(
         market: SyntheticMarket, symbols: dict[int, str]) -> None:
     stats = market.records(DATASET, "statistics", None, WEEK_START, WEEK_END)
     assert (np.diff(stats["ts_recv"].astype(np.int64)) >= 0).all()
-    sessions = globex_sessions(WEEK_START - DAY, WEEK_END + DAY)
-    after = np.searchsorted(sessions.close_ns, stats["ts_recv"].astype(np.int64), side="right") - 1
-    assert (session_index(stats["ts_recv"].astype(np.int64), sessions) == -1).all(), "published in the halt"
     settle = stats[stats["stat_type"] == 3]
     oi = stats[stats["stat_type"] == 9]
-    assert len(settle) == len(oi) > 0
+    final = settle[(settle["stat_flags"] & 1) == 1]
+    preliminary = settle[(settle["stat_flags"] & 1) == 0]
+    assert len(final) == len(preliminary) == len(oi) > 0
     assert (settle["quantity"] == dbn.UNDEF_STAT_QUANTITY).all() and (oi["price"] == dbn.UNDEF_PRICE).all()
     assert (oi["quantity"] > 0).all()
-    trade_date_ns = sessions.trade_date[after].astype("datetime64[ns]").astype(np.int64)
-    assert np.array_equal(stats["ts_ref"].astype(np.int64), trade_date_ns)
-    close = sessions.close_ns[after][stats["stat_type"] == 3]
+    # the preliminary settlement and the open interest are published in the halt after the close
+    for rows in (preliminary, oi):
+        assert np.isnat(trade_dates_by_product(rows["instrument_id"], rows["ts_recv"].astype(np.int64))).all()
+    key = ["instrument_id", "ts_ref"]
+    assert np.array_equal(np.sort(preliminary[key]), np.sort(final[key]))
+    order_p, order_f = np.lexsort((preliminary["ts_ref"], preliminary["instrument_id"])), np.lexsort(
+        (final["ts_ref"], final["instrument_id"]))
+    assert (final["ts_recv"][order_f] > preliminary["ts_recv"][order_p]).all(), "final after preliminary"
+    assert np.array_equal(final["price"][order_f], preliminary["price"][order_p])
+    # settlements only for the library's CME trade dates, at the close of the trade date's last session
+    valid = cme_trade_dates("2024-06-01", "2024-06-30").astype("datetime64[ns]").astype(np.int64)
+    assert np.isin(settle["ts_ref"].astype(np.int64), valid).all()
     expiration = {i.instrument_id: i.expiration_ns for i in market.instruments(DATASET, WEEK_START, WEEK_END)}
-    for k in range(len(settle)):
-        iid = int(settle["instrument_id"][k])
+    for k in range(len(final)):
+        iid, ts_ref = int(final["instrument_id"][k]), int(final["ts_ref"][k])
+        s = schedule(symbols[iid][:2], "2024-06-01", "2024-06-30")
+        day_of = trade_date_of(symbols[iid][:2], s["close_ns"].to_numpy() - 1, "2024-06-01", "2024-06-30")
+        close = int(s["close_ns"].to_numpy()[day_of.astype("datetime64[ns]").astype(np.int64) == ts_ref].max())
+        assert close < int(final["ts_recv"][k])
         # a contract expiring inside the session settles at its expiration, else at the close
-        moment = min(close[k], expiration[iid] - 1)
-        assert settle["price"][k] == market.contract_price(symbols[iid], moment)[0]
-    final = settle[(settle["instrument_id"] == 10294) & (settle["ts_ref"] == utc_ns(2024, 6, 21))]
-    assert final["price"][0] == market.contract_price("ESM4", utc_ns(2024, 6, 21, 13, 30) - 1)[0]
+        moment = min(close, expiration[iid] - 1)
+        assert final["price"][k] == market.contract_price(symbols[iid], moment)[0]
+    last = final[(final["instrument_id"] == 10294) & (final["ts_ref"] == utc_ns(2024, 6, 21))]
+    assert last["price"][0] == market.contract_price("ESM4", utc_ns(2024, 6, 21, 13, 30) - 1)[0]
 
 
 def test_definitions_describe_the_listed_contracts(market: SyntheticMarket) -> None:
@@ -265,10 +282,12 @@ def test_definitions_describe_the_listed_contracts(market: SyntheticMarket) -> N
     assert es["security_type"] == b"FUT" and es["instrument_class"] == b"F" and es["currency"] == b"USD"
     assert es["asset"] == b"ES" and es["strike_price"] == dbn.UNDEF_PRICE
     # one definition per listed contract per trade date, at the session open
-    sessions = globex_sessions(utc_ns(2024, 6, 16), utc_ns(2024, 6, 23))
-    at_open = np.isin(defs["ts_recv"].astype(np.int64) // NS * NS, sessions.open_ns)
+    sessions = schedule("ES", "2024-06-17", "2024-06-21")
+    at_open = np.isin(defs["ts_recv"].astype(np.int64) // NS * NS, sessions["open_ns"].to_numpy())
     es_rows = defs[(defs["instrument_id"] // 10_000 == 1) & at_open]
-    assert len(es_rows) == 4 * 5 - 0  # ESM4 ESU4 ESZ4 ESH5 at each of Mon..Fri
+    # ESM4 ESU4 ESZ4 ESH5 at the first open of each trade date: 06-17, 06-18, 06-20 (from the Juneteenth
+    # session that opens 06-18 17:00 CT), 06-21
+    assert len(es_rows) == 4 * 4
     assert (np.diff(defs["ts_recv"].astype(np.int64)) >= 0).all()
 
 
@@ -279,7 +298,7 @@ def test_instrument_ids_are_stable_and_unique(market: SyntheticMarket) -> None:
     other = SyntheticMarket(seed=99).instruments(DATASET, utc_ns(2019, 1, 1), utc_ns(2025, 1, 1))
     assert [(i.instrument_id, i.raw_symbol) for i in other] == [
         (i.instrument_id, i.raw_symbol) for i in listed]
-    assert {i.parent for i in listed} == {"ES.FUT", "NQ.FUT", "GC.FUT"}
+    assert {i.parent for i in listed} == {"ES.FUT", "NQ.FUT", "GC.FUT", "ZB.FUT", "ZC.FUT"}
     assert all(len(i.raw_symbol) == 4 for i in listed), "one-digit years, as CME and Databento"
 
 
