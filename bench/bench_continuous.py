@@ -30,13 +30,20 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from hdi_core.calendar import NS, calendar_sessions
 from hdi_core.continuous import adjust, bars, rolls, validation
-from hdi_core.sessions import NS, globex_sessions
 from hdi_resources.settings import hdi_home
 
 TICK = 250_000_000
 START = np.datetime64("2024-01-02", "ns").astype(np.int64).item()
 END = np.datetime64("2024-07-01", "ns").astype(np.int64).item()
+ES_CALENDAR = "CME Globex Equity"
+
+
+def es_sessions(start_ns: int, end_ns: int):
+    return calendar_sessions(ES_CALENDAR, start_ns, end_ns)
+
+
 CONTRACTS = [(101, "ESH4"), (202, "ESM4"), (303, "ESU4")]
 SWITCH_DATES = ["2024-03-10", "2024-06-16"]  # Sundays: the UTC midnight of each new mapping interval
 
@@ -44,7 +51,7 @@ SWITCH_DATES = ["2024-03-10", "2024-06-16"]  # Sundays: the UTC midnight of each
 def generate(n: int, seed: int = 1) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:
     """Ticks of the continuous symbol, the switches and both contracts' settlements before each roll."""
     rng = np.random.default_rng(seed)
-    sessions = globex_sessions(START, END)
+    sessions = es_sessions(START, END)
     keep = (sessions.open_ns >= START) & (sessions.close_ns <= END)
     opens, closes = sessions.open_ns[keep], sessions.close_ns[keep]
     # ~70 % of trades in the 6.5 h of regular hours (08:30-15:00 CT = open + 15.5 h), the rest spread out
@@ -132,7 +139,7 @@ class Stages(dict[str, float]):
 
 def run_chain(ticks: pa.Table, events: pa.Table) -> Stages:
     """raw -> adjusted -> 1 s bars -> five checkpoints (as run_checkpoints) + adjustment checks."""
-    sessions = globex_sessions(START, END)
+    sessions = es_sessions(START, END)
     t = Stages()
     adjusted = t.time("adjust", lambda: adjust.adjust_ticks(ticks, events))
     price_ticks = pa.table({"ts_event": adjusted["ts_event"], "price": adjusted["adjusted_price"],
@@ -251,7 +258,7 @@ def main() -> None:
     path = out_dir / f"continuous_{args.ticks}.arrow"
     t0 = time.perf_counter()
     ticks, switches, settlements, _ = generate(args.ticks)
-    events = rolls.gaps_from_settlements(switches, settlements, globex_sessions(START - 7 * 86_400 * NS, END))
+    events = rolls.gaps_from_settlements(switches, settlements, es_sessions(START - 7 * 86_400 * NS, END))
     for table, target in ((ticks, path), (events, Path(str(path) + ".rolls"))):
         with pa.OSFile(str(target), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
             w.write_table(table)

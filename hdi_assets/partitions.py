@@ -32,7 +32,7 @@ class ProductConfig:
     tick_size: int  # fixed point 1e-9
     dense_bars: bool
     max_gap_ns: int  # gap-threshold fallback for unexpected halts
-    calendar: str = "CME_Equity"  # pandas_market_calendars name: drives sessions, trade dates and checks
+    calendar: str = "CME Globex Equity"  # pandas_market_calendars name: drives sessions, trade dates and checks
     multiplier: float = 1.0  # dollars per 1.0 of quoted price
     months: str = "HMUZ"  # listed contract months (CME codes)
 

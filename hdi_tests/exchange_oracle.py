@@ -1,6 +1,6 @@
 """The exchange's calendar straight from pandas_market_calendars, for tests of the synthetic market.
 
-Deliberately independent of both HDI (hdi_core.sessions) and the gateway's adapter (hdi_gateway.exchange_calendar):
+Deliberately independent of both HDI (hdi_core.calendar) and the gateway's adapter (hdi_gateway.exchange_calendar):
 the tests compare the market's ticks and settlements with what the maintained library says.
 """
 

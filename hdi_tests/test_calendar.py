@@ -13,11 +13,12 @@ import pytest
 from hdi_core.calendar import CHICAGO, NS, calendar_sessions
 from hdi_core.errors import HdiError
 
-CALENDAR_OF = {"ES": "CME_Equity", "NQ": "CME_Equity", "GC": "CMEGlobex_GC", "ZB": "CBOT_Bond",
+CALENDAR_OF = {"ES": "CME Globex Equity", "NQ": "CME Globex Equity", "GC": "CMEGlobex_GC", "ZB": "CBOT_Bond",
                "ZC": "CMEGlobex_Grains"}
 YEARS = (2024, 2025)
-# configs/calendar_overrides.yaml, restated: CME equity early closes at 12:15 CT (the library says 12:00).
-EQUITY_EARLY_CLOSE_1215 = {dt.date(2024, 7, 3), dt.date(2024, 11, 29), dt.date(2024, 12, 24)}
+# CME's equity early closes at 12:15 CT, written out by hand (a fact the schedule must match).
+EQUITY_EARLY_CLOSE_1215 = {dt.date(2024, 7, 3), dt.date(2024, 11, 29), dt.date(2024, 12, 24),
+                           dt.date(2025, 7, 3), dt.date(2025, 11, 28), dt.date(2025, 12, 24)}
 
 
 def ct(y: int, m: int, d: int, hh: int, mm: int = 0) -> int:
@@ -34,7 +35,7 @@ def year_range(year: int) -> tuple[int, int]:
 
 def expected_segments(calendar: str, year: int) -> list[tuple[int, int, dt.date]]:
     """The library's schedule, one loop over its rows: a break splits a row; a holiday row's trade date is the
-    next CME_TradeDate day; the hand-listed equity early closes moved to 12:15 CT."""
+    next CME_TradeDate day."""
     cal = mcal.get_calendar(calendar)
     sched = cal.schedule(dt.date(year - 1, 12, 1), dt.date(year + 1, 1, 31))
     trade_days = [d.date() for d in mcal.get_calendar("CME_TradeDate").valid_days(dt.date(year - 1, 12, 1),
@@ -44,8 +45,6 @@ def expected_segments(calendar: str, year: int) -> list[tuple[int, int, dt.date]
         day = label.date()
         trade_date = trade_days[bisect.bisect_left(trade_days, day)]
         opens, closes = int(row["market_open"].value), int(row["market_close"].value)
-        if calendar == "CME_Equity" and day in EQUITY_EARLY_CLOSE_1215:
-            closes = ct(day.year, day.month, day.day, 12, 15)
         b0, b1 = row.get("break_start"), row.get("break_end")
         if b0 is not None and b1 is not None and b0 == b0 and b0.value < b1.value:
             out += [(opens, int(b0.value), trade_date), (int(b1.value), closes, trade_date)]
@@ -76,7 +75,7 @@ def test_trade_dates_are_cme_trade_dates(calendar: str, year: int) -> None:
 
 
 def test_equity_facts_2024() -> None:
-    s = calendar_sessions("CME_Equity", ct(2024, 1, 1, 0), ct(2025, 1, 1, 0))
+    s = calendar_sessions("CME Globex Equity", ct(2024, 1, 1, 0), ct(2025, 1, 1, 0))
     rows = {(local(int(o)), local(int(c))): d.astype(dt.date) for o, c, d in zip(s.open_ns, s.close_ns, s.trade_date,
                                                                                 strict=True)}
     by_close = {c: (o, d) for (o, c), d in rows.items()}
@@ -136,7 +135,7 @@ def test_override_moves_a_close(tmp_path, monkeypatch) -> None:
     assert bool(s.early_close[s.close_ns.tolist().index(ct(2024, 5, 1, 11))])
 
 
-@pytest.mark.parametrize(("calendar", "halt"), [("CME_Equity", (12, 0)), ("CMEGlobex_GC", (13, 30)),
+@pytest.mark.parametrize(("calendar", "halt"), [("CME Globex Equity", (12, 0)), ("CMEGlobex_GC", (13, 30)),
                                                 ("CBOT_Bond", (12, 0)), ("CMEGlobex_Grains", None)])
 def test_mlk_2025_per_product(calendar: str, halt: tuple[int, int] | None) -> None:
     """MLK Monday 2025-01-20 is no trade date; a holiday session (if any) halts early and belongs to 01-21."""

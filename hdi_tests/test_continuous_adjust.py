@@ -8,11 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from hdi_core.calendar import CHICAGO, NS, calendar_sessions
 from hdi_core.continuous.adjust import adjust_ticks, panama_backward, panama_forward, ratio_backward
 from hdi_core.continuous.rolls import gaps_from_settlements, switches_from_mappings
 from hdi_core.continuous.validation import roll_continuity, within_contract_changes
 from hdi_core.errors import HdiError
-from hdi_core.sessions import CHICAGO, NS, globex_sessions
 
 
 def ct(y: int, m: int, d: int, hh: int, mm: int = 0) -> int:
@@ -77,7 +77,8 @@ def weekend() -> tuple[pa.Table, pa.Table]:
                        "trade_date": pa.array([dt.date(2024, 3, 8)] * 2, pa.date32()),
                        "price": pa.array([px(5100), px(5150)], pa.int64())})
     sw = switches_from_mappings([("2024-03-01", "2024-03-10", 1), ("2024-03-10", "2024-03-20", 2)])
-    events = gaps_from_settlements(sw, settle, globex_sessions(ct(2024, 3, 4, 0), ct(2024, 3, 16, 0)))
+    sessions = calendar_sessions("CME Globex Equity", ct(2024, 3, 4, 0), ct(2024, 3, 16, 0))
+    events = gaps_from_settlements(sw, settle, sessions)
     return continuous, events
 
 

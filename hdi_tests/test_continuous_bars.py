@@ -24,7 +24,7 @@ def ct(y: int, m: int, d: int, hh: int, mm: int = 0, ss: float = 0.0) -> int:
 def market(seed: int = 7, n: int = 20_000) -> tuple[pa.Table, Sessions]:
     """Random ticks in the sessions of 2024-03-05..2024-03-12 (a Sunday open on the DST day), plus ticks in
     the last second before the daily halt and the first second after it."""
-    sessions = calendar_sessions("CME_Equity", ct(2024, 3, 5, 0), ct(2024, 3, 12, 16))
+    sessions = calendar_sessions("CME Globex Equity", ct(2024, 3, 5, 0), ct(2024, 3, 12, 16))
     rng = np.random.default_rng(seed)
     k = rng.integers(0, len(sessions), n)
     # trades cluster in a few minutes of each session so seconds hold several ticks

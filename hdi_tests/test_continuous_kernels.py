@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from hdi_core.calendar import CHICAGO, NS, Sessions, calendar_sessions, split_sessions
 from hdi_core.continuous import indicators
 from hdi_core.continuous.adjust import adjust_ticks, panama_backward, panama_forward
 from hdi_core.continuous.bars import ohlcv_1s
@@ -21,7 +22,6 @@ from hdi_core.continuous.validation import (
     timestamp_continuity,
     within_contract_changes,
 )
-from hdi_core.sessions import CHICAGO, NS, Sessions, globex_sessions, split_sessions
 
 TICK = 250_000_000
 
@@ -32,7 +32,7 @@ def ct(y: int, m: int, d: int, hh: int, mm: int = 0, ss: float = 0.0) -> int:
 
 def market(seed: int, n: int = 4000) -> tuple[pa.Table, pa.Table, Sessions]:
     """Ticks over 2024-03-05..03-12 (DST Sunday) with a 20-minute pause, the halt's edges and two rolls."""
-    calendar = globex_sessions(ct(2024, 3, 5, 0), ct(2024, 3, 12, 16))
+    calendar = calendar_sessions("CME Globex Equity", ct(2024, 3, 5, 0), ct(2024, 3, 12, 16))
     rng = np.random.default_rng(seed)
     k = rng.integers(0, len(calendar), n)
     ts = calendar.open_ns[k] + rng.integers(0, 30, n) * 1800 * NS + rng.integers(0, 40 * NS, n)

@@ -52,7 +52,7 @@ def weekend_roll() -> dict:
     continuous = ticks([(ct(2024, 3, 8, 15, 58), 5100.0, OLD), (ct(2024, 3, 8, 15, 59), 5100.25, OLD),
                         (ct(2024, 3, 10, 17, 0), 5200.0, NEW), (ct(2024, 3, 10, 17, 1), 5201.0, NEW)])
     return {"mappings": mappings, "settlements": settle, "continuous": continuous,
-            "sessions": calendar_sessions("CME_Equity", ct(2024, 3, 4, 0), ct(2024, 3, 16, 0))}
+            "sessions": calendar_sessions("CME Globex Equity", ct(2024, 3, 4, 0), ct(2024, 3, 16, 0))}
 
 
 def test_switches_from_mappings() -> None:
@@ -180,7 +180,7 @@ def _switch(day: dt.date) -> pa.Table:
                                                                   .isoformat(), NEW)])
 
 
-@pytest.mark.parametrize("calendar", ["CME_Equity", "CMEGlobex_GC", "CBOT_Bond", "CMEGlobex_Grains"])
+@pytest.mark.parametrize("calendar", ["CME Globex Equity", "CMEGlobex_GC", "CBOT_Bond", "CMEGlobex_Grains"])
 @pytest.mark.parametrize("switch_day", sorted(EXPECTED_SETTLEMENT_DATE))
 def test_holiday_rolls_use_both_settlements_of_the_same_trade_date(calendar: str, switch_day: str) -> None:
     day = dt.date.fromisoformat(switch_day)
@@ -197,7 +197,7 @@ def test_holiday_rolls_use_both_settlements_of_the_same_trade_date(calendar: str
 
 def test_roll_without_same_moment_prices_names_dates_tried() -> None:
     day = dt.date(2024, 1, 16)
-    sessions = calendar_sessions("CME_Equity", ct(2023, 12, 20, 0), ct(2024, 1, 31, 0))
+    sessions = calendar_sessions("CME Globex Equity", ct(2023, 12, 20, 0), ct(2024, 1, 31, 0))
     only_old = _hand_settlements(day, {(NEW, d) for d in _hand_trade_dates(dt.date(2023, 12, 1), day)})
     with pytest.raises(MissingPriceError, match=r"roll at 2024-01-16T00:00:00.*2024-01-12 new missing"):
         gaps_from_settlements(_switch(day), only_old, sessions)
@@ -210,7 +210,7 @@ def test_last_trades_fallback_reaches_back_over_the_holiday_session() -> None:
     """MLK 2024: the holiday session (halt 12:00 CT, trade date 01-16) has trades of the old contract only, so
     the fallback walks back to Friday 01-12's final minutes where both traded."""
     day = dt.date(2024, 1, 16)
-    sessions = calendar_sessions("CME_Equity", ct(2024, 1, 1, 0), ct(2024, 1, 31, 0))
+    sessions = calendar_sessions("CME Globex Equity", ct(2024, 1, 1, 0), ct(2024, 1, 31, 0))
     rows = [(ct(2024, 1, 15, 11, 50), 4800.0, OLD),
             (ct(2024, 1, 12, 15, 58, 10), 4790.0, OLD), (ct(2024, 1, 12, 15, 58, 40), 4831.0, NEW)]
     table = ticks(rows)

@@ -24,7 +24,7 @@ def ct(y: int, m: int, d: int, hh: int, mm: int = 0, ss: float = 0.0) -> int:
 
 
 def test_sunday_open_and_dst_week() -> None:
-    s = calendar_sessions("CME_Equity", ct(2024, 3, 8, 9), ct(2024, 3, 12, 9))
+    s = calendar_sessions("CME Globex Equity", ct(2024, 3, 8, 9), ct(2024, 3, 12, 9))
     dates = [str(d) for d in s.trade_date]
     assert dates == ["2024-03-08", "2024-03-11", "2024-03-12"]
     assert s.open_ns[1] == ct(2024, 3, 10, 17)  # Monday's session opens Sunday 17:00 (CDT from this day)
@@ -54,7 +54,7 @@ def test_split_on_gaps_matches_loop() -> None:
 
 
 def test_split_sessions_cuts_on_halt() -> None:
-    s = calendar_sessions("CME_Equity", ct(2024, 3, 5, 9), ct(2024, 3, 5, 12))
+    s = calendar_sessions("CME Globex Equity", ct(2024, 3, 5, 9), ct(2024, 3, 5, 12))
     ts = np.array([ct(2024, 3, 5, 9, 0, 0.5), ct(2024, 3, 5, 9, 10, 0.25), ct(2024, 3, 5, 10, 30, 7.5)])
     pieces = split_sessions(ts, s, 15 * 60 * NS)
     assert len(pieces) == len(s) + 1
@@ -70,7 +70,7 @@ def test_split_sessions_cuts_on_halt() -> None:
 def test_holiday_segment_shares_the_next_trade_date_and_its_anchor() -> None:
     """MLK 2024: the holiday segment (Sunday 17:00 - Monday 12:00 CT) and Tuesday's segment are one trade
     date, so the daily bar of 2024-01-16 is anchored at the holiday segment's open."""
-    s = calendar_sessions("CME_Equity", ct(2024, 1, 14, 0), ct(2024, 1, 17, 0))
+    s = calendar_sessions("CME Globex Equity", ct(2024, 1, 14, 0), ct(2024, 1, 17, 0))
     tue = np.flatnonzero(s.trade_date == np.datetime64("2024-01-16"))
     assert len(tue) == 2 and s.close_ns[tue[0]] == ct(2024, 1, 15, 12)
     assert (day_anchor_ns(s)[tue] == ct(2024, 1, 14, 17)).all()

@@ -27,7 +27,7 @@ def ct(y: int, m: int, d: int, hh: int, mm: int = 0, ss: float = 0.0) -> int:
 
 
 def market() -> tuple[pa.Table, Sessions]:
-    sessions = calendar_sessions("CME_Equity", ct(2024, 3, 5, 0), ct(2024, 3, 12, 16))
+    sessions = calendar_sessions("CME Globex Equity", ct(2024, 3, 5, 0), ct(2024, 3, 12, 16))
     rng = np.random.default_rng(11)
     n = 6000
     k = rng.integers(0, len(sessions), n)
@@ -126,11 +126,11 @@ def test_bar_across_the_halt_fails_session_alignment() -> None:
 
 
 @pytest.mark.parametrize(("calendar", "when", "reason"), [
-    ("CME_Equity", (2024, 12, 25, 10), "closed day"),  # Christmas
-    ("CME_Equity", (2024, 3, 9, 12), "closed day"),  # Saturday
-    ("CME_Equity", (2024, 3, 8, 16, 30), "inside a halt"),  # Friday after the regular close
-    ("CME_Equity", (2024, 1, 15, 13), "after an early close"),  # MLK: halt at 12:00 CT
-    ("CME_Equity", (2024, 7, 3, 12, 20), "after an early close"),  # early close 12:15 CT
+    ("CME Globex Equity", (2024, 12, 25, 10), "closed day"),  # Christmas
+    ("CME Globex Equity", (2024, 3, 9, 12), "closed day"),  # Saturday
+    ("CME Globex Equity", (2024, 3, 8, 16, 30), "inside a halt"),  # Friday after the regular close
+    ("CME Globex Equity", (2024, 1, 15, 13), "after an early close"),  # MLK: halt at 12:00 CT
+    ("CME Globex Equity", (2024, 7, 3, 12, 20), "after an early close"),  # early close 12:15 CT
     ("CMEGlobex_GC", (2024, 1, 15, 14), "after an early close"),  # COMEX MLK halt 13:30 CT
     ("CMEGlobex_Grains", (2024, 3, 6, 8, 0), "inside a halt"),  # the 07:45-08:30 CT break
     ("CMEGlobex_Grains", (2024, 1, 15, 10), "closed day"),  # grains closed on MLK day

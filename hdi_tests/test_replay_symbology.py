@@ -9,9 +9,9 @@ import databento_dbn as dbn
 import numpy as np
 import pandas as pd
 import pytest
+from exchange_oracle import trade_date_of
 
 from hdi_core.errors import HdiError
-from hdi_core.sessions import globex_sessions, session_index
 from hdi_gateway.symbology import (
     ALL_SYMBOLS,
     STATS_LOOKBACK_DAYS,
@@ -75,10 +75,9 @@ def expected_by_previous_trade_date(leader_by_trade_date: dict[dt.date, int]) ->
 
 
 def test_volume_rule_switches_the_day_after_the_volume_leader_changes(market, instruments, daily) -> None:
-    sessions = globex_sessions(utc_ns(START - dt.timedelta(days=5)), utc_ns(END))
     trades = market.records(DATASET, "trades", np.array([ESM4, ESU4, 10300, 10303, 10306]),
-                            int(sessions.open_ns[0]), int(sessions.close_ns[-1]))
-    trade_date = sessions.trade_date[session_index(trades["ts_event"].astype(np.int64), sessions)]
+                            utc_ns(START - dt.timedelta(days=5)), utc_ns(END))
+    trade_date = trade_date_of("ES", trades["ts_event"].astype(np.int64))  # the exchange's, not HDI's
     frame = pd.DataFrame({"date": trade_date.astype(object), "iid": trades["instrument_id"],
                           "size": trades["size"].astype(np.int64)})
     leader = frame.groupby(["date", "iid"])["size"].sum().unstack(fill_value=0).idxmax(axis=1).to_dict()

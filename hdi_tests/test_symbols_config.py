@@ -13,8 +13,8 @@ from hdi_core.config_files import REPO_ROOT
 from hdi_core.errors import HdiError
 
 SEED = {  # symbol: (calendar, tick in 1e-9 fixed point, months) from the CME contract specs
-    "ES": ("CME_Equity", 250_000_000, "HMUZ"),
-    "NQ": ("CME_Equity", 250_000_000, "HMUZ"),
+    "ES": ("CME Globex Equity", 250_000_000, "HMUZ"),
+    "NQ": ("CME Globex Equity", 250_000_000, "HMUZ"),
     "GC": ("CMEGlobex_GC", 100_000_000, "GJMQVZ"),
     "ZB": ("CBOT_Bond", 31_250_000, "HMUZ"),  # 1/32 of a point, exact
     "ZC": ("CMEGlobex_Grains", 250_000_000, "HKNUZ"),  # 1/4 cent, quoted in cents

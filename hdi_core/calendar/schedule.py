@@ -22,7 +22,8 @@ from hdi_core.calendar.trade_dates import next_trade_date
 from hdi_core.errors import HdiError
 
 # pandas_market_calendars names HDI products may use (symbols.yaml `calendar`).
-CalendarName = Literal["CME_Equity", "CMEGlobex_GC", "CBOT_Bond", "CMEGlobex_Grains"]
+# "CME Globex Equity" (not "CME_Equity") has CME's 12:15 CT equity early closes.
+CalendarName = Literal["CME Globex Equity", "CMEGlobex_GC", "CBOT_Bond", "CMEGlobex_Grains"]
 CALENDARS: tuple[str, ...] = get_args(CalendarName)
 _BREAK = ("break_start", "break_end")
 
