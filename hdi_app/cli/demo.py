@@ -11,7 +11,7 @@ import typer
 
 from hdi_resources.settings import ENV_API_KEY, hdi_home
 
-DEMO_SYMBOLS = ("ES", "NQ")
+DEMO_SYMBOLS = ("ES", "NQ", "GC", "ZB", "ZC")  # the five products of seed 000
 DEMO_WINDOWS = ("2024-01-01", "2024-07-01")
 DEMO_TICKS_PER_SESSION = 20_000
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
