@@ -7,12 +7,21 @@ The local gateway's CA bundle is put into REQUESTS_CA_BUNDLE / SSL_CERT_FILE her
 from __future__ import annotations
 
 import os
+import re
+import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from hdi_gateway.tls import ensure_certificate
+
+if TYPE_CHECKING:
+    from hdi_resources.db import Database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBN_SAMPLES = REPO_ROOT.parent / "shared" / "fixtures" / "dbn_samples"
@@ -87,6 +96,108 @@ def files_client(files_gateway):
 def synthetic_gateway_env(synthetic_gateway) -> dict[str, str]:
     """What a process needs to fetch from the synthetic gateway: a key, its URL and the CA bundle."""
     return {"DATABENTO_API_KEY": TEST_API_KEY, **synthetic_gateway.client_env()}
+
+
+# ------------------------------------------------------------------------------------------ databases (both backends)
+
+ENV_TIMESCALE_URL = "HDI_TEST_TIMESCALE_URL"  # a TimescaleDB server's URL (superuser); .ci/run sets it
+BACKENDS = ("native", "timescaledb")
+
+
+def private_home(prefix: str) -> Path:
+    """A private HDI home under hdi_home() (pytest's tmp dirs are pruned and chmod-ed by concurrent runs)."""
+    from hdi_resources.settings import hdi_home
+
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=hdi_home()))
+
+
+def timescale_url_or_skip() -> str:
+    url = os.environ.get(ENV_TIMESCALE_URL, "").strip()
+    if not url:
+        pytest.skip(f"TimescaleDB half skipped: {ENV_TIMESCALE_URL} is unset (`.ci/run` starts a TimescaleDB "
+                    "server and sets it; locally: `bash ../shared/timescaledb/start.sh`)")
+    return url
+
+
+@contextmanager
+def scratch_timescale_database(label: str) -> Iterator[str]:
+    """A fresh database on the HDI_TEST_TIMESCALE_URL server (dropped afterwards); yields its psycopg2 URL."""
+    import psycopg2
+    from psycopg2 import sql
+    from sqlalchemy.engine import make_url
+
+    from hdi_resources.db.core import url_string
+
+    server = make_url(timescale_url_or_skip()).set(drivername="postgresql+psycopg2")
+    name = f"hdi_test_{re.sub(r'[^a-z0-9]+', '_', label.lower())[-30:]}_{secrets.token_hex(4)}"
+
+    def admin(statement: sql.Composable) -> None:
+        conn = psycopg2.connect(url_string(server.set(drivername="postgresql")), connect_timeout=15)
+        conn.autocommit = True  # CREATE / DROP DATABASE cannot run in a transaction
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+        finally:
+            conn.close()
+
+    admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield url_string(server.set(database=name))
+    finally:
+        admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def backend_database(backend: str, label: str) -> Iterator[Database]:
+    """A migrated, empty HDI database: the embedded PostgreSQL (native partitioning) in a private home, or a
+    fresh database on the TimescaleDB test server. `database_env(db)` is what a CLI/subprocess needs to reach it."""
+    from hdi_resources.db import Database
+    from hdi_resources.db.server import stop_embedded_server
+
+    if backend == "native":
+        home = private_home(f"test-{label}-")
+        database = None
+        try:
+            database = Database(url="", home=home)
+            database.migrate()
+            yield database
+        finally:
+            if database is not None:
+                database.close()
+            stop_embedded_server(home)
+            shutil.rmtree(home, ignore_errors=True)
+        return
+    with scratch_timescale_database(label) as url:
+        database = Database(url=url, app_url=url)
+        try:
+            database.migrate()
+            assert database.storage_mode == "timescaledb", "the TimescaleDB test server lacks the extension"
+            yield database
+        finally:
+            database.close()
+
+
+def database_env(database: Database) -> dict[str, str | None]:
+    """Environment that points HDI (CLI, API, subprocesses) at `database`; None means unset the variable."""
+    from hdi_resources.db.core import url_string
+
+    if database.mode == "embedded":
+        return {"HDI_HOME": str(database.home), "HDI_DATABASE_URL": None, "HDI_DATABASE_APP_URL": None}
+    return {"HDI_DATABASE_URL": url_string(database.owner_url), "HDI_DATABASE_APP_URL": None}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def storage_db(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """One migrated HDI database per test module and backend: native (embedded PostgreSQL) and TimescaleDB
+    (HDI_TEST_TIMESCALE_URL; skipped with the reason when unset). The environment points at it meanwhile."""
+    with backend_database(request.param, request.module.__name__.rsplit(".", 1)[-1]) as database:
+        with pytest.MonkeyPatch.context() as env:
+            for name, value in database_env(database).items():
+                if value is None:
+                    env.delenv(name, raising=False)
+                else:
+                    env.setenv(name, value)
+            yield database
 
 
 # ------------------------------------------------------------------------------------------ dagster dev (UI tests)

@@ -1,0 +1,73 @@
+"""Every migration applies from zero in both storage modes (native: embedded PostgreSQL; TimescaleDB: the
+HDI_TEST_TIMESCALE_URL server), a migration with nothing for a mode is recorded and skipped, and migrate again
+is a no-op."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from hdi_resources.db import Database
+from hdi_resources.db.core import is_empty_sql, load_migrations, render_migration
+
+MIGRATIONS = load_migrations()
+
+
+def _rows(db: Database, sql: str, params: tuple = ()) -> list[tuple]:
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def test_comment_only_sql_is_empty() -> None:
+    assert is_empty_sql("-- nothing\n/* a\nblock */\n  ;\n")
+    assert not is_empty_sql("-- a comment\nSELECT 1; -- trailing")
+
+
+@pytest.mark.parametrize("mode", ["native", "timescaledb"])
+def test_every_migration_renders_to_sql_or_to_nothing(mode: str) -> None:
+    """No @if/@native marker survives rendering; a mode gets real SQL or nothing at all."""
+    for migration in MIGRATIONS:
+        rendered = render_migration(migration.sql, mode)
+        assert "@if" not in rendered and "@endif" not in rendered and "@native" not in rendered
+
+
+def test_fresh_database_migrates_from_zero_then_is_a_noop(storage_db: Database, request: pytest.FixtureRequest,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    mode = request.node.callspec.params["storage_db"]
+    assert storage_db.storage_mode == mode
+    recorded = _rows(storage_db, "SELECT version, name, checksum FROM schema_migrations ORDER BY version")
+    assert recorded == [(m.version, m.name, m.checksum) for m in MIGRATIONS]
+    skipped = [m.version for m in MIGRATIONS if is_empty_sql(render_migration(m.sql, mode))]
+    if mode == "timescaledb":
+        assert {"0005", "0006"} <= set(skipped)  # native-only month staging: recorded, never executed
+    with caplog.at_level(logging.WARNING):
+        assert storage_db.migrate() == []
+        assert storage_db.migrate() == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert _rows(storage_db, "SELECT count(*) FROM schema_migrations") == [(len(MIGRATIONS),)]
+
+
+def test_a_second_runner_on_the_same_database_applies_nothing(storage_db: Database) -> None:
+    """A new process (here: a new Database on the same server) finds every migration recorded, skipped ones too."""
+    other = Database(url=storage_db.owner_url.render_as_string(hide_password=False),
+                     app_url=storage_db.app_url.render_as_string(hide_password=False))
+    try:
+        assert other.migrate() == []
+        assert other.storage_mode == storage_db.storage_mode
+    finally:
+        other.close()
+
+
+def test_the_app_role_may_run_hdi_functions_only(storage_db: Database) -> None:
+    """Grants name HDI's own functions; none goes to an extension's (TimescaleDB ships thousands in public)."""
+    app = storage_db.app_url.username
+    if app == storage_db.owner_url.username:
+        pytest.skip("this server's app role is the owner: no grants to check")
+    granted = _rows(storage_db, """
+        SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
+             aclexplode(p.proacl) a JOIN pg_roles r ON r.oid = a.grantee
+        WHERE n.nspname = 'public' AND r.rolname = %s AND a.privilege_type = 'EXECUTE'""", (app,))
+    names = {name for (name,) in granted}
+    assert names and all(name.startswith("hdi_") for name in names), names
