@@ -1,40 +1,26 @@
 """upsert_rows on a vendor table's primary key: each path (fresh month attached, COPY past the stored rows,
-staged comparison, INSERT .. ON CONFLICT fallback) gives the same counts and rows; real embedded PostgreSQL."""
+staged comparison, INSERT .. ON CONFLICT fallback) gives the same counts and rows; native PostgreSQL and TimescaleDB."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from hdi_resources.db import Database
-from hdi_resources.db.server import stop_embedded_server
-from hdi_resources.settings import hdi_home
 
 MAY_30 = int(dt.datetime(2023, 5, 30, tzinfo=dt.UTC).timestamp())
 SECOND = 1_000_000_000
 
 
 @pytest.fixture(scope="module")
-def db() -> Iterator[Database]:
-    home = Path(tempfile.mkdtemp(prefix="test-upsert-", dir=hdi_home()))
-    database = Database(url="", home=home)
-    try:
-        database.migrate()
-        yield database
-    finally:
-        database.close()
-        stop_embedded_server(home)
-        shutil.rmtree(home, ignore_errors=True)
+def db(storage_db: Database) -> Database:
+    return storage_db
 
 
 def trades(instrument: int, seconds: np.ndarray, flags: int = 0) -> pa.Table:
