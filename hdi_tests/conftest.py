@@ -119,6 +119,17 @@ def timescale_url_or_skip() -> str:
     return url
 
 
+def kill_own_process(pid: int, sig: int, must_mention: str) -> None:
+    """Signal a process this test started, and only that: never pid <= 0 (0 and negatives mean process groups
+    or every process), never a pid whose command line no longer mentions `must_mention` (gone, or reused)."""
+    import psutil
+
+    assert isinstance(pid, int) and pid > 0, f"refusing to signal pid {pid!r}"
+    cmdline = " ".join(psutil.Process(pid).cmdline())
+    assert must_mention in cmdline, f"pid {pid} is not the process the test started: {cmdline!r}"
+    os.kill(pid, sig)
+
+
 @contextmanager
 def scratch_timescale_database(label: str) -> Iterator[str]:
     """A fresh database on the HDI_TEST_TIMESCALE_URL server (dropped afterwards); yields its psycopg2 URL."""

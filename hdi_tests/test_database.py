@@ -18,6 +18,7 @@ import numpy as np
 import psutil
 import pyarrow as pa
 import pytest
+from conftest import kill_own_process, scratch_timescale_database
 
 from hdi_core.errors import HdiError
 from hdi_resources.db import Database
@@ -241,7 +242,7 @@ def test_killed_load_leaves_previous_state(db: Database, home: Path) -> None:
                 break
             time.sleep(0.02)
         assert copying > 0, proc.communicate(timeout=5)
-        os.kill(proc.pid, signal.SIGKILL)
+        kill_own_process(proc.pid, signal.SIGKILL, "load.BATCH_ROWS")  # the KILL_SCRIPT child
         proc.wait(10)
     finally:
         if proc.poll() is None:
@@ -404,7 +405,7 @@ def test_server_left_from_a_crash_is_restarted(db: Database, home: Path) -> None
     pid = db.embedded.pid
     count = _count(db, "SELECT count(*) FROM continuous_bars")
     db.close()
-    os.kill(pid, signal.SIGKILL)
+    kill_own_process(pid, signal.SIGKILL, str(db.embedded.data_dir))  # this module's postmaster, by its -D
     psutil.wait_procs([psutil.Process(pid)] if psutil.pid_exists(pid) else [], timeout=10)
     again = Database(url="", home=home)
     try:
@@ -414,19 +415,19 @@ def test_server_left_from_a_crash_is_restarted(db: Database, home: Path) -> None
         again.close()
 
 
-@pytest.mark.skipif(not os.environ.get("HDI_TEST_TIMESCALE_URL"),
-                    reason="HDI_TEST_TIMESCALE_URL does not name a PostgreSQL database with TimescaleDB")
 def test_timescaledb_hypertables() -> None:
-    ts_db = Database(url=os.environ["HDI_TEST_TIMESCALE_URL"])
-    try:
-        ts_db.migrate()
-        assert ts_db.storage_mode == "timescaledb"
-        with ts_db.raw() as conn, conn.cursor() as cur:
-            cur.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
-            names = {row[0] for row in cur.fetchall()}
-        assert {"continuous_bars", "trades_data", "tbbo_data", "definitions_data"} <= names
-        part = {**PARTITION, "continuous_symbol": "TS.v.0"}
-        assert ts_db.replace_partition("continuous_bars", part, make_bars(1_000)).inserted == 1_000
-        assert ts_db.replace_partition("continuous_bars", part, make_bars(1_000)).deleted == 1_000
-    finally:
-        ts_db.close()
+    """On a fresh database of the TimescaleDB test server (skipped with the reason without one)."""
+    with scratch_timescale_database("hypertables") as url:
+        ts_db = Database(url=url, app_url=url)
+        try:
+            ts_db.migrate()
+            assert ts_db.storage_mode == "timescaledb"
+            with ts_db.raw() as conn, conn.cursor() as cur:
+                cur.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
+                names = {row[0] for row in cur.fetchall()}
+            assert {"continuous_bars", "trades_data", "tbbo_data", "definitions_data"} <= names
+            part = {**PARTITION, "continuous_symbol": "TS.v.0"}
+            assert ts_db.replace_partition("continuous_bars", part, make_bars(1_000)).inserted == 1_000
+            assert ts_db.replace_partition("continuous_bars", part, make_bars(1_000)).deleted == 1_000
+        finally:
+            ts_db.close()
