@@ -131,8 +131,9 @@ def kill_own_process(pid: int, sig: int, must_mention: str) -> None:
 
 
 @contextmanager
-def scratch_timescale_database(label: str) -> Iterator[str]:
-    """A fresh database on the HDI_TEST_TIMESCALE_URL server (dropped afterwards); yields its psycopg2 URL."""
+def scratch_timescale_database(label: str) -> Iterator[tuple[str, str]]:
+    """A fresh database on the HDI_TEST_TIMESCALE_URL server with the extension, owned by a fresh owner role,
+    plus a fresh app role, as in production (all dropped afterwards); yields (owner URL, app URL)."""
     import psycopg2
     from psycopg2 import sql
     from sqlalchemy.engine import make_url
@@ -141,21 +142,31 @@ def scratch_timescale_database(label: str) -> Iterator[str]:
 
     server = make_url(timescale_url_or_skip()).set(drivername="postgresql+psycopg2")
     name = f"hdi_test_{re.sub(r'[^a-z0-9]+', '_', label.lower())[-30:]}_{secrets.token_hex(4)}"
+    owner, app, password = f"{name}_owner", f"{name}_app", secrets.token_urlsafe(16)
 
-    def admin(statement: sql.Composable) -> None:
-        conn = psycopg2.connect(url_string(server.set(drivername="postgresql")), connect_timeout=15)
+    def admin(database: str | None, *statements: sql.Composable) -> None:
+        target = server.set(drivername="postgresql", database=database or server.database)
+        conn = psycopg2.connect(url_string(target), connect_timeout=15)
         conn.autocommit = True  # CREATE / DROP DATABASE cannot run in a transaction
         try:
             with conn.cursor() as cur:
-                cur.execute(statement)
+                for statement in statements:
+                    cur.execute(statement)
         finally:
             conn.close()
 
-    admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    ident = sql.Identifier
+    admin(None, *(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(ident(role), sql.Literal(password))
+                  for role in (owner, app)),
+          sql.SQL("CREATE DATABASE {} OWNER {}").format(ident(name), ident(owner)))
     try:
-        yield url_string(server.set(database=name))
+        # The extension needs a superuser; an owner role creates it in production the same way (docker image).
+        admin(name, sql.SQL("CREATE EXTENSION IF NOT EXISTS timescaledb"))
+        yield (url_string(server.set(database=name, username=owner, password=password)),
+               url_string(server.set(database=name, username=app, password=password)))
     finally:
-        admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin(None, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident(name)),
+              *(sql.SQL("DROP ROLE IF EXISTS {}").format(ident(role)) for role in (app, owner)))
 
 
 @contextmanager
@@ -178,8 +189,8 @@ def backend_database(backend: str, label: str) -> Iterator[Database]:
             stop_embedded_server(home)
             shutil.rmtree(home, ignore_errors=True)
         return
-    with scratch_timescale_database(label) as url:
-        database = Database(url=url, app_url=url)
+    with scratch_timescale_database(label) as (owner_url, app_url):
+        database = Database(url=owner_url, app_url=app_url)
         try:
             database.migrate()
             assert database.storage_mode == "timescaledb", "the TimescaleDB test server lacks the extension"
@@ -188,13 +199,19 @@ def backend_database(backend: str, label: str) -> Iterator[Database]:
             database.close()
 
 
+def skip_unless_native(database: Database, what: str) -> None:
+    """For a test of the native layout itself (month partitions, stage tables): skipped on TimescaleDB."""
+    if database.storage_mode != "native":
+        pytest.skip(f"native partitioning only ({what}); TimescaleDB stores chunks instead")
+
+
 def database_env(database: Database) -> dict[str, str | None]:
     """Environment that points HDI (CLI, API, subprocesses) at `database`; None means unset the variable."""
     from hdi_resources.db.core import url_string
 
     if database.mode == "embedded":
         return {"HDI_HOME": str(database.home), "HDI_DATABASE_URL": None, "HDI_DATABASE_APP_URL": None}
-    return {"HDI_DATABASE_URL": url_string(database.owner_url), "HDI_DATABASE_APP_URL": None}
+    return {"HDI_DATABASE_URL": url_string(database.owner_url), "HDI_DATABASE_APP_URL": url_string(database.app_url)}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

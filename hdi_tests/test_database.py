@@ -417,8 +417,8 @@ def test_server_left_from_a_crash_is_restarted(db: Database, home: Path) -> None
 
 def test_timescaledb_hypertables() -> None:
     """On a fresh database of the TimescaleDB test server (skipped with the reason without one)."""
-    with scratch_timescale_database("hypertables") as url:
-        ts_db = Database(url=url, app_url=url)
+    with scratch_timescale_database("hypertables") as (owner_url, app_url):
+        ts_db = Database(url=owner_url, app_url=app_url)
         try:
             ts_db.migrate()
             assert ts_db.storage_mode == "timescaledb"

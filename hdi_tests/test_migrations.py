@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from hdi_resources.db import Database
-from hdi_resources.db.core import is_empty_sql, load_migrations, render_migration
+from hdi_resources.db.core import is_empty_sql, load_migrations, render_migration, url_string
 
 MIGRATIONS = load_migrations()
 
@@ -51,8 +51,7 @@ def test_fresh_database_migrates_from_zero_then_is_a_noop(storage_db: Database, 
 
 def test_a_second_runner_on_the_same_database_applies_nothing(storage_db: Database) -> None:
     """A new process (here: a new Database on the same server) finds every migration recorded, skipped ones too."""
-    other = Database(url=storage_db.owner_url.render_as_string(hide_password=False),
-                     app_url=storage_db.app_url.render_as_string(hide_password=False))
+    other = Database(url=url_string(storage_db.owner_url), app_url=url_string(storage_db.app_url))
     try:
         assert other.migrate() == []
         assert other.storage_mode == storage_db.storage_mode

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import skip_unless_native
 
 from hdi_resources.db import Database
 
@@ -48,6 +49,7 @@ def counts(result: object) -> tuple[int, ...]:
 
 
 def test_fresh_month_is_attached_with_the_parents_indexes(db: Database) -> None:
+    skip_unless_native(db, "month partitions attached")
     data = trades(7001, np.arange(0, 3 * 86_400, 300))  # May 30 .. June 1: two fresh months
     n = data.num_rows
     assert counts(db.upsert_rows("trades_data", data)) == (n, 0, 0, 0, 0)
@@ -132,6 +134,7 @@ def test_bad_rows_are_quarantined_on_the_set_wise_path(db: Database) -> None:
 def test_partition_creation_waits_for_a_month_being_filled(db: Database) -> None:
     """hdi_ensure_partitions (used by other loads) waits for the upsert filling the month as a fresh table and
     then finds the attached partition, rather than failing on its name."""
+    skip_unless_native(db, "hdi_stage_vendor_month")
     created: list[int] = []
 
     def ensure() -> None:
