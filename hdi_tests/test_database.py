@@ -18,7 +18,7 @@ import numpy as np
 import psutil
 import pyarrow as pa
 import pytest
-from conftest import kill_own_process, scratch_timescale_database
+from conftest import BACKENDS, backend_database, kill_own_process, scratch_timescale_database, skip_unless_native
 
 from hdi_core.errors import HdiError
 from hdi_resources.db import Database
@@ -59,9 +59,14 @@ def home() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def db(home: Path):
-    """Three threads ask for the database at once: one server, one migration, same pid for all."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def db(request: pytest.FixtureRequest, home: Path):
+    """Native: three threads ask for the embedded database at once: one server, one migration, same pid for all.
+    TimescaleDB: a scratch database on the test server (skipped with the reason without one)."""
+    if request.param != "native":
+        with backend_database(request.param, "test_database") as database:
+            yield database
+        return
     results: list[Database] = []
     errors: list[BaseException] = []
 
@@ -99,10 +104,11 @@ def test_migrations_twice_are_a_noop(db: Database) -> None:
     assert db.migrate() == []
     assert db.migrate() == []
     assert _count(db, "SELECT count(*) FROM schema_migrations") == before >= 3
-    assert db.storage_mode == "native"
+    assert db.storage_mode in BACKENDS
 
 
 def test_credentials_file_is_private(db: Database, home: Path) -> None:
+    skip_unless_native(db, "the embedded server's credentials file")
     creds = postgres_root(home) / "credentials.json"
     assert creds.stat().st_mode & 0o777 == 0o600
     assert db.embedded.credentials.app_password not in db.describe()
@@ -131,6 +137,7 @@ def test_replacing_with_fewer_rows_removes_the_rest(db: Database) -> None:
 
 
 def test_reload_swaps_months_and_keeps_other_rows(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    skip_unless_native(db, "month partitions swapped in")
     from hdi_resources.db import load
 
     monkeypatch.setattr(load, "SWAP_MIN_ROWS", 1_000)
@@ -226,6 +233,7 @@ KILL_SCRIPT = textwrap.dedent("""
 
 
 def test_killed_load_leaves_previous_state(db: Database, home: Path) -> None:
+    skip_unless_native(db, "a load killed on the embedded server")
     part = {**PARTITION, "continuous_symbol": "ZN.v.0"}
     db.replace_partition("continuous_bars", part, make_bars(2_000, seed=8))
     before = db.query("ZN.v.0", "ohlcv-1s").drop_columns(["loaded_at"])
@@ -259,6 +267,7 @@ def test_killed_load_leaves_previous_state(db: Database, home: Path) -> None:
 def test_stage_left_by_a_killed_load_is_invisible_then_dropped(db: Database) -> None:
     """A killed parallel load can leave a committed, never attached month stage: readers never see it and the
     next load of that month drops it. The month's defaults used by the COPY do not stay on the partition."""
+    skip_unless_native(db, "month stage tables")
     from hdi_resources.db import load
 
     part = {**PARTITION, "continuous_symbol": "ZF.v.0"}
@@ -402,6 +411,7 @@ def test_ingest_runs_are_audited(db: Database) -> None:
 
 def test_server_left_from_a_crash_is_restarted(db: Database, home: Path) -> None:
     """Last on purpose: SIGKILL the postmaster, then a new Database recovers the same data."""
+    skip_unless_native(db, "the embedded server restarted")
     pid = db.embedded.pid
     count = _count(db, "SELECT count(*) FROM continuous_bars")
     db.close()
