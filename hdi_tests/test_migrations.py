@@ -70,3 +70,25 @@ def test_the_app_role_may_run_hdi_functions_only(storage_db: Database) -> None:
         WHERE n.nspname = 'public' AND r.rolname = %s AND a.privilege_type = 'EXECUTE'""", (app,))
     names = {name for (name,) in granted}
     assert names and all(name.startswith("hdi_") for name in names), names
+
+
+def test_loaded_bars_window_is_compressed_and_reloads(storage_db: Database) -> None:
+    """TimescaleDB: a bars window is compressed once its load commits (not by age); a reload of it works on
+    the compressed chunks and compresses them again; `db info` reports the sizes."""
+    from test_database import PARTITION, make_bars
+
+    if storage_db.storage_mode != "timescaledb":
+        pytest.skip("columnstore compression is TimescaleDB's; native partitions are plain tables")
+    part = {**PARTITION, "continuous_symbol": "CZ.v.0"}
+    assert storage_db.replace_partition("continuous_bars", part, make_bars(20_000, seed=3)).inserted == 20_000
+    chunks = "SELECT count(*), count(*) FILTER (WHERE is_compressed) FROM timescaledb_information.chunks " \
+             "WHERE hypertable_name = 'continuous_bars'"
+    n_chunks, n_compressed = _rows(storage_db, chunks)[0]
+    assert n_chunks >= 1 and n_compressed == n_chunks
+    again = storage_db.replace_partition("continuous_bars", part, make_bars(15_000, seed=4))
+    assert (again.inserted, again.deleted) == (15_000, 20_000)
+    assert _rows(storage_db, "SELECT count(*) FROM continuous_bars WHERE continuous_symbol = 'CZ.v.0'") == [(15_000,)]
+    assert _rows(storage_db, chunks)[0][1] == _rows(storage_db, chunks)[0][0]  # recompressed, none partial
+    sizes = storage_db.info()["compression"]["continuous_bars"]
+    assert sizes["compressed_chunks"] == sizes["chunks"] >= 1
+    assert 0 < sizes["after_compression_bytes"] < sizes["before_compression_bytes"]

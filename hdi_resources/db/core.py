@@ -312,6 +312,10 @@ class Database:
                 counts[table] = cur.fetchone()[0]
             cur.execute("SELECT count(*), max(version) FROM schema_migrations")
             n_migrations, last_version = cur.fetchone()
+            if ts_row:
+                from .compression import compression_sizes
+
+                compression = compression_sizes(cur)
         return {
             "mode": self.storage_mode,
             "timescaledb_version": ts_row[0] if ts_row else None,
@@ -321,6 +325,7 @@ class Database:
             "url": self.describe(),
             "migrations": {"applied": n_migrations, "latest": last_version},
             "row_counts": counts,
+            "compression": compression if ts_row else {},
         }
 
     # -- loading and reading (implemented in load.py / read.py) ------------------------------------------
@@ -328,7 +333,13 @@ class Database:
                           **kwargs: Any) -> Any:
         from .load import replace_partition
 
-        return replace_partition(self, table, key_columns_values, data, **kwargs)
+        result = replace_partition(self, table, key_columns_values, data, **kwargs)
+        keys = key_columns_values
+        if table == "continuous_bars" and self.storage_mode == "timescaledb" and "window" in keys:
+            from .compression import compress_loaded_bars  # a loaded window is final: compress its chunks
+
+            compress_loaded_bars(self, keys["continuous_symbol"], keys["window"])
+        return result
 
     def upsert_rows(self, table: str, data: Any, key: list[str] | None = None, **kwargs: Any) -> Any:
         from .load import upsert_rows
