@@ -33,6 +33,43 @@ os.environ["REQUESTS_CA_BUNDLE"] = str(GATEWAY_CERT.bundle_path)
 os.environ["SSL_CERT_FILE"] = str(GATEWAY_CERT.bundle_path)
 
 
+# ------------------------------------------------------------------------------------------ tmp dirs reachable as root
+
+RUNNING_AS_ROOT = os.geteuid() == 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, the embedded server runs as an unprivileged OS user that must search its way down to HDI_HOME,
+    and HDI changes no folder above HDI_HOME (db/server.py). pytest's tmp dirs (0700, under /tmp/pytest-of-root,
+    which pytest re-locks) would be unreachable: as root they go under hdi_home()/pytest-tmp instead, and the
+    fixtures below make them searchable (o+x only: nobody can list them)."""
+    if RUNNING_AS_ROOT and not config.option.basetemp:
+        from hdi_resources.settings import hdi_home
+
+        runs = hdi_home() / "pytest-tmp"
+        runs.mkdir(parents=True, exist_ok=True)
+        runs.chmod(0o711)
+        basetemp = tempfile.mkdtemp(prefix="run-", dir=runs)
+        config.option.basetemp = basetemp
+        config.add_cleanup(lambda: shutil.rmtree(basetemp, ignore_errors=True))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def searchable_basetemp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    if RUNNING_AS_ROOT:
+        tmp_path_factory.getbasetemp().chmod(0o711)  # pytest (re)creates it 0700
+
+
+@pytest.fixture
+def tmp_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+             searchable_basetemp: None) -> Path:
+    """pytest's tmp_path (same naming, under the same basetemp), searchable by the embedded server's user."""
+    path = tmp_path_factory.mktemp(re.sub(r"\W", "_", request.node.name)[:30], numbered=True)
+    if RUNNING_AS_ROOT:
+        path.chmod(0o711)
+    return path
+
+
 # ------------------------------------------------------------------------------------------ replay gateway
 
 
