@@ -195,3 +195,13 @@ def test_dagster_postgres_storage_accepts_the_url(db: Database) -> None:
     for storage_class in (PostgresRunStorage, PostgresEventLogStorage):
         storage = storage_class(url)
         storage.dispose()
+
+
+def test_what_query_returns_loads_again(db: Database) -> None:
+    """query()'s decimal128(38, 9) prices go back through the binary COPY unchanged (precision 38 + 10 once
+    overflowed Arrow's multiply)."""
+    part = {"continuous_symbol": "ES.v.0", "granularity": "1m", "window": "2024-07-01"}
+    before = db.query("ES", "ohlcv-1m").drop_columns(["loaded_at"])
+    result = db.replace_partition("continuous_bars", part, db.query("ES", "ohlcv-1m").drop_columns(["loaded_at"]))
+    assert (result.inserted, result.deleted) == (len(OPENS), len(OPENS))
+    assert db.query("ES", "ohlcv-1m").drop_columns(["loaded_at"]).equals(before)
