@@ -28,6 +28,8 @@ def compress_loaded_bars(db: Database, continuous_symbol: str, window: Any) -> i
     """Compress the chunks holding this symbol's window, now that its load has committed; returns how many.
     Chunks are shared by every symbol of those days: a later load into one is allowed (it becomes partially
     compressed) and that load recompresses it."""
+    import psycopg2.errors
+
     with db.raw("owner") as conn, conn.cursor() as cur:
         cur.execute('SELECT min(ts), max(ts) FROM continuous_bars WHERE continuous_symbol = %s AND "window" = %s',
                     (continuous_symbol, window))
@@ -36,10 +38,22 @@ def compress_loaded_bars(db: Database, continuous_symbol: str, window: Any) -> i
             return 0
         cur.execute(_CHUNKS_TO_COMPRESS, {"first": first, "last": last})
         chunks = [row[0] for row in cur.fetchall()]
+        done = 0
         for chunk in chunks:
-            cur.execute("SELECT compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
-    log.info("compressed %d continuous_bars chunk(s) of %s window %s", len(chunks), continuous_symbol, window)
-    return len(chunks)
+            # Best effort, the load has committed: a concurrent load into the same chunk makes TimescaleDB abort
+            # the recompression (SerializationFailure); that load's own compression pass picks the chunk up.
+            cur.execute("SAVEPOINT compress_one")
+            try:
+                cur.execute("SELECT compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
+                cur.execute("RELEASE SAVEPOINT compress_one")
+                done += 1
+            except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected) as exc:
+                cur.execute("ROLLBACK TO SAVEPOINT compress_one")
+                log.info("chunk %s not compressed now (%s); a later load of its days compresses it", chunk,
+                         str(exc).strip())
+    log.info("compressed %d of %d continuous_bars chunk(s) of %s window %s", done, len(chunks),
+             continuous_symbol, window)
+    return done
 
 
 def compression_sizes(cur: Any) -> dict[str, dict[str, int]]:
