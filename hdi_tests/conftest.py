@@ -7,12 +7,21 @@ The local gateway's CA bundle is put into REQUESTS_CA_BUNDLE / SSL_CERT_FILE her
 from __future__ import annotations
 
 import os
+import re
+import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from hdi_gateway.tls import ensure_certificate
+
+if TYPE_CHECKING:
+    from hdi_resources.db import Database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -25,6 +34,43 @@ GATEWAY_CERT = ensure_certificate()
 GATEWAY_CERT_DIR = GATEWAY_CERT.cert_path.parent
 os.environ["REQUESTS_CA_BUNDLE"] = str(GATEWAY_CERT.bundle_path)
 os.environ["SSL_CERT_FILE"] = str(GATEWAY_CERT.bundle_path)
+
+
+# ------------------------------------------------------------------------------------------ tmp dirs reachable as root
+
+RUNNING_AS_ROOT = os.geteuid() == 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, the embedded server runs as an unprivileged OS user that must search its way down to HDI_HOME,
+    and HDI changes no folder above HDI_HOME (db/server.py). pytest's tmp dirs (0700, under /tmp/pytest-of-root,
+    which pytest re-locks) would be unreachable: as root they go under hdi_home()/pytest-tmp instead, and the
+    fixtures below make them searchable (o+x only: nobody can list them)."""
+    if RUNNING_AS_ROOT and not config.option.basetemp:
+        from hdi_resources.settings import hdi_home
+
+        runs = hdi_home() / "pytest-tmp"
+        runs.mkdir(parents=True, exist_ok=True)
+        runs.chmod(0o711)
+        basetemp = tempfile.mkdtemp(prefix="run-", dir=runs)
+        config.option.basetemp = basetemp
+        config.add_cleanup(lambda: shutil.rmtree(basetemp, ignore_errors=True))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def searchable_basetemp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    if RUNNING_AS_ROOT:
+        tmp_path_factory.getbasetemp().chmod(0o711)  # pytest (re)creates it 0700
+
+
+@pytest.fixture
+def tmp_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+             searchable_basetemp: None) -> Path:
+    """pytest's tmp_path (same naming, under the same basetemp), searchable by the embedded server's user."""
+    path = tmp_path_factory.mktemp(re.sub(r"\W", "_", request.node.name)[:30], numbered=True)
+    if RUNNING_AS_ROOT:
+        path.chmod(0o711)
+    return path
 
 
 # ------------------------------------------------------------------------------------------ replay gateway
@@ -90,6 +136,136 @@ def files_client(files_gateway):
 def synthetic_gateway_env(synthetic_gateway) -> dict[str, str]:
     """What a process needs to fetch from the synthetic gateway: a key, its URL and the CA bundle."""
     return {"DATABENTO_API_KEY": TEST_API_KEY, **synthetic_gateway.client_env()}
+
+
+# ------------------------------------------------------------------------------------------ databases (both backends)
+
+ENV_TIMESCALE_URL = "HDI_TEST_TIMESCALE_URL"  # a TimescaleDB server's URL (superuser); .ci/run sets it
+BACKENDS = ("native", "timescaledb")
+
+
+def private_home(prefix: str) -> Path:
+    """A private HDI home under hdi_home() (pytest's tmp dirs are pruned and chmod-ed by concurrent runs)."""
+    from hdi_resources.settings import hdi_home
+
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=hdi_home()))
+
+
+def timescale_url_or_skip() -> str:
+    url = os.environ.get(ENV_TIMESCALE_URL, "").strip()
+    if not url:
+        pytest.skip(f"TimescaleDB half skipped: {ENV_TIMESCALE_URL} is unset (`.ci/run` starts a TimescaleDB "
+                    "server and sets it; locally: `bash ../shared/timescaledb/start.sh`)")
+    return url
+
+
+def kill_own_process(pid: int, sig: int, must_mention: str) -> None:
+    """Signal a process this test started, and only that: never pid <= 0 (0 and negatives mean process groups
+    or every process), never a pid whose command line no longer mentions `must_mention` (gone, or reused)."""
+    import psutil
+
+    assert isinstance(pid, int) and pid > 0, f"refusing to signal pid {pid!r}"
+    cmdline = " ".join(psutil.Process(pid).cmdline())
+    assert must_mention in cmdline, f"pid {pid} is not the process the test started: {cmdline!r}"
+    os.kill(pid, sig)
+
+
+@contextmanager
+def scratch_timescale_database(label: str) -> Iterator[tuple[str, str]]:
+    """A fresh database on the HDI_TEST_TIMESCALE_URL server with the extension, owned by a fresh owner role,
+    plus a fresh app role, as in production (all dropped afterwards); yields (owner URL, app URL)."""
+    import psycopg2
+    from psycopg2 import sql
+    from sqlalchemy.engine import make_url
+
+    from hdi_resources.db.core import url_string
+
+    server = make_url(timescale_url_or_skip()).set(drivername="postgresql+psycopg2")
+    name = f"hdi_test_{re.sub(r'[^a-z0-9]+', '_', label.lower())[-30:]}_{secrets.token_hex(4)}"
+    owner, app, password = f"{name}_owner", f"{name}_app", secrets.token_urlsafe(16)
+
+    def admin(database: str | None, *statements: sql.Composable) -> None:
+        target = server.set(drivername="postgresql", database=database or server.database)
+        conn = psycopg2.connect(url_string(target), connect_timeout=15)
+        conn.autocommit = True  # CREATE / DROP DATABASE cannot run in a transaction
+        try:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        finally:
+            conn.close()
+
+    ident = sql.Identifier
+    admin(None, *(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(ident(role), sql.Literal(password))
+                  for role in (owner, app)),
+          sql.SQL("CREATE DATABASE {} OWNER {}").format(ident(name), ident(owner)))
+    try:
+        # The extension needs a superuser; an owner role creates it in production the same way (docker image).
+        admin(name, sql.SQL("CREATE EXTENSION IF NOT EXISTS timescaledb"))
+        yield (url_string(server.set(database=name, username=owner, password=password)),
+               url_string(server.set(database=name, username=app, password=password)))
+    finally:
+        admin(None, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident(name)),
+              *(sql.SQL("DROP ROLE IF EXISTS {}").format(ident(role)) for role in (app, owner)))
+
+
+@contextmanager
+def backend_database(backend: str, label: str) -> Iterator[Database]:
+    """A migrated, empty HDI database: the embedded PostgreSQL (native partitioning) in a private home, or a
+    fresh database on the TimescaleDB test server. `database_env(db)` is what a CLI/subprocess needs to reach it."""
+    from hdi_resources.db import Database
+    from hdi_resources.db.server import stop_embedded_server
+
+    if backend == "native":
+        home = private_home(f"test-{label}-")
+        database = None
+        try:
+            database = Database(url="", home=home)
+            database.migrate()
+            yield database
+        finally:
+            if database is not None:
+                database.close()
+            stop_embedded_server(home)
+            shutil.rmtree(home, ignore_errors=True)
+        return
+    with scratch_timescale_database(label) as (owner_url, app_url):
+        database = Database(url=owner_url, app_url=app_url)
+        try:
+            database.migrate()
+            assert database.storage_mode == "timescaledb", "the TimescaleDB test server lacks the extension"
+            yield database
+        finally:
+            database.close()
+
+
+def skip_unless_native(database: Database, what: str) -> None:
+    """For a test of the native layout itself (month partitions, stage tables): skipped on TimescaleDB."""
+    if database.storage_mode != "native":
+        pytest.skip(f"native partitioning only ({what}); TimescaleDB stores chunks instead")
+
+
+def database_env(database: Database) -> dict[str, str | None]:
+    """Environment that points HDI (CLI, API, subprocesses) at `database`; None means unset the variable."""
+    from hdi_resources.db.core import url_string
+
+    if database.mode == "embedded":
+        return {"HDI_HOME": str(database.home), "HDI_DATABASE_URL": None, "HDI_DATABASE_APP_URL": None}
+    return {"HDI_DATABASE_URL": url_string(database.owner_url), "HDI_DATABASE_APP_URL": url_string(database.app_url)}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def storage_db(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """One migrated HDI database per test module and backend: native (embedded PostgreSQL) and TimescaleDB
+    (HDI_TEST_TIMESCALE_URL; skipped with the reason when unset). The environment points at it meanwhile."""
+    with backend_database(request.param, request.module.__name__.rsplit(".", 1)[-1]) as database:
+        with pytest.MonkeyPatch.context() as env:
+            for name, value in database_env(database).items():
+                if value is None:
+                    env.delenv(name, raising=False)
+                else:
+                    env.setenv(name, value)
+            yield database
 
 
 # ------------------------------------------------------------------------------------------ dagster dev (UI tests)

@@ -1,4 +1,4 @@
-"""The read-only HTTP API over real stored data (sample DBN files ingested into the embedded PostgreSQL)."""
+"""The read-only HTTP API over real stored data (sample DBN files ingested; native PostgreSQL and TimescaleDB)."""
 
 from __future__ import annotations
 
@@ -15,30 +15,20 @@ import pytest
 from hdi_app.api import start_api_thread
 from hdi_assets.vendor_schema_jobs.ingest import ingest_dbn_file
 from hdi_resources.db import Database
-from hdi_resources.db.server import stop_embedded_server
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dbn_samples"
 GLBX = SAMPLES / "databento-python" / "GLBX.MDP3"
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("hdi_home")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("HDI_HOME", str(home))
-        database = server = None
-        try:
-            database = Database(url="", home=home)
-            for name in ("definition", "trades", "ohlcv-1m"):
-                assert ingest_dbn_file(database, GLBX / f"test_data.{name}.dbn.zst").status == "success"
-            server = start_api_thread(database)
-            yield server.url
-        finally:
-            if server is not None:
-                server.stop()
-            if database is not None:
-                database.close()
-            stop_embedded_server(home)
+def api(storage_db: Database) -> Iterator[str]:
+    for name in ("definition", "trades", "ohlcv-1m"):
+        assert ingest_dbn_file(storage_db, GLBX / f"test_data.{name}.dbn.zst").status == "success"
+    server = start_api_thread(storage_db)
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def _get(url: str, method: str = "GET") -> tuple[int, dict]:

@@ -18,6 +18,7 @@ import numpy as np
 import psutil
 import pyarrow as pa
 import pytest
+from conftest import BACKENDS, backend_database, kill_own_process, scratch_timescale_database, skip_unless_native
 
 from hdi_core.errors import HdiError
 from hdi_resources.db import Database
@@ -58,9 +59,14 @@ def home() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def db(home: Path):
-    """Three threads ask for the database at once: one server, one migration, same pid for all."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def db(request: pytest.FixtureRequest, home: Path):
+    """Native: three threads ask for the embedded database at once: one server, one migration, same pid for all.
+    TimescaleDB: a scratch database on the test server (skipped with the reason without one)."""
+    if request.param != "native":
+        with backend_database(request.param, "test_database") as database:
+            yield database
+        return
     results: list[Database] = []
     errors: list[BaseException] = []
 
@@ -98,10 +104,11 @@ def test_migrations_twice_are_a_noop(db: Database) -> None:
     assert db.migrate() == []
     assert db.migrate() == []
     assert _count(db, "SELECT count(*) FROM schema_migrations") == before >= 3
-    assert db.storage_mode == "native"
+    assert db.storage_mode in BACKENDS
 
 
 def test_credentials_file_is_private(db: Database, home: Path) -> None:
+    skip_unless_native(db, "the embedded server's credentials file")
     creds = postgres_root(home) / "credentials.json"
     assert creds.stat().st_mode & 0o777 == 0o600
     assert db.embedded.credentials.app_password not in db.describe()
@@ -130,6 +137,7 @@ def test_replacing_with_fewer_rows_removes_the_rest(db: Database) -> None:
 
 
 def test_reload_swaps_months_and_keeps_other_rows(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    skip_unless_native(db, "month partitions swapped in")
     from hdi_resources.db import replace
     from hdi_resources.db.binary import to_nanos_fixed
     from hdi_resources.db.tables import from_micros
@@ -227,6 +235,7 @@ KILL_SCRIPT = textwrap.dedent("""
 
 
 def test_killed_load_leaves_previous_state(db: Database, home: Path) -> None:
+    skip_unless_native(db, "a load killed on the embedded server")
     part = {**PARTITION, "continuous_symbol": "ZN.v.0"}
     db.replace_partition("continuous_bars", part, make_bars(2_000, seed=8))
     before = db.query("ZN.v.0", "ohlcv-1s").drop_columns(["loaded_at"])
@@ -243,7 +252,7 @@ def test_killed_load_leaves_previous_state(db: Database, home: Path) -> None:
                 break
             time.sleep(0.02)
         assert copying > 0, proc.communicate(timeout=5)
-        os.kill(proc.pid, signal.SIGKILL)
+        kill_own_process(proc.pid, signal.SIGKILL, "load.BATCH_ROWS")  # the KILL_SCRIPT child
         proc.wait(10)
     finally:
         if proc.poll() is None:
@@ -260,6 +269,7 @@ def test_killed_load_leaves_previous_state(db: Database, home: Path) -> None:
 def test_stage_left_by_a_killed_load_is_invisible_then_dropped(db: Database) -> None:
     """A killed parallel load can leave a committed, never attached month stage: readers never see it and the
     next load of that month drops it. The month's defaults used by the COPY do not stay on the partition."""
+    skip_unless_native(db, "month stage tables")
     from hdi_resources.db.replace import symbol_partition_name
     from hdi_resources.db.tables import from_micros
 
@@ -404,10 +414,11 @@ def test_ingest_runs_are_audited(db: Database) -> None:
 
 def test_server_left_from_a_crash_is_restarted(db: Database, home: Path) -> None:
     """Last on purpose: SIGKILL the postmaster, then a new Database recovers the same data."""
+    skip_unless_native(db, "the embedded server restarted")
     pid = db.embedded.pid
     count = _count(db, "SELECT count(*) FROM continuous_bars")
     db.close()
-    os.kill(pid, signal.SIGKILL)
+    kill_own_process(pid, signal.SIGKILL, str(db.embedded.data_dir))  # this module's postmaster, by its -D
     psutil.wait_procs([psutil.Process(pid)] if psutil.pid_exists(pid) else [], timeout=10)
     again = Database(url="", home=home)
     try:
@@ -417,19 +428,19 @@ def test_server_left_from_a_crash_is_restarted(db: Database, home: Path) -> None
         again.close()
 
 
-@pytest.mark.skipif(not os.environ.get("HDI_TEST_TIMESCALE_URL"),
-                    reason="HDI_TEST_TIMESCALE_URL does not name a PostgreSQL database with TimescaleDB")
 def test_timescaledb_hypertables() -> None:
-    ts_db = Database(url=os.environ["HDI_TEST_TIMESCALE_URL"])
-    try:
-        ts_db.migrate()
-        assert ts_db.storage_mode == "timescaledb"
-        with ts_db.raw() as conn, conn.cursor() as cur:
-            cur.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
-            names = {row[0] for row in cur.fetchall()}
-        assert {"continuous_bars", "trades_data", "tbbo_data", "definitions_data"} <= names
-        part = {**PARTITION, "continuous_symbol": "TS.v.0"}
-        assert ts_db.replace_partition("continuous_bars", part, make_bars(1_000)).inserted == 1_000
-        assert ts_db.replace_partition("continuous_bars", part, make_bars(1_000)).deleted == 1_000
-    finally:
-        ts_db.close()
+    """On a fresh database of the TimescaleDB test server (skipped with the reason without one)."""
+    with scratch_timescale_database("hypertables") as (owner_url, app_url):
+        ts_db = Database(url=owner_url, app_url=app_url)
+        try:
+            ts_db.migrate()
+            assert ts_db.storage_mode == "timescaledb"
+            with ts_db.raw() as conn, conn.cursor() as cur:
+                cur.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
+                names = {row[0] for row in cur.fetchall()}
+            assert {"continuous_bars", "trades_data", "tbbo_data", "definitions_data"} <= names
+            part = {**PARTITION, "continuous_symbol": "TS.v.0"}
+            assert ts_db.replace_partition("continuous_bars", part, make_bars(1_000)).inserted == 1_000
+            assert ts_db.replace_partition("continuous_bars", part, make_bars(1_000)).deleted == 1_000
+        finally:
+            ts_db.close()

@@ -1,12 +1,9 @@
-"""query / stats / the CLI commands round-trip exactly what was loaded (real embedded PostgreSQL)."""
+"""query / stats / the CLI commands round-trip exactly what was loaded (native PostgreSQL and TimescaleDB)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,13 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import typer
+from conftest import database_env
 from typer.testing import CliRunner
 
 from hdi_app.cli.db import db_app, query_command, stats_command
 from hdi_core.errors import HdiError
 from hdi_resources.db import Database
-from hdi_resources.db.server import read_postmaster, stop_embedded_server
-from hdi_resources.settings import hdi_home
+from hdi_resources.db.server import read_postmaster
 
 START_NS = 1_719_792_000 * 1_000_000_000  # 2024-07-01 00:00 UTC
 # Prices chosen to catch rounding: a 1e-9 step, negative back-adjusted values, a 9-digit integer part.
@@ -48,31 +45,21 @@ def nanos_to_decimal(value: int) -> Decimal:
 
 
 @pytest.fixture(scope="module")
-def home() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="test-query-", dir=hdi_home()))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def db(home: Path) -> Iterator[Database]:
-    database = Database(url="", home=home)
-    try:
-        database.replace_partition("continuous_bars", {"continuous_symbol": "ES.v.0", "granularity": "1m",
-                                                       "window": "2024-07-01"}, minute_bars())
-        yield database
-    finally:
-        database.close()
-        stop_embedded_server(home)
+def db(storage_db: Database) -> Database:
+    """This module's database (each backend in turn) holding the five minute bars."""
+    storage_db.replace_partition("continuous_bars", {"continuous_symbol": "ES.v.0", "granularity": "1m",
+                                                     "window": "2024-07-01"}, minute_bars())
+    return storage_db
 
 
 @pytest.fixture
-def cli(home: Path, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
-    """The commands as the lead wires them, pointed at this module's server (reused, so left running)."""
-    monkeypatch.setenv("HDI_HOME", str(home))
-    monkeypatch.delenv("HDI_DATABASE_URL", raising=False)
+def cli(db: Database, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    """The commands as the lead wires them, pointed at this module's database (reused, so left running)."""
+    for name, value in database_env(db).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
     app = typer.Typer()
     app.add_typer(db_app, name="db")
     app.command("query")(query_command)
@@ -176,18 +163,18 @@ def test_cli_stats_and_info(db: Database, cli: typer.Typer) -> None:
     assert json.loads(out.stdout)["latest_close"] == "1.000000002"
     out = runner.invoke(cli, ["db", "info"])
     assert out.exit_code == 0, out.output
-    assert "mode:            native" in out.stdout and "hdi_app:***@127.0.0.1" in out.stdout
-    assert db.embedded.credentials.app_password not in out.stdout
+    assert f"mode:            {db.storage_mode}" in out.stdout
+    if db.embedded is not None:
+        assert "hdi_app:***@127.0.0.1" in out.stdout
+        assert db.embedded.credentials.app_password not in out.stdout
     assert runner.invoke(cli, ["db", "migrate"]).stdout.strip() == "database is up to date"
-    assert read_postmaster(db.embedded.data_dir) is not None  # the CLI did not stop a server it found running
+    if db.embedded is not None:
+        assert read_postmaster(db.embedded.data_dir) is not None  # the CLI did not stop a server it found running
 
 
-def test_dagster_resource_reads_through_the_same_layer(db: Database, home: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dagster_resource_reads_through_the_same_layer(db: Database, cli: typer.Typer) -> None:
     from hdi_resources.db.resource import DatabaseResource
 
-    monkeypatch.setenv("HDI_HOME", str(home))
-    monkeypatch.delenv("HDI_DATABASE_URL", raising=False)
     resource = DatabaseResource()
     try:
         assert resource.stats("ES", "ohlcv-1m")["row_count"] == len(OPENS)
@@ -202,7 +189,19 @@ def test_dagster_postgres_storage_accepts_the_url(db: Database) -> None:
     from dagster_postgres.run_storage import PostgresRunStorage
 
     url = db.dagster_url()
-    assert url.startswith("postgresql+psycopg2://hdi_owner:") and "@127.0.0.1:" in url
+    assert url.startswith("postgresql+psycopg2://") and "@127.0.0.1:" in url
+    if db.embedded is not None:
+        assert url.startswith("postgresql+psycopg2://hdi_owner:")
     for storage_class in (PostgresRunStorage, PostgresEventLogStorage):
         storage = storage_class(url)
         storage.dispose()
+
+
+def test_what_query_returns_loads_again(db: Database) -> None:
+    """query()'s decimal128(38, 9) prices go back through the binary COPY unchanged (precision 38 + 10 once
+    overflowed Arrow's multiply)."""
+    part = {"continuous_symbol": "ES.v.0", "granularity": "1m", "window": "2024-07-01"}
+    before = db.query("ES", "ohlcv-1m").drop_columns(["loaded_at"])
+    result = db.replace_partition("continuous_bars", part, db.query("ES", "ohlcv-1m").drop_columns(["loaded_at"]))
+    assert (result.inserted, result.deleted) == (len(OPENS), len(OPENS))
+    assert db.query("ES", "ohlcv-1m").drop_columns(["loaded_at"]).equals(before)

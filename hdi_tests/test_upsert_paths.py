@@ -1,40 +1,27 @@
 """upsert_rows on a vendor table's primary key: each path (fresh month attached, COPY past the stored rows,
-staged comparison, INSERT .. ON CONFLICT fallback) gives the same counts and rows; real embedded PostgreSQL."""
+staged comparison, INSERT .. ON CONFLICT fallback) gives the same counts and rows; native PostgreSQL and TimescaleDB."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import skip_unless_native
 
 from hdi_resources.db import Database
-from hdi_resources.db.server import stop_embedded_server
-from hdi_resources.settings import hdi_home
 
 MAY_30 = int(dt.datetime(2023, 5, 30, tzinfo=dt.UTC).timestamp())
 SECOND = 1_000_000_000
 
 
 @pytest.fixture(scope="module")
-def db() -> Iterator[Database]:
-    home = Path(tempfile.mkdtemp(prefix="test-upsert-", dir=hdi_home()))
-    database = Database(url="", home=home)
-    try:
-        database.migrate()
-        yield database
-    finally:
-        database.close()
-        stop_embedded_server(home)
-        shutil.rmtree(home, ignore_errors=True)
+def db(storage_db: Database) -> Database:
+    return storage_db
 
 
 def trades(instrument: int, seconds: np.ndarray, flags: int = 0) -> pa.Table:
@@ -62,6 +49,7 @@ def counts(result: object) -> tuple[int, ...]:
 
 
 def test_fresh_month_is_attached_with_the_parents_indexes(db: Database) -> None:
+    skip_unless_native(db, "month partitions attached")
     data = trades(7001, np.arange(0, 3 * 86_400, 300))  # May 30 .. June 1: two fresh months
     n = data.num_rows
     assert counts(db.upsert_rows("trades_data", data)) == (n, 0, 0, 0, 0)
@@ -146,6 +134,7 @@ def test_bad_rows_are_quarantined_on_the_set_wise_path(db: Database) -> None:
 def test_partition_creation_waits_for_a_month_being_filled(db: Database) -> None:
     """hdi_ensure_partitions (used by other loads) waits for the upsert filling the month as a fresh table and
     then finds the attached partition, rather than failing on its name."""
+    skip_unless_native(db, "hdi_stage_vendor_month")
     created: list[int] = []
 
     def ensure() -> None:

@@ -1,4 +1,4 @@
-"""DBN file ingestion into the real embedded PostgreSQL: every supported sample file (DBN v1..v3), stored values
+"""DBN file ingestion into native PostgreSQL and TimescaleDB: every supported sample file (DBN v1..v3), stored values
 equal to what databento itself decodes, the audit trail, re-ingest without change, dry runs, quarantine."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import warnings
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from hdi_core.vendor_schemas.config import SCHEMAS
 from hdi_core.vendor_schemas.dbn_files import read_dbn_file
 from hdi_resources.databento import MappingInterval
 from hdi_resources.db import Database
-from hdi_resources.db.server import stop_embedded_server
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dbn_samples"
 GLBX = SAMPLES / "databento-python" / "GLBX.MDP3"
@@ -48,19 +46,8 @@ SUPPORTED = [p for p in find_dbn_files([SAMPLES]) if _schema_of(p) in SCHEMAS] i
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    home = tmp_path_factory.mktemp("hdi_home")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("HDI_HOME", str(home))
-        database = None
-        try:
-            database = Database(url="", home=home)
-            database.migrate()
-            yield database
-        finally:
-            if database is not None:
-                database.close()
-            stop_embedded_server(home)
+def database(storage_db: Database) -> Database:
+    return storage_db
 
 
 def _scalar(db_: Database, sql: str, params: tuple = ()) -> object:

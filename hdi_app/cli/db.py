@@ -59,6 +59,16 @@ def info_command() -> None:
     typer.echo("rows:")
     for table, count in info["row_counts"].items():
         typer.echo(f"  {table:<18} {count:>14,}")
+    if info.get("compression"):
+        typer.echo("compression (TimescaleDB columnstore):")
+    for table, size in info.get("compression", {}).items():
+        typer.echo(f"  {table:<18} {size['compressed_chunks']}/{size['chunks']} chunks compressed, "
+                   f"{_mib(size['before_compression_bytes'])} -> {_mib(size['after_compression_bytes'])} "
+                   f"compressed; table total {_mib(size['total_bytes'])}")
+
+
+def _mib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:,.1f} MiB"
 
 
 @db_app.command("migrate")

