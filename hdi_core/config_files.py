@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
+from hdi_core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_CONFIG_DIR = "HDI_CONFIG_DIR"
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def config_dir() -> Path:
@@ -21,3 +25,24 @@ def load_yaml(name: str) -> dict[str, Any]:
     """Read a YAML file from the config folder; an empty file is an empty mapping."""
     with open(config_dir() / name) as fh:
         return yaml.safe_load(fh) or {}
+
+
+def validation_message(source: str | Path, exc: ValidationError) -> str:
+    """A Pydantic error as one line naming the file and the field: `<file>: symbols.ZB.tick: <message>`."""
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{source}: {where}: {err['msg']}{more}"
+
+
+def load_model(path: str | Path, model: type[ModelT]) -> ModelT:
+    """Read a YAML file and validate it as `model`; ConfigError in one line naming the file and field."""
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}".splitlines()[0]) from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(file, exc)) from None

@@ -74,8 +74,8 @@ def test_trade_dates_are_cme_trade_dates(calendar: str, year: int) -> None:
     assert len(cme - days) <= 3  # grains close on Good Friday-like days the equity calendar trades
 
 
-def test_equity_facts_2024() -> None:
-    s = calendar_sessions("CME Globex Equity", ct(2024, 1, 1, 0), ct(2025, 1, 1, 0))
+def test_equity_facts_2024_2025() -> None:
+    s = calendar_sessions("CME Globex Equity", ct(2024, 1, 1, 0), ct(2026, 1, 1, 0))
     rows = {(local(int(o)), local(int(c))): d.astype(dt.date) for o, c, d in zip(s.open_ns, s.close_ns, s.trade_date,
                                                                                 strict=True)}
     by_close = {c: (o, d) for (o, c), d in rows.items()}

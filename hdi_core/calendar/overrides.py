@@ -10,11 +10,9 @@ import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from hdi_core.config_files import config_dir
-from hdi_core.errors import HdiError
+from hdi_core.config_files import config_dir, load_model
 
 OVERRIDES_FILE = "calendar_overrides.yaml"
 
@@ -35,23 +33,13 @@ def overrides_path() -> Path:
     return config_dir() / OVERRIDES_FILE
 
 
+class OverridesFile(RootModel[dict[str, dict[dt.date, SessionOverride]]]):
+    """The whole file: calendar name -> session date -> override."""
+
+
 @lru_cache(maxsize=8)
 def load_overrides(path: str) -> Overrides:
     """calendar name -> session date -> override; a missing file is no override. Errors name file and field."""
-    file = Path(path)
-    if not file.exists():
+    if not Path(path).exists():
         return {}
-    raw = yaml.safe_load(file.read_text()) or {}
-    out: Overrides = {}
-    for calendar, days in raw.items():
-        out[str(calendar)] = {}
-        for day, spec in (days or {}).items():
-            where = f"{file}: {calendar}.{day}"
-            try:
-                date = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
-                out[str(calendar)][date] = SessionOverride.model_validate(spec)
-            except (ValueError, ValidationError) as exc:
-                first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-                field = f".{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else f": {exc}"
-                raise HdiError(f"{where}{field}") from None
-    return out
+    return load_model(path, OverridesFile).root

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hdi_core.calendar.schedule import CalendarName
-from hdi_core.config_files import config_dir
-from hdi_core.errors import HdiError
+from hdi_core.config_files import config_dir, load_model
 
 SYMBOLS_FILE = "symbols.yaml"
 PRICE_SCALE = 1_000_000_000  # Databento fixed point: 1e-9 units
@@ -96,24 +93,9 @@ class SymbolsConfig(_Strict):
         return _window(value)
 
 
-def _one_line(file: Path, exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{file}: {where}: {err['msg']}{more}"
-
-
 @lru_cache(maxsize=8)
 def _load(path: str) -> SymbolsConfig:
-    file = Path(path)
-    try:
-        raw = yaml.safe_load(file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise HdiError(f"{file}: cannot read: {exc}".splitlines()[0]) from None
-    try:
-        return SymbolsConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise HdiError(_one_line(file, exc)) from None
+    return load_model(path, SymbolsConfig)
 
 
 def load_symbols() -> SymbolsConfig:
