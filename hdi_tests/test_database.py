@@ -252,7 +252,7 @@ def test_killed_load_leaves_previous_state(db: Database, home: Path) -> None:
                 break
             time.sleep(0.02)
         assert copying > 0, proc.communicate(timeout=5)
-        kill_own_process(proc.pid, signal.SIGKILL, "load.BATCH_ROWS")  # the KILL_SCRIPT child
+        kill_own_process(proc.pid, signal.SIGKILL, "copy.BATCH_ROWS")  # the KILL_SCRIPT child
         proc.wait(10)
     finally:
         if proc.poll() is None:

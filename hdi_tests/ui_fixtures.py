@@ -110,6 +110,8 @@ def dagster_ui(synthetic_gateway_env, tmp_path_factory) -> Iterator[DagsterUI]:
     from hdi_resources.instance import ENV_DAGSTER_PG_URL, write_dagster_yaml
 
     base = tmp_path_factory.mktemp("dagster_ui")
+    if os.geteuid() == 0:
+        base.chmod(0o711)  # the embedded server's OS user must search its way down to its data (conftest.py)
     hdi_home, dagster_home = base / "hdi", base / "dagster"
     hdi_home.mkdir()
     write_dagster_yaml(dagster_home, use_postgres=False)
