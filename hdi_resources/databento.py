@@ -38,6 +38,7 @@ from databento.common.error import BentoClientError, BentoError, BentoHttpError,
 from pydantic import Field, PrivateAttr
 
 from hdi_core.errors import BudgetExceededError, ConfigError, GatewayNotConfiguredError, HdiError
+from hdi_resources.lake.leftovers import sweep_partials
 from hdi_resources.retry import (
     DEFAULT_RETRY_ON_STATUS,
     RetryPolicy,
@@ -62,6 +63,7 @@ TIME_FIELDS = frozenset(
 )
 # Record layouts by DBN version, as `DBNStore.to_ndarray` picks them (no upgrade).
 _STRUCT_MAPS: dict[int, dict[Any, Any]] = {1: SCHEMA_STRUCT_MAP_V1, 2: SCHEMA_STRUCT_MAP_V2, 3: SCHEMA_STRUCT_MAP}
+PARTIAL_STALE_SECONDS = 3600.0  # a .partial-* untouched this long was left by a killed download (hdi doctor too)
 _GATHER_BLOCK_BYTES = 1 << 20  # records per column-gather step: stays in cache while every column takes its part
 HOW_TO_START_GATEWAY = (
     f"set {ENV_API_KEY} to your Databento key, or start the offline gateway with `hdi replay serve` "
@@ -790,6 +792,7 @@ class DatabentoResource(ConfigurableResource):
         client = self._client()
         path = self.cache_path(chunk)
         path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_partials(path.parent, PARTIAL_STALE_SECONDS)  # bodies of killed downloads; live ones stay fresh
 
         def download() -> tuple[Path, bytes, bytes | memoryview, np.ndarray, dict[str, list[dict[str, Any]]]]:
             partial = path.parent / f".partial-{uuid.uuid4().hex}.dbn.zst"
