@@ -62,7 +62,7 @@ class LakeStore:
     def put_atomic(self, path: str, data: bytes) -> None:
         """Replace one small object whole: os.replace on a folder, a single PUT on a bucket."""
         if self.is_local:
-            tmp = f"{path.rsplit('/', 1)[0]}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[1]}"
+            tmp = _temporary_name(path)
             with open(tmp, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
@@ -76,7 +76,7 @@ class LakeStore:
         if not self.is_local:
             self.fs.copy_file(source, target)
             return
-        tmp = f"{target.rsplit('/', 1)[0]}/.tmp-{uuid.uuid4().hex}-{target.rsplit('/', 1)[1]}"
+        tmp = _temporary_name(target)
         try:
             os.link(source, tmp)
         except OSError:  # file systems without hard links get a real copy
@@ -100,6 +100,12 @@ class LakeStore:
             self.delete_dir(info.path)
         else:
             self.delete_file(info.path)
+
+
+def _temporary_name(path: str) -> str:
+    """A sibling no reader lists: hidden, and not ending in .parquet (Polars globs match hidden files)."""
+    folder, name = path.rsplit("/", 1)
+    return f"{folder}/.tmp-{name}-{uuid.uuid4().hex}"
 
 
 def lake_url() -> str:
