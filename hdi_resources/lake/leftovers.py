@@ -57,9 +57,13 @@ def _view_is_current(store: LakeStore, part: str, manifest: parts.Manifest) -> b
     view, data = store.info(store.join(part, parts.VIEW)), store.info(store.join(part, manifest.files[0]))
     if view.type == pafs.FileType.NotFound or data.type == pafs.FileType.NotFound:
         return view.type == data.type
-    if store.is_local:
-        return Path(view.path).samefile(data.path) or view.size == data.size
-    return view.size == data.size
+    if store.is_local and Path(view.path).samefile(data.path):  # the view is a hard link to the version
+        return True
+    if view.size != data.size:
+        return False
+    # Same size (a copy, or a bucket): the footers (row counts, sizes and statistics of every column chunk) decide.
+    footer = [pq.read_metadata(path, filesystem=store.fs) for path in (view.path, data.path)]
+    return footer[0].equals(footer[1])
 
 
 def recover_legacy(store: LakeStore, part: str, min_age: float, dry_run: bool = False) -> list[Finding]:
