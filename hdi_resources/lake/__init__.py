@@ -17,7 +17,7 @@ from hdi_resources.lake.store import ENV_LAKE_URL, LakeStore, lake_store, local_
 
 __all__ = [
     "ENV_LAKE_URL", "Finding", "LakeStore", "collect_lake", "has_partition", "lake_root", "lake_store",
-    "partition_dir", "read_table", "sweep_partials", "write_json", "write_table",
+    "partition_dir", "read_json", "read_table", "sweep_partials", "write_json", "write_table",
 ]
 
 
