@@ -45,7 +45,7 @@ def _versions_on_store() -> list[str]:
 
 def _python(code: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     full_env = {**os.environ, **env, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.Popen([sys.executable, "-c", code], env=full_env, stderr=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-c", code], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_round_trip_sidecar_and_replace(lake_env):
@@ -112,17 +112,19 @@ _KILLED_WRITER = """
 import pyarrow as pa
 from hdi_resources import lake
 big = pa.table({"v": pa.array([2] * 3_000_000, pa.int64()), "i": pa.array(range(3_000_000), pa.int64())})
+print("writing", flush=True)
 while True:
     lake.write_table(big, "ticks", symbol="ES", window="2024-01-01")
 """
 
 
-@pytest.mark.parametrize("delay_s", [0.3, 1.5])
+@pytest.mark.parametrize("delay_s", [0.05, 0.2, 0.5])
 def test_a_writer_killed_mid_write_leaves_a_readable_partition(lake_env, delay_s):
     lake.write_table(_table(1), "ticks", **KEYS)
     writer = _python(_KILLED_WRITER, lake_env)
     try:
-        time.sleep(delay_s)
+        assert writer.stdout is not None and writer.stdout.readline() == b"writing\n"  # imports done, table built
+        time.sleep(delay_s)  # then killed somewhere inside a write: data, pointer, view or collection
         assert writer.poll() is None, writer.stderr.read().decode()[-2000:] if writer.stderr else ""
     finally:
         if writer.poll() is None and writer.pid > 0:
@@ -132,6 +134,7 @@ def test_a_writer_killed_mid_write_leaves_a_readable_partition(lake_env, delay_s
     found = lake.collect_lake(lake.lake_store(), min_age=0.0)
     assert _version_of(lake.read_table("ticks", **KEYS)) in (1, 2)
     assert all("window=2024-01-01" in f.path for f in found)
+    assert lake.collect_lake(lake.lake_store(), min_age=0.0) == []  # one pass leaves nothing behind
 
 
 _REPLACER = """
