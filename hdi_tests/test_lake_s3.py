@@ -60,6 +60,10 @@ def test_a_bad_lake_url_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("HDI_LAKE_URL", "gs://elsewhere/lake")
     with pytest.raises(HdiError, match="HDI_LAKE_URL='gs://elsewhere/lake' is not a lake URL"):
         lake.lake_store()
+    monkeypatch.setenv("HDI_LAKE_URL", "s3://AKIAX:very-secret@bucket/lake")
+    with pytest.raises(HdiError) as caught:
+        lake.lake_store()
+    assert "very-secret" not in str(caught.value) and "AKIAX:***@" in str(caught.value)
 
 
 def test_missing_partition_error_names_the_bucket_path_and_no_secret(bucket_lake):

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 
 from hdi_core.errors import HdiError
-from hdi_resources.settings import hdi_home
+from hdi_resources.settings import hdi_home, redact
 
 ENV_LAKE_URL = "HDI_LAKE_URL"
 _AWS_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION")
@@ -133,8 +133,9 @@ def _s3_store(url: str, settings: tuple[str, ...]) -> LakeStore:
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return LakeStore(pafs.LocalFileSystem(), str(Path(parsed.path).resolve()), "file")
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise HdiError(f"{ENV_LAKE_URL}={url!r} is not a lake URL: use s3://bucket/prefix (unset = HDI_HOME/lake)")
+    if parsed.scheme != "s3" or not parsed.netloc or "@" in parsed.netloc:  # keys go in AWS_*, never the URL
+        hint = "use s3://bucket/prefix with keys in AWS_* (unset = HDI_HOME/lake)"
+        raise HdiError(redact(f"{ENV_LAKE_URL}={url!r} is not a lake URL: {hint}"))
     endpoint, key_id, secret, region, default_region = settings
     options: dict[str, object] = {"region": region or default_region or "us-east-1"}
     if endpoint:
