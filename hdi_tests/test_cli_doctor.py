@@ -30,10 +30,10 @@ def _doctor(*args: str) -> str:
     return result.output
 
 
-def _plant_orphan_version() -> str:
+def _plant_orphan_version(root: str | None = None) -> str:
     """An unpublished version, as a writer killed before publishing its pointer leaves it."""
     store = lake.lake_store()
-    part = store.join(store.root, "ticks", "symbol=ES", "window=2024-01-01")
+    part = store.join(root or store.root, "ticks", "symbol=ES", "window=2024-01-01")
     version = "20200101T000000000000Z-deadbeef"  # written long ago
     folder = store.join(part, lake_partition.VERSIONS, version)
     store.make_dirs(folder)
@@ -61,6 +61,7 @@ def test_doctor_removes_orphan_versions_and_partial_downloads(lake_env):
     outside.write_bytes(b"not ours")
     os.utime(outside, (OLD, OLD))
     store = lake.lake_store()
+    beside = _plant_orphan_version(store.root + "-beside")  # next to the lake's prefix, not in it: not ours
 
     dry = _doctor("--dry-run")
     assert "would remove" in dry and "deadbeef" in dry and partial.name in dry and "dry run" in dry
@@ -69,7 +70,7 @@ def test_doctor_removes_orphan_versions_and_partial_downloads(lake_env):
     out = _doctor()
     assert f"removed: {store.url(orphan)}" in out and f"removed: {partial}" in out
     assert not store.exists(orphan) and not partial.exists()
-    assert fresh.exists() and outside.exists()
+    assert fresh.exists() and outside.exists() and store.exists(beside)
     assert lake.read_table("ticks", **KEYS).to_pydict() == {"v": [1]}
     assert "nothing to clean up" in _doctor()
     assert "hdi-test-secret" not in dry + out  # the bucket's secret key is never printed
