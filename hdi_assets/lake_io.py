@@ -1,6 +1,7 @@
 """Lake locations derived from asset keys and partition keys, so asset bodies never type a lake name.
 
-A partition of asset `a/b` lives at `lake/a/b/<dimension>=<value>/...` (Hive style), one folder per dimension
+A partition of asset `a/b` lives at `<lake>/a/b/<dimension>=<value>/...` (Hive style; the lake is a folder or a
+bucket, see hdi_resources.lake; write returns a Path or an s3:// URL), one folder per dimension
 of its partition key in the partitions definition's order. ohlcv_bars writes one lake table per bar interval,
 named by `bar_table`.
 """
@@ -38,11 +39,11 @@ def read(table: LakeTable, partition: MultiPartitionKey, columns: list[str] | No
     return lake.read_table(lake_name(table), columns=columns, **_dimensions(partition))
 
 
-def write(table: LakeTable, partition: MultiPartitionKey, data: pa.Table) -> Path:
+def write(table: LakeTable, partition: MultiPartitionKey, data: pa.Table) -> Path | str:
     return lake.write_table(data, lake_name(table), **_dimensions(partition))
 
 
-def write_sidecar(table: LakeTable, partition: MultiPartitionKey, name: str, payload: str) -> Path:
+def write_sidecar(table: LakeTable, partition: MultiPartitionKey, name: str, payload: str) -> Path | str:
     return lake.write_json(payload, lake_name(table), name, **_dimensions(partition))
 
 

@@ -16,6 +16,7 @@ from hdi_resources.settings import hdi_home, redact
 from .api import api_app
 from .db import db_app, query_command, stats_command
 from .demo import demo
+from .doctor import doctor
 from .ingest import ingest, ingest_file
 from .replay import replay_app
 
@@ -30,6 +31,7 @@ app.add_typer(api_app, name="api")
 app.command("query")(query_command)
 app.command("stats")(stats_command)
 app.command()(demo)
+app.command()(doctor)
 app.command("ingest")(ingest)
 app.command("ingest-file")(ingest_file)
 

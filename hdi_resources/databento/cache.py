@@ -11,11 +11,13 @@ import zstandard
 
 from hdi_core import dbn
 from hdi_resources.databento.chunks import ChunkRequest
+from hdi_resources.lake.leftovers import sweep_partials
 from hdi_resources.retry import one_line
 from hdi_resources.settings import hdi_home
 
 log = logging.getLogger("hdi.databento")
 
+PARTIAL_STALE_SECONDS = 3600.0  # a .partial-* untouched this long was left by a killed download (hdi doctor too)
 CACHE_ZSTD_LEVEL = 3  # a plain body is stored compressed, like Databento's own downloads
 
 
@@ -56,6 +58,7 @@ class ChunkCache:
         """A fresh `.partial-*` file beside the chunk's entry, for a download to stream into."""
         path = self.path(chunk)
         path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_partials(path.parent, PARTIAL_STALE_SECONDS)  # bodies of killed downloads; live ones stay fresh
         return path.parent / f".partial-{uuid.uuid4().hex}.dbn.zst"
 
     def commit(self, chunk: ChunkRequest, partial: Path, raw: bytes, plain: bytes | memoryview) -> None:
