@@ -11,7 +11,6 @@ from pathlib import Path
 import moto_s3
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from typer.testing import CliRunner
 
 from hdi_app.cli import app
@@ -112,28 +111,18 @@ def test_next_write_removes_the_previous_layouts_leftovers(tmp_path, monkeypatch
     assert not stale.exists() and other.exists()
 
 
-def test_the_next_download_into_a_cache_folder_removes_its_killed_partials(tmp_path, monkeypatch):
-    """The Databento resource sweeps stale `.partial-*` bodies beside the entry it is about to download."""
-    from types import SimpleNamespace
+def test_the_next_download_into_a_cache_folder_removes_its_killed_partials(tmp_path):
+    """The Databento cache sweeps stale `.partial-*` bodies beside the entry a download is about to write."""
+    from hdi_resources.databento import ChunkRequest
+    from hdi_resources.databento.cache import ChunkCache
 
-    from hdi_core.errors import HdiError
-    from hdi_resources.databento import ChunkRequest, DatabentoResource
-
-    monkeypatch.setenv("HDI_HOME", str(tmp_path))
-    resource = DatabentoResource.from_config(api_key="db-test", cache_dir=str(tmp_path / "cache"), max_attempts=1)
+    cache = ChunkCache(tmp_path / "cache", "test-source")
     chunk = ChunkRequest("GLBX.MDP3", "trades", ("ES.v.0",), "continuous", "instrument_id", 0, 10**9, None)
-    folder = resource.cache_path(chunk).parent
+    folder = cache.path(chunk).parent
     folder.mkdir(parents=True)
     stale, live = folder / ".partial-dead.dbn.zst", folder / ".partial-live.dbn.zst"
     for path in (stale, live):
         path.write_bytes(b"cut")
     os.utime(stale, (OLD, OLD))
-
-    def refuse(**_: object) -> None:
-        raise HdiError("no network in this test")
-
-    client = SimpleNamespace(timeseries=SimpleNamespace(get_range=refuse))
-    monkeypatch.setattr(DatabentoResource, "_client", lambda self: client)
-    with pytest.raises(HdiError):  # the download itself fails here; only the sweep before it matters
-        resource._fetch_chunk(chunk, None)
-    assert not stale.exists() and live.exists()
+    fresh = cache.partial_path(chunk)  # what a download asks for before it streams the body
+    assert not stale.exists() and live.exists() and fresh.parent == folder

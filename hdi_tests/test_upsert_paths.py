@@ -115,9 +115,8 @@ def test_a_row_committed_during_the_load_sends_it_to_insert_on_conflict(db: Data
             loader.start()
             deadline = time.monotonic() + 30
             # The loader's COPY itself waits on the uncommitted row (not merely any lock wait on the server).
-            waiting = ("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                       "AND query ILIKE 'COPY %trades_data%'")
-            while not rows(db, waiting) and time.monotonic() < deadline:
+            waiting = "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE %s"
+            while not rows(db, waiting, ("COPY %trades_data%",)) and time.monotonic() < deadline:
                 time.sleep(0.05)
             conn.commit()
             loader.join(60)
