@@ -29,6 +29,10 @@ def _copies(schema: str, n: int) -> tuple[np.ndarray, db.DBNStore]:
     store = db.DBNStore.from_file(GLBX / f"test_data.{schema}.dbn.zst")
     records = store.to_ndarray().reshape(-1)
     out = np.resize(records, n).copy()
+    cycle = (np.arange(n) // len(records)).astype(np.uint64) * np.uint64(1_000_000_000)
+    for name in ("ts_event", "ts_recv"):  # each cycle a second later: the copies stay in index-time order
+        if name in out.dtype.names:
+            out[name] += cycle
     if "sequence" in out.dtype.names:
         out["sequence"] = np.arange(n, dtype=out["sequence"].dtype) + 1
     return out, store
@@ -133,8 +137,6 @@ def test_statistics_deletes_need_no_value():
 @pytest.mark.parametrize(
     ("field", "value", "rule"),
     [
-        ("expiration", UINT64_MAX, "required.expiration"),
-        ("activation", UINT64_MAX, "required.activation"),
         ("raw_symbol", b"", "required.raw_symbol"),
         ("min_price_increment", INT64_MAX, "required.min_price_increment"),
         ("instrument_class", b"Q", "instrument_class.valid"),
@@ -148,6 +150,15 @@ def test_definition_missing_or_bad_fields(field: str, value, rule: str):
     assert valid.num_rows == 1
     assert quarantined.column("rule").to_pylist() == [rule]
     assert quarantined.column("message").to_pylist()[0]
+
+
+@pytest.mark.parametrize("field", ["expiration", "activation"])
+def test_definition_without_expiration_or_activation_is_kept_with_null(field: str):
+    """UNDEF_TIMESTAMP is Databento's "no value" (equities have no expiration): NULL, not a rejection."""
+    records, store = _copies("definition", 2)
+    records[field][1] = UINT64_MAX
+    valid, quarantined, _ = _run("definition", records, store)
+    assert quarantined.num_rows == 0 and valid.column(field).to_pylist()[1] is None
 
 
 def test_pandera_schema_names_every_rule():
