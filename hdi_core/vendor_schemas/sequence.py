@@ -18,11 +18,10 @@ which are >= everything before and <= everything after them) go through the subs
 
 from __future__ import annotations
 
-from bisect import bisect_right
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 DUPLICATE_RULE = "duplicate.record"
 ORDER_RULE = "order.index_time"
@@ -49,17 +48,32 @@ def index_times(raw: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return values, defined
 
 
+def _row_hash(raw: pa.Table) -> np.ndarray:
+    """A 64-bit hash of each row's integer fields (times, ids, prices, sizes, sequence): equal rows hash equal."""
+    mixed = np.zeros(raw.num_rows, dtype=np.uint64)
+    for name in raw.column_names:
+        col = raw.column(name).combine_chunks()
+        if pa.types.is_timestamp(col.type):
+            col = col.cast(pa.int64())
+        if not pa.types.is_integer(col.type):
+            continue  # text fields: compared exactly among the candidates
+        values = col.fill_null(0).to_numpy().astype(np.uint64, copy=False)
+        mixed = (mixed ^ values) * np.uint64(0x9E3779B97F4A7C15)  # wraps modulo 2**64 by design
+    return mixed
+
+
 def duplicate_of(raw: pa.Table) -> np.ndarray:
     """For each row, the index of an earlier row equal to it in every field, or -1.
 
-    Equal records share their index time, so only rows whose index time repeats are compared field by field."""
+    Only rows whose integer fields hash like another row's are compared field by field (trades of one packet
+    share their times, but not their sequence, price and size all at once)."""
     n = raw.num_rows
     first = np.full(n, -1, dtype=np.int64)
     if n < 2:
         return first
-    times, _ = index_times(raw)
-    order = np.argsort(times, kind="stable")
-    tie = times[order][1:] == times[order][:-1]
+    hashes = _row_hash(raw)
+    order = np.argsort(hashes)  # any order among equal hashes: the candidates are re-sorted by position
+    tie = hashes[order][1:] == hashes[order][:-1]
     if not tie.any():
         return first
     in_tie = np.zeros(n, dtype=bool)
@@ -100,36 +114,40 @@ def out_of_order(times: np.ndarray, considered: np.ndarray | None = None) -> np.
     starts = np.flatnonzero(np.diff(np.concatenate(([-2], unsafe))) > 1)
     for lo, hi in zip(starts, [*starts[1:], len(unsafe)], strict=True):
         segment = unsafe[lo:hi]
-        keep = _longest_ordered(t[segment])
-        drop = np.ones(len(segment), dtype=bool)
-        drop[keep] = False
-        bad[rows[segment[drop]]] = True
+        bad[rows[segment[~_keep_longest_ordered(t[segment])]]] = True
     return bad
 
 
-def _longest_ordered(values: np.ndarray) -> list[int]:
-    """Positions of a longest non-decreasing subsequence, preferring earlier records among equally long ones (so
-    of two adjacent swapped records the later one is dropped). Searched backwards as a non-decreasing run of the
-    negated values; runs only over records out of place (a Python int each: the exception, not the volume)."""
+@njit(cache=True, nogil=True)
+def _keep_longest_ordered(values: np.ndarray) -> np.ndarray:
+    """Mask of a longest non-decreasing subsequence, preferring earlier records among equally long ones (so of
+    two adjacent swapped records the later one is dropped): patience search backwards over the negated values,
+    O(n log n), compiled (one wild timestamp can put millions of records between two safe ones)."""
     n = len(values)
-    backwards = (-values[::-1]).tolist()
-    tails: list[int] = []  # tails[k]: smallest last value of an ordered subsequence of length k + 1
-    tail_at: list[int] = []
-    parent = [-1] * n
-    for i, v in enumerate(backwards):
-        k = bisect_right(tails, v)
-        parent[i] = tail_at[k - 1] if k else -1
-        if k == len(tails):
-            tails.append(v)
-            tail_at.append(i)
-        elif v < tails[k]:
-            tails[k], tail_at[k] = v, i
-    out: list[int] = []
-    at = tail_at[-1] if tail_at else -1
+    tails = np.empty(n, np.int64)  # tails[k]: smallest last value of an ordered subsequence of length k + 1
+    tail_at = np.empty(n, np.int64)
+    parent = np.empty(n, np.int64)
+    size = 0
+    for i in range(n):
+        v = -values[n - 1 - i]
+        lo, hi = 0, size
+        while lo < hi:  # bisect_right: equal values extend a subsequence (non-decreasing)
+            mid = (lo + hi) // 2
+            if tails[mid] <= v:
+                lo = mid + 1
+            else:
+                hi = mid
+        parent[i] = tail_at[lo - 1] if lo > 0 else -1
+        tails[lo] = v
+        tail_at[lo] = i
+        if lo == size:
+            size += 1
+    keep = np.zeros(n, np.bool_)
+    at = tail_at[size - 1] if size > 0 else -1
     while at >= 0:
-        out.append(n - 1 - at)
+        keep[n - 1 - at] = True
         at = parent[at]
-    return out
+    return keep
 
 
 def sequence_rules(raw: pa.Table, rejected: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
