@@ -107,9 +107,9 @@ def test_a_row_committed_during_the_load_sends_it_to_insert_on_conflict(db: Data
     with db.raw() as conn, conn.cursor() as cur:
         first = data.slice(0, 1).to_pylist()[0]  # the key of the input's first row, with other flags
         cur.execute("""INSERT INTO trades_data VALUES (to_timestamp(%s), to_timestamp(%s), 1, 7005, %s, 1, 'T',
-                       %s, 1, 0, %s, 100)""",
+                       %s, 1, 0, %s, 100, %s, %s)""",
                     (first["ts_event"] / SECOND, first["ts_recv"] / SECOND, first["price"] / SECOND, first["side"],
-                     first["sequence"]))
+                     first["sequence"], first["ts_event"], first["ts_recv"]))  # ns columns: migration 0010
         loader = threading.Thread(target=lambda: outcome.append(db.upsert_rows("trades_data", data)))
         with caplog.at_level(logging.INFO, logger="hdi_resources.db.upsert"):
             loader.start()

@@ -21,6 +21,8 @@ from hdi_assets.vendor_schema_jobs.ingest import (
     ingest_records,
     symbol_labels,
 )
+from hdi_core import dbn as dbn_codec
+from hdi_core.dbn.encode import encode_stream
 from hdi_core.errors import HdiError
 from hdi_core.vendor_schemas.config import SCHEMAS
 from hdi_core.vendor_schemas.dbn_files import read_dbn_file
@@ -282,3 +284,148 @@ def test_date_chunks_cover_the_range_exactly() -> None:
     chunks = date_chunks(dt.date(2024, 3, 4), dt.date(2024, 3, 9), 2)
     assert [(c.key, c.end.isoformat()) for c in chunks] == [
         ("2024-03-04", "2024-03-06"), ("2024-03-06", "2024-03-08"), ("2024-03-08", "2024-03-09")]
+
+
+# -- issue 11: record order, duplicates, the undefined-timestamp sentinel, exact nanoseconds ----------------
+
+MARCH_2021 = 1_614_556_800_000_000_000  # 2021-03-01: a window no other test stores trades in
+MS = 1_000_000
+
+
+def _v3(schema: str) -> np.ndarray:
+    """The GLBX sample's records in the DBN v3 layout, as a writable copy."""
+    data = (GLBX / f"test_data.{schema}.dbn.zst").read_bytes()
+    return dbn_codec.decode_bytes(data, schema, as_v3=True).records_of().copy()
+
+
+def _write_dbn(path: Path, schema: str, records: np.ndarray) -> Path:
+    """A DBN v3 file of `records` (databento_dbn metadata + the records' bytes), ESH1 mapped to 5482."""
+    times = records["ts_event"].astype(np.int64)
+    day = int(times.min()) // 86_400_000_000_000
+    mappings = {"ESH1": [{"start_date": dt.date(1970, 1, 1) + dt.timedelta(days=day),
+                          "end_date": dt.date(1970, 1, 1) + dt.timedelta(days=day + 2), "symbol": "5482"}]}
+    path.write_bytes(encode_stream("GLBX.MDP3", schema, records, int(times.min()), int(times.max()) + 1, ["ESH1"],
+                                   "raw_symbol", "instrument_id", mappings, None))
+    return path
+
+
+def _trades(n: int, start: int) -> np.ndarray:
+    """n ESH1 trades 1 ms apart from `start` (ns), in ts_recv order, sequence 1000 + i."""
+    records = np.resize(_v3("trades"), n).copy()
+    records["ts_event"] = start + np.arange(n, dtype=np.uint64) * MS
+    records["ts_recv"] = records["ts_event"] + 200_000
+    records["sequence"] = 1000 + np.arange(n, dtype=np.uint32)
+    records["price"] = 3_900_000_000_000 + np.arange(n, dtype=np.int64) * 250_000_000
+    return records
+
+
+def _quarantined(database: Database, run_id: int) -> list[tuple[str, dict]]:
+    with database.raw() as conn, conn.cursor() as cur:
+        cur.execute("SELECT rule, record FROM quarantine WHERE run_id = %s ORDER BY id", (run_id,))
+        return cur.fetchall()
+
+
+def test_two_records_with_swapped_timestamps_are_exactly_those_quarantined(database: Database,
+                                                                          tmp_path: Path) -> None:
+    records = _trades(12, MARCH_2021)
+    for name in ("ts_event", "ts_recv"):  # records 3 and 8 trade places in time
+        records[name][[3, 8]] = records[name][[8, 3]]
+    summary = ingest_dbn_file(database, _write_dbn(tmp_path / "swapped.dbn", "trades", records))
+    assert summary.rules == {"order.index_time": 2}
+    assert (summary.stored, summary.quarantined) == (10, 2)
+    rejected = _quarantined(database, summary.run_id)
+    assert sorted(record["sequence"] for _, record in rejected) == [1003, 1008]
+    assert {rule for rule, _ in rejected} == {"order.index_time"}
+
+
+def test_late_ts_event_and_several_trades_at_one_time_are_real_data(database: Database, tmp_path: Path) -> None:
+    records = _trades(10, MARCH_2021 + 3_600 * 10**9)
+    for name in ("ts_event", "ts_recv"):  # one packet: three trades at one ts_event and ts_recv
+        records[name][[5, 6, 7]] = records[name][5]
+    records["ts_event"][9] = records["ts_event"][8] - 5 * MS  # matched earlier, received in order
+    summary = ingest_dbn_file(database, _write_dbn(tmp_path / "real.dbn", "trades", records))
+    assert (summary.stored, summary.quarantined, summary.duplicates) == (10, 0, 0)
+
+
+def test_a_record_delivered_twice_is_stored_once_and_quarantined_once(database: Database, tmp_path: Path) -> None:
+    records = _trades(8, MARCH_2021 + 2 * 3_600 * 10**9)
+    twice = np.concatenate([records[:3], records[2:3], records[3:], records[5:6]])  # #2 at once, #5 much later
+    summary = ingest_dbn_file(database, _write_dbn(tmp_path / "twice.dbn", "trades", twice))
+    assert summary.rules == {"duplicate.record": 2}
+    assert (summary.stored, summary.quarantined, summary.inserted) == (8, 2, 8)
+    rejected = _quarantined(database, summary.run_id)
+    assert sorted(record["sequence"] for _, record in rejected) == [1002, 1005]
+
+
+def test_two_trades_in_one_microsecond_are_both_stored_in_ns_order(database: Database, tmp_path: Path) -> None:
+    records = _trades(2, MARCH_2021 + 3 * 3_600 * 10**9)
+    for name in ("ts_event", "ts_recv"):  # one packet, one microsecond: same sequence, price, size and side
+        records[name] = records[name][0] + np.array([100, 700], dtype=np.uint64)
+    records[["sequence", "price", "size", "side"]][1] = records[["sequence", "price", "size", "side"]][0]
+    summary = ingest_dbn_file(database, _write_dbn(tmp_path / "one_us.dbn", "trades", records))
+    assert (summary.inserted, summary.duplicates, summary.quarantined) == (2, 0, 0)
+    stored = _stored(database, "trades", 5482, records["ts_event"])
+    stored = [r for r in stored if r["ts_event_ns"] in set(records["ts_event"].astype(np.int64).tolist())]
+    assert sorted(r["ts_event_ns"] for r in stored) == records["ts_event"].astype(np.int64).tolist()
+    assert sorted(r["ts_recv_ns"] for r in stored) == records["ts_recv"].astype(np.int64).tolist()
+    assert len({_micros(r, "ts_event") for r in stored}) == 1  # TIMESTAMPTZ alone could not tell them apart
+    with database.raw() as conn, conn.cursor() as cur:
+        cur.execute("SELECT ts_event_ns FROM trades_data WHERE instrument_id = 5482 AND ts_event = to_timestamp(%s) "
+                    "ORDER BY ts_event, ts_event_ns", (int(records["ts_event"][0]) // 1000 / 1e6,))
+        assert [r[0] for r in cur.fetchall()] == records["ts_event"].astype(np.int64).tolist()
+
+
+def _stats_and_definitions(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
+    stats = _v3("statistics")
+    shift = np.uint64(MARCH_2021 + 4 * 3_600 * 10**9) - stats["ts_recv"].min()
+    for name in ("ts_event", "ts_recv"):
+        stats[name] += shift
+    stats["ts_ref"] = np.iinfo(np.uint64).max  # UNDEF_TIMESTAMP
+    definition = _v3("definition")
+    for name in ("ts_event", "ts_recv"):
+        definition[name] += shift
+    definition["expiration"] = np.iinfo(np.uint64).max
+    definition["activation"] = np.iinfo(np.uint64).max
+    return (_write_dbn(tmp_path / "stats.dbn", "statistics", stats),
+            _write_dbn(tmp_path / "definition.dbn", "definition", definition), definition)
+
+
+def test_file_path_stores_the_undefined_timestamp_as_null(database: Database, tmp_path: Path) -> None:
+    stats_path, definition_path, definition = _stats_and_definitions(tmp_path)
+    stats = ingest_dbn_file(database, stats_path)
+    assert stats.quarantined == 0 and stats.stored == 4
+    defs = ingest_dbn_file(database, definition_path)
+    assert defs.quarantined == 0 and defs.stored == 1
+    with database.raw() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*), count(ts_ref) FROM statistics_data WHERE instrument_id = 5482 "
+                    "AND ts_event >= to_timestamp(%s)", ((MARCH_2021 + 4 * 3_600 * 10**9) / 1e9 - 1,))
+        assert cur.fetchone() == (4, 0)
+        cur.execute("SELECT expiration, activation FROM definitions_data WHERE ts_event_ns = %s",
+                    (int(definition["ts_event"][0]),))
+        assert cur.fetchall() == [(None, None)]
+
+
+def test_api_path_stores_the_undefined_timestamp_as_null(database: Database, files_gateway,
+                                                          tmp_path: Path) -> None:
+    """Through the real databento client and the sample-files gateway: statistics' ts_ref of the GLBX sample is
+    UNDEF_TIMESTAMP (the resource's table views it as int64 -1); definitions' expiration/activation too."""
+    from hdi_assets.vendor_schema_jobs.ingest import fetch_and_ingest
+    from hdi_core.vendor_schemas.mapping import apply_mapping
+    from hdi_resources.databento import DatabentoResource
+
+    resource = DatabentoResource.from_config(
+        api_key="db-hdi-test-key", gateway=files_gateway.url, ca_path=str(files_gateway.ca_path),
+        cache_dir=str(tmp_path / "cache"))
+    summary = fetch_and_ingest(database, resource, dataset="GLBX.MDP3", schema="statistics", symbols=["ESH1"],
+                               start=dt.date(2020, 12, 28), end=dt.date(2020, 12, 29), job_name="sentinel",
+                               dead_letter_dir=str(tmp_path / "dead"))
+    assert summary.status == "success" and summary.quarantined == 0 and summary.stored == 4
+    records = _decoded(GLBX / "test_data.statistics.dbn.zst")
+    assert (records["ts_ref"] == np.iinfo(np.uint64).max).all()
+    rows = _stored(database, "statistics", 5482, records["ts_event"])
+    mine = [r for r in rows if r["ts_event_ns"] in set(records["ts_event"].astype(np.int64).tolist())]
+    assert len(mine) == 4 and all(r["ts_ref"] is None for r in mine)
+    fetched = resource.get_range("XNAS.ITCH", "definition", ["NVDA"], "2020-12-28", "2020-12-29").table
+    assert fetched.column("expiration").type == pa.int64()  # the API path's signed view of DBN u64 times
+    mapped = apply_mapping(fetched, "definition", dataset="XNAS.ITCH")
+    assert mapped.column("expiration").to_pylist() == [None] and mapped.column("activation").to_pylist() == [None]

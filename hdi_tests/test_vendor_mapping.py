@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from hdi_core import dbn as dbn_codec
 from hdi_core.errors import ConfigError, HdiError
 from hdi_core.vendor_schemas.dbn_files import read_dbn_file, records_to_table
 from hdi_core.vendor_schemas.mapping import apply_mapping, load_mappings, parse_mappings, resample_ohlcv
@@ -29,13 +30,15 @@ def _table_columns(table: str) -> list[str]:
         word = line.strip().split(" ")[0]
         if word and word not in ("PRIMARY", "--") and not word.startswith("--"):
             names.append(word)
+    for later in sorted(MIGRATION.parent.glob("*.sql")):  # columns later migrations add (0010: exact ns)
+        names += re.findall(rf"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS (\w+)", later.read_text())
     return names
 
 
 @pytest.mark.parametrize("family", ["ohlcv", "trades", "tbbo", "statistics", "definition"])
 def test_output_columns_are_exactly_the_tables_columns(family: str):
     mapping = load_mappings().family(family)
-    assert mapping.column_names == _table_columns(mapping.target_table)
+    assert sorted(mapping.column_names) == sorted(_table_columns(mapping.target_table))
 
 
 def test_ohlcv_constants_renames_and_types():
@@ -90,6 +93,24 @@ def test_old_definitions_get_leg_defaults_and_group_is_renamed():
     assert rows.column("leg_index").to_pylist() == [0, 0]
     assert rows.column("leg_price").null_count == 2
     assert rows.column("security_group").to_pylist() == dbn.table.column("group").to_pylist()
+
+
+@pytest.mark.parametrize("signed_times", [False, True], ids=["file path (u64)", "API path (int64 view)"])
+def test_undefined_timestamp_is_null_in_both_time_representations(signed_times: bool):
+    """DBN's UNDEF_TIMESTAMP (u64 max; -1 in the resource's int64 view) is NULL, never 1969-12-31T23:59:59.999999999Z;
+    the exact-ns companions carry the same values as the timestamps, to the nanosecond."""
+    stats = _raw(GLBX / "test_data.statistics.dbn.zst")
+    stats["ts_ref"][1] = 1_609_113_600_123_456_789  # one defined ts_ref among the sample's UNDEF ones
+    rows = apply_mapping(dbn_codec.records_to_table(stats, signed_times=signed_times), "statistics")
+    assert rows.column("ts_ref").to_pylist()[0] is None and rows.column("ts_ref").null_count == len(stats) - 1
+    assert rows.column("ts_ref").cast(pa.int64())[1].as_py() == 1_609_113_600_123_456_789
+    assert rows.column("ts_event_ns").to_pylist() == stats["ts_event"].astype(np.int64).tolist()
+    assert rows.column("ts_recv_ns").to_pylist() == stats["ts_recv"].astype(np.int64).tolist()
+    definition = _raw(GLBX / "test_data.definition.dbn.zst")
+    definition["expiration"] = np.iinfo(np.uint64).max
+    definition["activation"] = np.iinfo(np.uint64).max
+    rows = apply_mapping(dbn_codec.records_to_table(definition, signed_times=signed_times), "definition")
+    assert rows.column("expiration").to_pylist() == [None] and rows.column("activation").to_pylist() == [None]
 
 
 def test_missing_field_without_default_is_an_error():

@@ -95,7 +95,7 @@ def test_models_reject_with_rule_ids():
     assert _broken("statistics", price=None, quantity=None)[0] == "statistics.value_set"
     assert _broken("statistics", stat_type=3, price=-1)[0] == "price.positive"
     assert _broken("statistics", stat_type=12, price=-1) is None  # net change may be negative
-    assert _broken("definition", expiration=None)[0] == "required.expiration"
+    assert _broken("definition", expiration=None) is None  # UNDEF_TIMESTAMP: no expiration (equities)
     assert _broken("definition", raw_symbol=None)[0] == "required.raw_symbol"
     assert _broken("definition", instrument_class="Q")[0] == "instrument_class.valid"
 

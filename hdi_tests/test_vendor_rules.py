@@ -16,6 +16,7 @@ from hdi_core.vendor_schemas import rules as rules_module
 from hdi_core.vendor_schemas.dbn_files import _symbol_column, records_to_table, vendor_rows
 from hdi_core.vendor_schemas.mapping import apply_mapping
 from hdi_core.vendor_schemas.rules import Expectation, pandera_schema, validate
+from hdi_core.vendor_schemas.sequence import out_of_order
 from hdi_resources.dead_letter import write_dead_letter
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dbn_samples"
@@ -29,6 +30,10 @@ def _copies(schema: str, n: int) -> tuple[np.ndarray, db.DBNStore]:
     store = db.DBNStore.from_file(GLBX / f"test_data.{schema}.dbn.zst")
     records = store.to_ndarray().reshape(-1)
     out = np.resize(records, n).copy()
+    cycle = (np.arange(n) // len(records)).astype(np.uint64) * np.uint64(1_000_000_000)
+    for name in ("ts_event", "ts_recv"):  # each cycle a second later: the copies stay in index-time order
+        if name in out.dtype.names:
+            out[name] += cycle
     if "sequence" in out.dtype.names:
         out["sequence"] = np.arange(n, dtype=out["sequence"].dtype) + 1
     return out, store
@@ -133,8 +138,6 @@ def test_statistics_deletes_need_no_value():
 @pytest.mark.parametrize(
     ("field", "value", "rule"),
     [
-        ("expiration", UINT64_MAX, "required.expiration"),
-        ("activation", UINT64_MAX, "required.activation"),
         ("raw_symbol", b"", "required.raw_symbol"),
         ("min_price_increment", INT64_MAX, "required.min_price_increment"),
         ("instrument_class", b"Q", "instrument_class.valid"),
@@ -148,6 +151,15 @@ def test_definition_missing_or_bad_fields(field: str, value, rule: str):
     assert valid.num_rows == 1
     assert quarantined.column("rule").to_pylist() == [rule]
     assert quarantined.column("message").to_pylist()[0]
+
+
+@pytest.mark.parametrize("field", ["expiration", "activation"])
+def test_definition_without_expiration_or_activation_is_kept_with_null(field: str):
+    """UNDEF_TIMESTAMP is Databento's "no value" (equities have no expiration): NULL, not a rejection."""
+    records, store = _copies("definition", 2)
+    records[field][1] = UINT64_MAX
+    valid, quarantined, _ = _run("definition", records, store)
+    assert quarantined.num_rows == 0 and valid.column(field).to_pylist()[1] is None
 
 
 def test_pandera_schema_names_every_rule():
@@ -217,3 +229,68 @@ def test_dead_letter_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert lines[0]["rule"] == "bbo.bid_le_ask" and lines[0]["job"] == "es/tbbo job"
     assert lines[0]["record"]["bid_px_00"] == int(records["bid_px_00"][0])
     assert lines[0]["target"] == "tbbo_data"
+
+
+# -- record order and duplicates (issue 11) -----------------------------------------------------------------
+
+
+def _trades_in_order(n: int) -> tuple[np.ndarray, db.DBNStore]:
+    records, store = _copies("trades", n)
+    records["ts_event"] = records["ts_event"][0] + np.arange(n, dtype=np.uint64) * 1_000_000
+    records["ts_recv"] = records["ts_event"] + 150_000
+    return records, store
+
+
+def test_swapped_timestamps_quarantine_exactly_the_two_records():
+    records, store = _trades_in_order(10)
+    for name in ("ts_event", "ts_recv"):
+        records[name][[2, 6]] = records[name][[6, 2]]
+    valid, quarantined, by_seq = _run("trades", records, store)
+    assert by_seq == {3: "order.index_time", 7: "order.index_time"}  # sequence = position + 1
+    assert all(m.startswith("order.index_time: record ") for m in quarantined.column("message").to_pylist())
+    assert valid.num_rows == 8
+
+
+def test_adjacent_swap_quarantines_the_later_record_only():
+    records, store = _trades_in_order(6)
+    records["ts_recv"][[3, 4]] = records["ts_recv"][[4, 3]]
+    _, _, by_seq = _run("trades", records, store)
+    assert by_seq == {5: "order.index_time"}  # its ts_recv is lower than the previous record's
+
+
+def test_late_ts_event_and_shared_timestamps_pass():
+    records, store = _trades_in_order(8)
+    records["ts_event"][4] = records["ts_event"][1]  # matched long before it was received: real data
+    records["ts_recv"][5:8] = records["ts_recv"][5]  # one packet, three trades
+    records["ts_event"][5:8] = records["ts_event"][5]
+    valid, quarantined, _ = _run("trades", records, store)
+    assert quarantined.num_rows == 0 and valid.num_rows == 8
+
+
+def test_ohlcv_order_is_by_interval_start():
+    records, store = _copies("ohlcv-1m", 6)
+    records["ts_event"] = records["ts_event"][0] + np.arange(6, dtype=np.uint64) * 60_000_000_000
+    records["ts_event"][[1, 4]] = records["ts_event"][[4, 1]]
+    _, quarantined, _ = _run("ohlcv-1m", records, store)
+    assert quarantined.column("rule").to_pylist() == ["order.index_time"] * 2
+
+
+def test_exact_duplicates_keep_the_first():
+    records, store = _trades_in_order(5)
+    twice = np.concatenate([records, records[1:2], records[3:4]])
+    valid, quarantined, by_seq = _run("trades", twice, store)
+    assert by_seq == {2: "duplicate.record", 4: "duplicate.record"} and valid.num_rows == 5
+    assert quarantined.column("message").to_pylist()[0] == (
+        "duplicate.record: record 5 repeats record 1 field for field (the first is kept)")
+    nearly = np.concatenate([records, records[1:2]])
+    nearly["ts_in_delta"][-1] += 1  # one field differs: not a duplicate (and in order: its ts_recv ties)
+    nearly["ts_recv"][-1] = nearly["ts_recv"][-2]
+    assert _run("trades", nearly, store)[1].num_rows == 0
+
+
+def test_an_ordered_input_costs_one_pass():
+    times = np.arange(3_000_000, dtype=np.int64)
+    assert not out_of_order(times).any() and not out_of_order(times, np.ones(len(times), bool)).any()
+    wild = times.copy()
+    wild[10] = 10**15  # one wild timestamp: only it is out of place, not the 3M records after it
+    assert np.flatnonzero(out_of_order(wild)).tolist() == [10]

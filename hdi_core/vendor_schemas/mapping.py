@@ -29,6 +29,7 @@ UNDEF_DAYS = np.iinfo(np.uint16).max
 
 KINDS: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("ns", tz="UTC"),
+    "nanos": pa.int64(),  # the exact ns since the epoch of a DBN time field (TIMESTAMPTZ keeps only micros)
     "price": pa.int64(),
     "int16": pa.int16(),
     "int32": pa.int32(),
@@ -37,6 +38,7 @@ KINDS: dict[str, pa.DataType] = {
     "string": pa.string(),
     "date": pa.date32(),
 }
+TIME_KINDS = frozenset({"timestamp", "nanos"})
 _INT_RANGE = {"int16": np.iinfo(np.int16), "int32": np.iinfo(np.int32), "int64": np.iinfo(np.int64)}
 _KEYS = {"from", "as", "required", "null_if", "value", "default", "enum", "positive"}
 _NO_VALUE = object()
@@ -218,6 +220,7 @@ def _integers(arr: pa.Array, rule: ColumnRule, where: str) -> tuple[np.ndarray, 
     """An integer Arrow column -> (int64 values, null mask) with sentinels and out-of-range values nulled."""
     if pa.types.is_timestamp(arr.type):
         arr = arr.cast(pa.int64())
+    is_time = rule.kind in TIME_KINDS
     if not pa.types.is_integer(arr.type):
         raise HdiError(f"{where}: field {rule.source!r} is {arr.type}, not an integer")
     nulls = _null_mask(arr)
@@ -232,6 +235,10 @@ def _integers(arr: pa.Array, rule: ColumnRule, where: str) -> tuple[np.ndarray, 
         values = np.where(nulls, 0, raw).astype(np.int64)
     else:
         values = raw.astype(np.int64, copy=False)
+        if is_time:
+            # A DBN u64 time viewed as int64 (the API path's tables): UNDEF_TIMESTAMP reads as -1, and every
+            # negative value is a u64 above INT64_MAX, so it is NULL exactly as on the unsigned (file) path.
+            nulls |= values < 0
     return values, nulls
 
 
@@ -254,8 +261,10 @@ def _convert(arr: pa.Array, rule: ColumnRule, where: str) -> pa.Array:
             arr = pc.if_else(hit, pa.scalar(None, pa.string()), arr)
         return arr
     values, nulls = _integers(arr, rule, where)
-    if kind == "timestamp":  # UNDEF_TIMESTAMP was nulled with the other uint64 values above INT64_MAX
+    if kind == "timestamp":  # UNDEF_TIMESTAMP was nulled (u64 above INT64_MAX, or its int64 view -1)
         return pa.array(values, mask=nulls, type=pa.int64()).cast(KINDS["timestamp"])
+    if kind == "nanos":
+        return pa.array(values, mask=nulls, type=pa.int64())
     if kind == "price":
         nulls |= values == UNDEF_PRICE
         return pa.array(values, mask=nulls, type=pa.int64())
@@ -355,6 +364,7 @@ def resample_ohlcv(bars: pa.Table, minutes: int, granularity: str) -> pa.Table:
     n = grouped.num_rows
     result = {
         "ts_event": grouped.column("_bucket").cast(pa.timestamp("ns", tz="UTC")),
+        "ts_event_ns": grouped.column("_bucket"),
         "instrument_id": grouped.column("instrument_id"),
         "open_price": grouped.column("open_price_first"),
         "high_price": grouped.column("high_price_max"),
@@ -366,5 +376,5 @@ def resample_ohlcv(bars: pa.Table, minutes: int, granularity: str) -> pa.Table:
         "granularity": pa.repeat(pa.scalar(granularity, pa.string()), n),
         "data_source": grouped.column("data_source_first"),
     }
-    table = pa.table({name: result[name] for name in columns})
+    table = pa.table({name: result[name] for name in columns if name in result})
     return table.sort_by([("ts_event", "ascending"), ("instrument_id", "ascending")])

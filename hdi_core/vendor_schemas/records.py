@@ -259,8 +259,8 @@ class DefinitionMsg(VendorRecord):
     instrument_class: str
     min_price_increment: int
     display_factor: int
-    expiration: AwareDatetime
-    activation: AwareDatetime
+    expiration: AwareDatetime | None = None  # UNDEF_TIMESTAMP (e.g. equities) is NULL
+    activation: AwareDatetime | None = None
     high_limit_price: int
     low_limit_price: int
     max_price_variation: int

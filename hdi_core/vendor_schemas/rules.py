@@ -30,6 +30,7 @@ from hdi_core.vendor_schemas.records import (
     check_record,
     check_records,
 )
+from hdi_core.vendor_schemas.sequence import sequence_rules
 
 __all__ = [
     "RULE_SETS",
@@ -367,11 +368,16 @@ def validate(
         rules[take] = found_rules[take]
         model_rules[failed] = found_rules[failed]
         model_messages[failed] = found_messages[failed]
+    # Duplicates and index-time order read the records as delivered (every DBN field, the input's order).
+    sequence_found, sequence_messages = sequence_rules(original if original is not None else table,
+                                                       rejected=~pd.isna(rules))
+    take = pd.isna(rules) & ~pd.isna(sequence_found)
+    rules[take] = sequence_found[take]
     bad = ~pd.isna(rules)
     bad_idx = np.flatnonzero(bad)
     if bad_idx.size and family not in LOW_VOLUME_FAMILIES:
         # Only rejected rows become model objects (at most MAX_EXPLAINED): the model words the failure.
-        explained = bad_idx[:MAX_EXPLAINED]
+        explained = bad_idx[~take[bad_idx]][:MAX_EXPLAINED]
         for i, row in zip(explained, table.take(pa.array(explained)).to_pylist(), strict=True):
             found = check_record(family, row, expect, mappings)
             if found is not None:
@@ -380,7 +386,9 @@ def validate(
     messages = []
     for i in bad_idx:
         rule = str(rules[i])
-        if model_rules[i] == rule:
+        if take[i]:
+            messages.append(str(sequence_messages[i]))
+        elif model_rules[i] == rule:
             messages.append(str(model_messages[i]))
         elif rule.startswith("required."):
             messages.append(f"{rule}: {rule.split('.', 1)[1]} has no value (NULL or the DBN sentinel)")

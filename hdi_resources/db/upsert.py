@@ -25,6 +25,7 @@ from .tables import (
     MONTH_PARTITIONED,
     TIME_COLUMN,
     TableInfo,
+    as_table,
     comparable,
     datetime_micros,
     ensure_partitions,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+EXACT_TIME = "ts_event_ns"  # a vendor table's exact-nanosecond ts_event (migration 0010)
 UPSERT_WORK_MEMORY = "256MB"  # work_mem of an upsert's join: a 2M-row input's hash table in memory
 
 
@@ -72,7 +74,7 @@ def upsert_rows(db: Database, table: str, data: Any, key: list[str] | None = Non
     key = list(key or info.primary_key)
     for name in key:
         info.column(name)
-    prepared, invalid, rule_names, rules, _ignored = prepare(info, data, {}, [])
+    prepared, invalid, rule_names, rules, _ignored = prepare(info, _with_exact_time(info, as_table(data)), {}, [])
     missing_key = [k for k in key if k not in prepared.column_names]
     if missing_key:
         raise HdiError(f"{table}: input has no key column(s) {missing_key}")
@@ -94,6 +96,22 @@ def upsert_rows(db: Database, table: str, data: Any, key: list[str] | None = Non
                           prepared.num_rows - distinct_rows, time.monotonic() - started, dict(rules.counts))
     log.info("%s upsert: %s", table, result)
     return result
+
+
+def _with_exact_time(info: TableInfo, table: pa.Table) -> pa.Table:
+    """Rows given without `ts_event_ns` (not from the vendor mapping) get it from `ts_event`: exact when that
+    carries ns (DBN integers, timestamp[ns]), else its microseconds; the column is part of the vendor keys."""
+    if (EXACT_TIME not in {c.name for c in info.columns} or EXACT_TIME in table.column_names
+            or "ts_event" not in table.column_names):
+        return table
+    col = table.column("ts_event")
+    if pa.types.is_timestamp(col.type):
+        ns = col.cast(pa.timestamp("ns", tz=col.type.tz)).cast(pa.int64())
+    elif pa.types.is_integer(col.type):
+        ns = col.cast(pa.int64(), safe=False)  # UNDEF_TIMESTAMP: ts_event itself is NULL and quarantined
+    else:
+        return table  # prepare names the column it cannot store
+    return table.append_column(EXACT_TIME, ns)
 
 
 def _diffable(info: TableInfo, key: list[str], rows: pa.Table) -> bool:
