@@ -233,6 +233,8 @@ class Database:
                 applied_now.append(f"{migration.version}_{migration.name}")
             self._grant_app(cur)
             conn.commit()
+            if applied_now:
+                self._columns_cache.clear()  # a migration may have changed a table's columns
         except BaseException:
             conn.rollback()
             raise
