@@ -19,6 +19,7 @@ from dagster import (
 
 from hdi_core.calendar import Sessions, calendar_sessions
 from hdi_core.config.symbols import load_symbols
+from hdi_core.continuous.adjust import DIRECTION
 
 
 @dataclass(frozen=True)
@@ -78,16 +79,38 @@ half_year_windows = TimeWindowPartitionsDefinition(
 symbols = StaticPartitionsDefinition(list(products()))
 symbol_windows = MultiPartitionsDefinition({"symbol": symbols, "window": half_year_windows})
 
-# Backward adjustment of window W needs the rolls of W and of every later window of the same symbol.
-LATER_WINDOWS = MultiPartitionMapping(
-    {
-        "symbol": DimensionPartitionMapping("symbol", IdentityPartitionMapping()),
-        "window": DimensionPartitionMapping(
-            "window",
-            TimeWindowPartitionMapping(start_offset=0, end_offset=1000, allow_nonexistent_upstream_partitions=True),
-        ),
-    }
+
+
+def _window_mapping(start_offset: int, end_offset: int) -> MultiPartitionMapping:
+    """Same symbol; the windows from `start_offset` to `end_offset` around each window."""
+    return MultiPartitionMapping(
+        {
+            "symbol": DimensionPartitionMapping("symbol", IdentityPartitionMapping()),
+            "window": DimensionPartitionMapping(
+                "window",
+                TimeWindowPartitionMapping(start_offset=start_offset, end_offset=end_offset,
+                                           allow_nonexistent_upstream_partitions=True),
+            ),
+        }
+    )
+
+
+# Backward adjustment of window W needs the rolls of W and of every later window of the same symbol; forward
+# adjustment those of W and every earlier one. The graph follows the configured methods (both when mixed).
+LATER_WINDOWS = _window_mapping(0, 1000)
+EARLIER_WINDOWS = _window_mapping(-1000, 0)
+ALL_WINDOWS = _window_mapping(-1000, 1000)
+_DIRECTIONS = {DIRECTION[p.adjustment] for p in products().values()}
+ROLL_WINDOWS = {frozenset({"backward"}): LATER_WINDOWS, frozenset({"forward"}): EARLIER_WINDOWS}.get(
+    frozenset(_DIRECTIONS), ALL_WINDOWS
 )
+
+
+def adjusts_with(product: ProductConfig, adjusted_window: str, roll_window: str) -> bool:
+    """Whether the rolls of `roll_window` move the adjusted prices of `adjusted_window` (same product)."""
+    if DIRECTION[product.adjustment] == "backward":
+        return window_start(roll_window) >= window_start(adjusted_window)
+    return window_start(roll_window) <= window_start(adjusted_window)
 
 
 def partition_key(symbol: str, window: str) -> MultiPartitionKey:

@@ -210,3 +210,19 @@ def test_roll_events_is_the_asset_the_sensor_watches():
     keys = {k for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {ROLL_EVENTS, ADJUSTED} <= keys
     assert AssetKey("roll_events") in defs.resolve_asset_graph().get(ADJUSTED).parent_keys
+
+
+def test_a_forward_adjusted_product_re_adjusts_the_changed_window_and_the_later_ones(monkeypatch):
+    import dataclasses
+
+    import hdi_assets.automation.sensors as sensors_module
+
+    forward = {s: dataclasses.replace(p, adjustment="panama_forward") for s, p in products().items()}
+    monkeypatch.setattr(sensors_module, "products", lambda: forward)
+    with instance_for_test() as instance:
+        for window in ("2024-01-01", "2024-07-01", "2025-01-01"):
+            _roll(instance, f"ES|{window}", f"rolls of {window}")
+            _adjusted(instance, f"ES|{window}")
+        cursor = _evaluate(instance, None).cursor
+        _roll(instance, "ES|2024-07-01", "rolls of 2024-07-01, re-measured")
+        assert _keys(_evaluate(instance, cursor).run_requests) == ["ES|2024-07-01", "ES|2025-01-01"]

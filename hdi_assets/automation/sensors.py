@@ -1,9 +1,10 @@
-"""Keeps older adjusted windows current: a changed roll in window W re-adjusts every built window <= W.
+"""Keeps adjusted windows current: a changed roll in window W re-adjusts every built window it moves.
 
-Backward adjustment of window V adds the gaps of every roll in V and every later window (LATER_WINDOWS), so
-when roll_events of W materializes with different rolls than before (a new window's first rolls, or a roll that
-appeared in the still-open window), every already-built panama_adjusted_ticks[symbol|V], V <= W, whose last
-materialization is older than that roll change is re-run with its bars, checks and load (`readjust_window`).
+Backward adjustment of window V adds the gaps of every roll in V and every later window, forward adjustment those
+of V and every earlier window (partitions.ROLL_WINDOWS). So when roll_events of W materializes with different rolls
+than before (a new window's first rolls, or a roll that appeared in the still-open window), every already-built
+panama_adjusted_ticks[symbol|V] those rolls move (V <= W backward, V >= W forward) whose last materialization is
+older than that roll change is re-run with its bars, checks and load (`readjust_window`).
 A refresh that finds the same rolls again changes nothing and launches nothing.
 """
 
@@ -29,7 +30,7 @@ from dagster import (
 )
 
 from hdi_assets.automation.jobs import readjust_window_job
-from hdi_assets.partitions import ROLL_HASH_METADATA, symbol_windows, window_start
+from hdi_assets.partitions import ROLL_HASH_METADATA, adjusts_with, products, symbol_windows
 
 ROLL_EVENTS = AssetKey("roll_events")
 ADJUSTED = AssetKey("panama_adjusted_ticks")
@@ -104,7 +105,7 @@ def stale_adjusted_windows(instance: DagsterInstance, changes: Sequence[RollChan
             symbol, window = _split(partition)
             if (
                 symbol == change.symbol
-                and window_start(window) <= window_start(change.window)
+                and adjusts_with(products()[symbol], window, change.window)
                 and adjusted_id < change.storage_id
             ):
                 stale[partition] = max(stale.get(partition, 0), change.storage_id)

@@ -26,14 +26,14 @@ from dagster import (
 from hdi_assets import lake_io
 from hdi_assets.lake_io import bar_table
 from hdi_assets.partitions import (
-    LATER_WINDOWS,
     ROLL_HASH_METADATA,
+    ROLL_WINDOWS,
     ProductConfig,
+    adjusts_with,
     half_year_windows,
     partition_key,
     product_window,
     symbol_windows,
-    window_start,
 )
 from hdi_core.calendar import Sessions, session_index, split_sessions
 from hdi_core.continuous import adjust, bars, rolls, validation
@@ -89,12 +89,13 @@ def switch_trade_dates(switch_ns: np.ndarray, sessions: Sessions) -> np.ndarray:
     return sessions.trade_date[np.minimum(k, len(sessions) - 1)]
 
 
-def _windows_from(symbol: str, window: str) -> list[str]:
-    """This window and every later one of the symbol whose roll events are in the lake."""
+def _roll_windows(product: ProductConfig, window: str) -> list[str]:
+    """The windows whose rolls move this window's prices (this and every later window for a backward method,
+    this and every earlier one for a forward one) that have roll events in the lake."""
     return [
         w
         for w in half_year_windows.get_partition_keys()
-        if window_start(w) >= window_start(window) and lake_io.exists(roll_events, partition_key(symbol, w))
+        if adjusts_with(product, window, w) and lake_io.exists(roll_events, partition_key(product.symbol, w))
     ]
 
 
@@ -267,7 +268,7 @@ def _trades_before_switches(
 @asset(
     partitions_def=symbol_windows,
     group_name="continuous",
-    deps=[raw_ticks, AssetDep("roll_events", partition_mapping=LATER_WINDOWS)],
+    deps=[raw_ticks, AssetDep("roll_events", partition_mapping=ROLL_WINDOWS)],
     check_specs=[
         AssetCheckSpec(name, asset="panama_adjusted_ticks", blocking=True, partitions_def=symbol_windows)
         for name in ADJUSTMENT_CHECKS
@@ -278,7 +279,7 @@ def _trades_before_switches(
 def panama_adjusted_ticks(context: AssetExecutionContext):
     product, window, start_ns, end_ns = _partition(context)
     ticks = lake_io.read(raw_ticks, context.partition_key)
-    roll_windows = _windows_from(product.symbol, window)
+    roll_windows = _roll_windows(product, window)
     later = [lake_io.read(roll_events, partition_key(product.symbol, w)) for w in roll_windows]
     events = pa.concat_tables(later) if later else rolls.empty_roll_events()
     events = events.sort_by("switch_ns")

@@ -89,6 +89,8 @@ def ratio_backward(ts_ns: np.ndarray, price: np.ndarray, switch_ns: np.ndarray, 
 
 
 METHODS = ("panama_backward", "panama_forward", "ratio_backward")
+# Which rolls move a window's prices: backward methods those at or after it, forward ones those at or before it.
+DIRECTION: dict[str, str] = {"panama_backward": "backward", "panama_forward": "forward", "ratio_backward": "backward"}
 
 
 def adjust(method: str, ts_ns: np.ndarray, price: np.ndarray, switch_ns: np.ndarray, roll_gap: np.ndarray,
