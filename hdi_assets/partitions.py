@@ -36,6 +36,7 @@ class ProductConfig:
     calendar: str = "CME Globex Equity"  # pandas_market_calendars name: drives sessions, trade dates and checks
     multiplier: float = 1.0  # dollars per 1.0 of quoted price
     months: str = "HMUZ"  # listed contract months (CME codes)
+    switch_at: str = "trade_date_open"  # trade_date_open | databento (rolls.switch_at)
 
     @property
     def continuous_symbol(self) -> str:
@@ -58,6 +59,7 @@ def products() -> dict[str, ProductConfig]:
             roll_rule=spec.roll_rule or cfg.roll_rule,
             adjustment=spec.adjustment or cfg.adjustment,
             roll_gap_source=spec.roll_gap_source or cfg.roll_gap_source,
+            switch_at=spec.switch_at or cfg.switch_at,
             first_window=(spec.first_window or cfg.first_window).isoformat(),
             tick_size=spec.tick_size_fixed,
             dense_bars=cfg.bars.dense,

@@ -230,3 +230,24 @@ def test_corrupted_ticks_fail_the_right_checkpoint_and_nothing_downstream_runs(b
     assert not failed & {"indicator_sanity", "no_nan_or_inf"}
     made = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "ohlcv_1s" in made and not made & {"ohlcv_bars", "continuous_bars_table"}
+
+
+def test_every_trade_date_and_daily_bar_comes_from_one_contract(built_es):
+    """The series switches at the open of the trade date Databento switches in (not at its 00:00 UTC), so no
+    trade date of the exchange's calendar (read from the library, not HDI) mixes two contracts."""
+    for window in WINDOWS:
+        ticks = lake.read_table("raw_ticks", symbol="ES", window=window)
+        events = lake.read_table("roll_events", symbol="ES", window=window).to_pylist()
+        days = trade_date_of("ES", ticks["ts_event"].to_numpy())
+        ids = ticks["instrument_id"].to_numpy()
+        per_day = {d: set(ids[days == d].tolist()) for d in np.unique(days)}
+        assert all(len(contracts) == 1 for contracts in per_day.values()), window
+        assert len({c for contracts in per_day.values() for c in contracts}) == len(events) + 1
+        for event in events:  # both instants recorded: HDI's at a trade-date open, before Databento's
+            assert event["switch_ns"] < event["databento_switch_ns"]
+            assert trade_date_of("ES", np.array([event["switch_ns"]]))[0] == \
+                trade_date_of("ES", np.array([event["databento_switch_ns"]]))[0]
+            before = ticks.filter(pc.less(ticks["ts_event"], event["switch_ns"]))["instrument_id"].to_numpy()
+            after = ticks.filter(pc.greater_equal(ticks["ts_event"], event["switch_ns"]))["instrument_id"].to_numpy()
+            assert event["new_instrument_id"] not in set(before.tolist())
+            assert event["old_instrument_id"] not in set(after.tolist())

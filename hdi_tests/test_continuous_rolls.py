@@ -10,11 +10,13 @@ import pytest
 
 from hdi_core.calendar import CHICAGO, NS, calendar_sessions
 from hdi_core.continuous.rolls import (
+    SWITCH_SCHEMA,
     MissingPriceError,
     gaps_from_last_trades,
     gaps_from_settlements,
     roll_events,
     settlements_from_statistics,
+    switch_at,
     switches_from_mappings,
 )
 from hdi_core.errors import HdiError
@@ -57,8 +59,8 @@ def weekend_roll() -> dict:
 
 def test_switches_from_mappings() -> None:
     sw = switches_from_mappings(weekend_roll()["mappings"])
-    assert sw.to_pylist() == [{"switch_ns": ct(2024, 3, 9, 18), "old_instrument_id": OLD,
-                               "new_instrument_id": NEW}]  # 00:00 UTC Sunday = Saturday 18:00 CST
+    assert sw.to_pylist() == [{"switch_ns": ct(2024, 3, 9, 18), "old_instrument_id": OLD, "new_instrument_id": NEW,
+                               "databento_switch_ns": ct(2024, 3, 9, 18)}]  # 00:00 UTC Sunday = Saturday 18:00 CST
     assert switches_from_mappings([("2024-01-01", "2024-02-01", 5)]).num_rows == 0
     with pytest.raises(HdiError, match="overlap"):
         switches_from_mappings([("2024-01-01", "2024-02-01", 5), ("2024-01-15", "2024-03-01", 6)])
@@ -236,3 +238,22 @@ def test_switch_between_windows_belongs_to_the_window_of_the_next_trade_date() -
     # Christmas 2024: 00:00 UTC 12-25 (12-24 18:00 CT) takes effect on 12-26
     late = es.sessions(ct(2024, 12, 20, 0), ct(2025, 1, 3, 0))
     assert switch_trade_dates(np.array([ct(2024, 12, 24, 18)]), late)[0] == np.datetime64("2024-12-26")
+
+
+def utc_midnight(day: str) -> int:
+    return int(dt.datetime.fromisoformat(f"{day}T00:00:00+00:00").timestamp()) * NS
+
+
+def test_the_switch_moves_to_the_open_of_the_trade_date_databento_switches_in() -> None:
+    sessions = calendar_sessions("CME Globex Equity", ct(2024, 1, 1, 0), ct(2024, 7, 1, 0))
+    # (Databento's 00:00 UTC switch, the first open of its trade date): a weekday switch lands an hour or two
+    # into the evening session; a Saturday-evening one (Sunday 00:00 UTC) moves to the Sunday open; after a
+    # holiday (MLK 01-15, Juneteenth 06-19) the trade date opens with the holiday session the day before.
+    cases = [(utc_midnight("2024-03-12"), ct(2024, 3, 11, 17)), (utc_midnight("2024-03-10"), ct(2024, 3, 10, 17)),
+             (utc_midnight("2024-01-16"), ct(2024, 1, 14, 17)), (utc_midnight("2024-06-20"), ct(2024, 6, 18, 17))]
+    for databento_ns, expected_open in cases:
+        switches = pa.table({"switch_ns": [databento_ns], "old_instrument_id": [OLD], "new_instrument_id": [NEW],
+                             "databento_switch_ns": [databento_ns]}, schema=SWITCH_SCHEMA)
+        moved = switch_at(switches, sessions, "trade_date_open").to_pylist()[0]
+        assert (moved["switch_ns"], moved["databento_switch_ns"]) == (expected_open, databento_ns)
+        assert switch_at(switches, sessions, "databento").to_pylist()[0]["switch_ns"] == databento_ns

@@ -36,10 +36,10 @@ from hdi_assets.partitions import (
     symbol_windows,
 )
 from hdi_core.calendar import Sessions, session_index, split_sessions
-from hdi_core.continuous import adjust, bars, rolls, validation
+from hdi_core.continuous import adjust, bars, rolls, splice, validation
 from hdi_core.digest import table_digest
 from hdi_core.units import DAY_NS, NS
-from hdi_resources.databento import DatabentoResource
+from hdi_resources.databento import DatabentoResource, FetchResult
 
 BAR_INTERVALS = ("1m", "5m", "15m", "1h", "1d")
 CHECKPOINTS = (
@@ -120,7 +120,7 @@ def raw_ticks(context: AssetExecutionContext, databento: DatabentoResource) -> M
         end=end_ns,
         context=context,
     )
-    ticks = fetched.table
+    ticks = _switch_at_trade_date_open(databento, product, fetched, start_ns, end_ns, context)
     instrument_ids = np.unique(ticks.column("instrument_id").to_numpy()) if ticks.num_rows else np.array([], int)
     symbols_by_id = databento.raw_symbols(product.dataset, instrument_ids.tolist(), start_ns, end_ns)
     raw_symbol = pa.array([symbols_by_id[int(i)] for i in instrument_ids], pa.string())
@@ -154,6 +154,27 @@ def raw_ticks(context: AssetExecutionContext, databento: DatabentoResource) -> M
     )
 
 
+def _switch_at_trade_date_open(databento: DatabentoResource, product: ProductConfig, fetched: FetchResult,
+                               start_ns: int, end_ns: int, context: AssetExecutionContext) -> pa.Table:
+    """The continuous symbol's trades with each contract change moved to the open of its trade date: the new
+    contract's trades from that open to Databento's 00:00 UTC switch are fetched by raw symbol (splice.py)."""
+    intervals = [(str(i.start_date), str(i.end_date), int(i.symbol))
+                 for i in fetched.mappings.get(product.continuous_symbol, [])]
+    sessions = product.sessions(start_ns - EDGE_REACH_NS, end_ns + EDGE_REACH_NS)
+    switches = rolls.switch_at(rolls.switches_from_mappings(intervals), sessions, product.switch_at)
+    spans = [s for s in splice.stretches(switches) if s[0] < end_ns and s[1] > start_ns]
+    if not spans:
+        return fetched.table
+    raw = databento.raw_symbols(product.dataset, [new for *_, new in spans], start_ns, end_ns)
+    fresh = [
+        databento.get_range(dataset=product.dataset, schema="trades", symbols=[raw[new]], stype_in="raw_symbol",
+                            start=max(lo, start_ns), end=min(hi, end_ns), context=context).table
+        for lo, hi, _, new in spans
+    ]
+    kept = switches.filter(pa.array(np.isin(switches["switch_ns"].to_numpy(), [s[0] for s in spans])))
+    return splice.splice(fetched.table, kept, fresh)
+
+
 @asset(
     partitions_def=symbol_windows,
     group_name="continuous",
@@ -169,11 +190,14 @@ def roll_events(context: AssetExecutionContext, databento: DatabentoResource) ->
     product, window, start_ns, end_ns = _partition(context)
     # Look a week back so a switch on the window's first day is seen against the previous contract.
     lookback = dt.timedelta(days=7)
+    lookback_ns = int(lookback.total_seconds()) * NS
     start_date = dt.datetime.fromtimestamp(start_ns / NS, dt.UTC).date()
     end_ns = databento.clamp_end(product.dataset, "trades", end_ns, context)
     end_date = dt.datetime.fromtimestamp(end_ns / NS, dt.UTC).date() + dt.timedelta(days=1)
     intervals = databento.mapping_intervals(product.dataset, product.continuous_symbol, start_date - lookback, end_date)
     switches = rolls.switches_from_mappings(intervals)
+    sessions = product.sessions(start_ns - EDGE_REACH_NS - lookback_ns, end_ns + EDGE_REACH_NS)
+    switches = rolls.switch_at(switches, sessions, product.switch_at)
     switches = switches.filter(_owned_switches(product, switches, start_ns, end_ns))
     ids = sorted(set(switches["old_instrument_id"].to_pylist()) | set(switches["new_instrument_id"].to_pylist()))
     raw = databento.raw_symbols(product.dataset, ids, start_ns - 30 * 86_400 * NS, end_ns)

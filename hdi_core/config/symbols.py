@@ -22,6 +22,8 @@ MONTH_CODES = "FGHJKMNQUVXZ"  # CME month codes January..December
 RollRule = Literal["c", "v", "n"]
 Adjustment = Literal["panama_backward", "panama_forward", "ratio_backward"]
 RollGapSource = Literal["settlement", "last_trades"]
+# Where the continuous series changes contract (hdi_core.continuous.rolls.switch_at).
+SwitchAt = Literal["trade_date_open", "databento"]
 
 
 class _Strict(BaseModel):
@@ -50,6 +52,7 @@ class SymbolSpec(_Strict):
     roll_rule: RollRule | None = None
     adjustment: Adjustment | None = None
     roll_gap_source: RollGapSource | None = None
+    switch_at: SwitchAt | None = None
 
     @field_validator("tick_size")
     @classmethod
@@ -84,6 +87,7 @@ class SymbolsConfig(_Strict):
     roll_rule: RollRule = "v"
     adjustment: Adjustment = "panama_backward"
     roll_gap_source: RollGapSource = "settlement"
+    switch_at: SwitchAt = "trade_date_open"
     bars: BarsSpec = BarsSpec()
     symbols: dict[str, SymbolSpec] = Field(min_length=1)
 

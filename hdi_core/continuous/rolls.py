@@ -24,13 +24,16 @@ from hdi_core.units import DAY_NS, NS
 MINUTE_NS = 60 * NS
 DEFAULT_WINDOW_NS = 30 * MINUTE_NS
 
+# switch_ns: when HDI's continuous series changes contract; databento_switch_ns: when Databento's continuous
+# symbol does (00:00 UTC of the new mapping interval). They differ when switching at the trade-date open.
 SWITCH_SCHEMA = pa.schema([("switch_ns", pa.int64()), ("old_instrument_id", pa.int64()),
-                           ("new_instrument_id", pa.int64())])
+                           ("new_instrument_id", pa.int64()), ("databento_switch_ns", pa.int64())])
+SWITCH_AT = ("trade_date_open", "databento")
 ROLL_SCHEMA = pa.schema([
     ("switch_ns", pa.int64()), ("old_instrument_id", pa.int64()), ("new_instrument_id", pa.int64()),
     ("old_raw_symbol", pa.string()), ("new_raw_symbol", pa.string()), ("old_price", pa.int64()),
     ("new_price", pa.int64()), ("roll_gap", pa.int64()), ("method", pa.string()),
-    ("reference_ns", pa.int64()), ("reference_trade_date", pa.date32()),
+    ("reference_ns", pa.int64()), ("reference_trade_date", pa.date32()), ("databento_switch_ns", pa.int64()),
 ])
 
 
@@ -105,7 +108,30 @@ def switches_from_mappings(intervals: Sequence[tuple[str, str, int | str]]) -> p
             old.append(i0)
             new.append(i1)
     return pa.Table.from_arrays([pa.array(switch, pa.int64()), pa.array(old, pa.int64()),
-                                 pa.array(new, pa.int64())], schema=SWITCH_SCHEMA)
+                                 pa.array(new, pa.int64()), pa.array(switch, pa.int64())], schema=SWITCH_SCHEMA)
+
+
+def trade_date_open_ns(instants_ns: np.ndarray, sessions: Sessions) -> np.ndarray:
+    """The open of the first segment of the trade date each instant takes effect in (that of the first segment
+    closing after it), so a switch there leaves every session and daily bar to one contract."""
+    instants_ns = np.asarray(instants_ns, dtype=np.int64)
+    if len(sessions) == 0:
+        return instants_ns.copy()
+    k = np.minimum(np.searchsorted(sessions.close_ns, instants_ns, side="right"), len(sessions) - 1)
+    first = np.searchsorted(sessions.trade_date, sessions.trade_date[k], side="left")
+    return sessions.open_ns[first]
+
+
+def switch_at(switches: pa.Table, sessions: Sessions, rule: str) -> pa.Table:
+    """Switches moved to where HDI changes contract: `trade_date_open` (default) moves Databento's 00:00 UTC
+    switch, an hour or two into the new trade date's evening session, back to that trade date's first open;
+    `databento` keeps Databento's instant. `databento_switch_ns` keeps Databento's instant either way."""
+    if rule not in SWITCH_AT:
+        raise HdiError(f"switch_at {rule!r}: use one of {', '.join(SWITCH_AT)}")
+    if rule == "databento" or switches.num_rows == 0:
+        return switches
+    moved = trade_date_open_ns(column_i64(switches, "databento_switch_ns"), sessions)
+    return switches.set_column(0, "switch_ns", pa.array(moved, pa.int64()))
 
 
 SETTLEMENT_LOOKBACK_DAYS = 10  # how far before the switch a settlement pair may come from (Christmas + weekend)
@@ -264,8 +290,10 @@ def roll_events(switches: pa.Table, sessions: Sessions | None, settlements: pa.T
     symbols = dict(raw_symbols_of(old_ticks, new_ticks))
     symbols.update(raw_symbols or {})
     rows: list[tuple] = []
+    databento_sw = (column_i64(switches, "databento_switch_ns") if "databento_switch_ns" in switches.column_names
+                    else column_i64(switches, "switch_ns"))
     columns = (column_i64(switches, k) for k in ("switch_ns", "old_instrument_id", "new_instrument_id"))
-    for sw, old_id, new_id in zip(*columns, strict=True):  # one iteration per roll
+    for (sw, old_id, new_id), db_sw in zip(zip(*columns, strict=True), databento_sw, strict=True):  # per roll
         sw, old_id, new_id = int(sw), int(old_id), int(new_id)
         gap, tried = None, []
         if prices is not None and sessions is not None:
@@ -280,7 +308,7 @@ def roll_events(switches: pa.Table, sessions: Sessions | None, settlements: pa.T
                 f"at the same moment before the switch; tried {'; '.join(tried) or 'nothing (no inputs)'}")
         rows.append((sw, old_id, new_id, symbols.get(old_id, ""), symbols.get(new_id, ""), gap.old_price,
                      gap.new_price, gap.new_price - gap.old_price, gap.method, gap.reference_ns,
-                     gap.reference_trade_date))
+                     gap.reference_trade_date, int(db_sw)))
     return pa.Table.from_pylist([dict(zip(ROLL_SCHEMA.names, r, strict=True)) for r in rows],
                                 schema=ROLL_SCHEMA)
 
