@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 
 from hdi_core.errors import LoadBusyError
-from hdi_resources.db import Database, replace
+from hdi_resources.db import Database, chunks, replace
 from hdi_resources.db.server import stop_embedded_server
 from hdi_resources.settings import hdi_home
 
@@ -116,6 +116,7 @@ def _one_value(db: Database, query: str, params: tuple = ()) -> object:
 def test_concurrent_overlapping_windows_all_finish_exact(backend: Backend,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(replace, "SWAP_MIN_ROWS", 5_000)  # months of ~10k rows: fresh, swap and route all run
+    monkeypatch.setattr(chunks, "FRESH_CHUNK_MIN_ROWS", 1_000)  # TimescaleDB: new chunks attached, and routed rows
     monkeypatch.setattr(replace, "LOCK_TIMEOUT_S", 10.0)  # queued loads give up sometimes: the retry path runs
     symbol = "CL.c.0"
     variants = {w: [window_bars(w, seed) for seed in range(3)] for w in WINDOWS}

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from hdi_core.errors import HdiError, LoadBusyError
 
 from .binary import to_unix_micros
+from .chunks import copy_bars_timescale, whole_slices
 from .copy import copy_rows
 from .prepare import prepare
 from .quarantine import clear_quarantine, quarantine_rows
@@ -86,11 +87,14 @@ class _Waiting:
     what: str = "its partition's lock"
 
 
-def _load_session(cur: Any) -> None:
-    """Settings of every load transaction: lock waits bounded; a backend whose client died stops promptly."""
+def _load_session(cur: Any, timescale: bool = False) -> None:
+    """Settings of every load transaction: lock waits bounded; a backend whose client died stops promptly;
+    on TimescaleDB, a reload into compressed chunks may decompress as many rows as it replaces."""
     cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{round(LOCK_TIMEOUT_S * 1000)}ms",))
     if cur.connection.server_version >= 140000:
         cur.execute("SELECT set_config('client_connection_check_interval', %s, true)", (CONNECTION_CHECK,))
+    if timescale:
+        cur.execute("SELECT set_config('timescaledb.max_tuples_decompressed_per_dml_transaction', '0', true)")
 
 
 def _busy(table: str, who: str, what: str, exc: BaseException) -> LoadBusyError:
@@ -375,7 +379,7 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
 
     def attempt(thorough: bool) -> tuple[int, int, pa.Table]:
         with db.raw() as conn, conn.cursor() as cur:
-            _load_session(cur)
+            _load_session(cur, timescale=db.storage_mode == "timescaledb")
             cur.execute("SET LOCAL synchronous_commit = off")  # a lost last commit on OS crash is re-run safely
             waiting.what = "its partition's lock"
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (table, partition))
@@ -384,11 +388,14 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
             previous = cur.fetchone()
             previous_span = (previous[0], previous[1]) if previous and previous[0] else None
             native_bars = table == "continuous_bars" and db.storage_mode == "native"
+            timescale_bars = table == "continuous_bars" and db.storage_mode == "timescaledb"
             # Every lock before any table is read: the months any row can be in, then (when an existing month
             # may be swapped, whose DETACH locks the symbol's table exclusively) the symbol's swap lock.
             lock_spans = [s for s in (previous_span, time_range(info, prepared)) if s]
             if table == "continuous_bars" and lock_spans:
                 lock_lo, lock_last = min(s[0] for s in lock_spans), max(s[1] for s in lock_spans)
+                if timescale_bars:  # it may create the chunks of these slices: their months are its own too
+                    lock_lo, lock_last = whole_slices(cur, lock_lo, lock_last)
                 _lock_months(cur, symbol, lock_lo, lock_last, waiting)
                 if native_bars:
                     waiting.what = "the months' tables"
@@ -412,7 +419,7 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
             else:
                 waiting.what = "the rows it replaces"
                 deleted = _delete(cur, table, where, params, bounds)
-                inserted = copy_rows(cur, info, valid)
+                inserted = copy_bars_timescale(cur, info, valid) if timescale_bars else copy_rows(cur, info, valid)
             waiting.what = "its bookkeeping rows"
             clear_quarantine(cur, table, partition)
             if invalid.num_rows:
