@@ -14,14 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from hdi_core.errors import HdiError, LoadBusyError
 
@@ -30,8 +29,8 @@ from .chunks import copy_bars_timescale, whole_slices
 from .copy import copy_rows
 from .prepare import prepare
 from .quarantine import clear_quarantine, quarantine_rows
+from .stage import constant_columns, load_session, run_workers
 from .tables import (
-    INDEX_BUILD_MEMORY,
     TIME_COLUMN,
     Span,
     TableInfo,
@@ -52,7 +51,6 @@ log = logging.getLogger(__name__)
 SWAP_MIN_ROWS = 50_000  # below this a month's reload goes DELETE + COPY; above, rebuild-and-swap
 LOAD_WORKERS = 2  # connections filling month stage tables at once (each month wholly on one)
 LOCK_TIMEOUT_S = 120.0  # longest wait for any lock of a load (another load of the month, say) before LoadBusyError
-CONNECTION_CHECK = "1s"  # PostgreSQL 14+: a backend whose client was killed stops within this, releasing its locks
 
 
 @dataclass
@@ -85,16 +83,6 @@ class _Waiting:
     """What a load is waiting for right now, named by LoadBusyError when the wait runs out."""
 
     what: str = "its partition's lock"
-
-
-def _load_session(cur: Any, timescale: bool = False) -> None:
-    """Settings of every load transaction: lock waits bounded; a backend whose client died stops promptly;
-    on TimescaleDB, a reload into compressed chunks may decompress as many rows as it replaces."""
-    cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{round(LOCK_TIMEOUT_S * 1000)}ms",))
-    if cur.connection.server_version >= 140000:
-        cur.execute("SELECT set_config('client_connection_check_interval', %s, true)", (CONNECTION_CHECK,))
-    if timescale:
-        cur.execute("SELECT set_config('timescaledb.max_tuples_decompressed_per_dml_transaction', '0', true)")
 
 
 def _busy(table: str, who: str, what: str, exc: BaseException) -> LoadBusyError:
@@ -208,90 +196,28 @@ def _stage_months(db: Database, info: TableInfo, symbol: str, key_json: str, cou
                   months: list[tuple[dt.datetime, pa.Table]]) -> tuple[int, int]:
     """Fill one stage table per month from up to LOAD_WORKERS connections, each month in a transaction of
     its own (committed stages stay invisible until the caller swaps them in). Returns (rows, replaced).
-    A worker waits for no lock its load holds (the load's months are its own, its swap comes later), so the
-    load's wait for its workers ends: every lock wait of theirs is bounded too."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    A worker waits for no lock its load holds (the load's months are its own, its swap comes later)."""
 
-    import psycopg2
+    def job(month: dt.datetime, rows: pa.Table) -> Callable[[Any], tuple[int, int]]:
+        def fill(cur: Any) -> tuple[int, int]:
+            constants = constant_columns(info, rows)
+            # The worker holds no lock the load needs: its own transaction may drop a killed load's stage.
+            cur.execute("SELECT hdi_drop_bar_stage(%s, %s)", (symbol, month))
+            cur.execute("SELECT hdi_stage_bar_month(%s, %s, %s, %s, %s)",
+                        (symbol, month, key_json, count, json.dumps(constants)))
+            replaced = cur.fetchone()[0] or 0
+            copy_rows(cur, info, rows.drop_columns(list(constants)),
+                      target=f"{symbol_partition_name(symbol, month)}_stage", freeze=True)
+            cur.execute("SELECT hdi_index_bar_stage(%s, %s)", (symbol, month))
+            return rows.num_rows, replaced
+        return fill
 
-    active: dict[int, Any] = {}  # worker connections by month index, so one failure cancels the others
-    failed = threading.Event()
-
-    def stage(index: int, month: dt.datetime, rows: pa.Table) -> tuple[int, int]:
-        if failed.is_set():
-            raise _Cancelled
-        constants = _constant_columns(info, rows)
-        try:
-            with db.raw() as conn, conn.cursor() as cur:
-                active[index] = conn
-                _load_session(cur)
-                cur.execute("SET LOCAL synchronous_commit = off")
-                cur.execute("SET LOCAL maintenance_work_mem = %s", (INDEX_BUILD_MEMORY,))
-                # The worker holds no lock the load needs: its own transaction may drop a killed load's stage.
-                cur.execute("SELECT hdi_drop_bar_stage(%s, %s)", (symbol, month))
-                cur.execute("SELECT hdi_stage_bar_month(%s, %s, %s, %s, %s)",
-                            (symbol, month, key_json, count, json.dumps(constants)))
-                replaced = cur.fetchone()[0] or 0
-                copy_rows(cur, info, rows.drop_columns(list(constants)),
-                          target=f"{symbol_partition_name(symbol, month)}_stage", freeze=True)
-                cur.execute("SELECT hdi_index_bar_stage(%s, %s)", (symbol, month))
-        except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected) as exc:
-            raise _busy(info.name, symbol, f"month {month:%Y-%m}'s stage table", exc) from None
-        except psycopg2.errors.QueryCanceled:
-            if failed.is_set():
-                raise _Cancelled from None
-            raise
-        finally:
-            active.pop(index, None)
-        return rows.num_rows, replaced
-
-    if not months:
-        return 0, 0
-    order = sorted(enumerate(months), key=lambda m: -m[1][1].num_rows)  # the biggest months first balances
-    workers = max(1, min(LOAD_WORKERS, len(months)))
+    order = sorted(months, key=lambda m: -m[1].num_rows)  # the biggest months first balances the workers
     # A failure leaves committed stage tables behind: unattached, so no reader sees them, and the next load of
     # the month drops them (from the connection that holds the month's lock, never from a second one).
-    if workers == 1:
-        results = [stage(i, *m) for i, m in order]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hdi-stage") as pool:
-            futures = [pool.submit(stage, i, *m) for i, m in order]
-            results, first_error = [], None
-            for future in as_completed(futures):
-                try:
-                    results.append(future.result())
-                except _Cancelled:
-                    continue
-                except BaseException as exc:  # noqa: BLE001 - re-raised once the other workers stopped
-                    if first_error is None:
-                        first_error = exc
-                        failed.set()
-                        for conn in list(active.values()):  # the load fails anyway: stop their work now
-                            conn.cancel()
-            if first_error is not None:
-                raise first_error
+    results = run_workers(db, [(f"month {m:%Y-%m}'s stage table", job(m, rows)) for m, rows in order],
+                          LOAD_WORKERS, LOCK_TIMEOUT_S, lambda what, exc: _busy(info.name, symbol, what, exc))
     return sum(r[0] for r in results), sum(r[1] for r in results)
-
-
-class _Cancelled(Exception):
-    """A worker stopped because another worker of its load failed."""
-
-
-def _constant_columns(info: TableInfo, rows: pa.Table) -> dict[str, str]:
-    """Text and date columns holding one value in every row: the stage table's defaults give them for less
-    than sending them in each COPY row."""
-    constants: dict[str, str] = {}
-    if rows.num_rows == 0:
-        return constants
-    for name in rows.column_names:
-        column = rows.column(name)
-        if info.column(name).type_name not in ("text", "varchar", "bpchar", "date") or column.null_count:
-            continue
-        distinct = pc.unique(column.combine_chunks() if column.num_chunks != 1 else column.chunk(0))
-        if len(distinct) == 1:
-            value = distinct[0].as_py()
-            constants[name] = value.isoformat() if isinstance(value, dt.date) else str(value)
-    return constants
 
 
 def symbol_partition_name(symbol: str, month: dt.datetime) -> str:
@@ -379,7 +305,7 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
 
     def attempt(thorough: bool) -> tuple[int, int, pa.Table]:
         with db.raw() as conn, conn.cursor() as cur:
-            _load_session(cur, timescale=db.storage_mode == "timescaledb")
+            load_session(cur, LOCK_TIMEOUT_S, timescale=db.storage_mode == "timescaledb")
             cur.execute("SET LOCAL synchronous_commit = off")  # a lost last commit on OS crash is re-run safely
             waiting.what = "its partition's lock"
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (table, partition))
@@ -419,7 +345,11 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
             else:
                 waiting.what = "the rows it replaces"
                 deleted = _delete(cur, table, where, params, bounds)
-                inserted = copy_bars_timescale(cur, info, valid) if timescale_bars else copy_rows(cur, info, valid)
+                if timescale_bars and bounds is not None:
+                    inserted = copy_bars_timescale(db, cur, info, valid, bounds, LOAD_WORKERS, LOCK_TIMEOUT_S,
+                                                   lambda what, exc: _busy(table, symbol, what, exc))
+                else:
+                    inserted = copy_rows(cur, info, valid)
             waiting.what = "its bookkeeping rows"
             clear_quarantine(cur, table, partition)
             if invalid.num_rows:
