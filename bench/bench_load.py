@@ -4,7 +4,7 @@ given (--timescale-url, else HDI_TEST_TIMESCALE_URL), on TimescaleDB in a scratc
 dropped there; then row-by-row INSERT ... ON CONFLICT measured on a sample and extrapolated. Prints figures.
 
     python bench/bench_load.py [--rows 5000000] [--sample 20000] [--no-reload] [--workers 2]
-                               [--timescale-url postgresql://...]
+                               [--timescale-url postgresql://...] [--timescale-rows 2000000]
 
 The machine is shared, so each figure comes with the 1-minute load average and the CPU seconds spent by
 this process and by the embedded server's backends (what the load costs, whatever the neighbours do)."""
@@ -171,6 +171,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="connections filling months at once")
     parser.add_argument("--timescale-url", default=os.environ.get("HDI_TEST_TIMESCALE_URL", ""),
                         help="a PostgreSQL server with TimescaleDB to bench as well (a scratch database there)")
+    parser.add_argument("--timescale-rows", type=int, default=2_000_000,
+                        help="bars loaded on TimescaleDB (its reload is slow: keeps make bench within minutes)")
     args = parser.parse_args()
 
     bench_home = Path(tempfile.mkdtemp(prefix="bench-load-", dir=hdi_home()))
@@ -204,7 +206,7 @@ def main() -> None:
             stop_server(db.embedded.pid)
         shutil.rmtree(bench_home, ignore_errors=True)
     if args.timescale_url:
-        bench_timescale(args.timescale_url, bars, args.reload)
+        bench_timescale(args.timescale_url, bars.slice(0, args.timescale_rows), args.reload)
     else:
         print("timescaledb: not measured (give --timescale-url or set HDI_TEST_TIMESCALE_URL)")
 

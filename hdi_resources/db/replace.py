@@ -86,11 +86,17 @@ class _Waiting:
 
 
 def _busy(table: str, who: str, what: str, exc: BaseException) -> LoadBusyError:
-    """The one-line, retryable error for a lock wait that ran out (or a deadlock PostgreSQL broke)."""
-    how = "deadlocked with another load" if "deadlock" in str(exc).lower() else \
-        f"not granted within {LOCK_TIMEOUT_S:g}s"
-    return LoadBusyError(f"{table} {who}: lock on {what} {how} (another load or a reader holds it); the load "
-                         "changed nothing and is safe to retry")
+    """The one-line, retryable error for a wait that ran out (a lock, or a free pooled connection) or for a
+    deadlock PostgreSQL broke."""
+    import psycopg2.errors
+
+    if isinstance(exc, psycopg2.errors.DeadlockDetected):
+        how = f"deadlocked with another load while waiting for {what}"
+    elif isinstance(exc, psycopg2.errors.LockNotAvailable):
+        how = f"gave up after waiting {LOCK_TIMEOUT_S:g}s for {what} (another load or a reader holds it)"
+    else:
+        how = f"gave up waiting for {what}"
+    return LoadBusyError(f"{table} {who}: {how}; the load changed nothing and is safe to retry")
 
 
 def _next_month(month: dt.datetime) -> dt.datetime:
@@ -286,6 +292,7 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
     break a rule, repeat a key of the input, or hold the key of a row of another partition are quarantined."""
     import psycopg2
     from psycopg2 import sql
+    from sqlalchemy import exc as sa_exc
 
     started = time.monotonic()
     info = table_info(db, table)
@@ -377,6 +384,8 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
             inserted, deleted, clashing = attempt(thorough=True)
     except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected) as exc:
         raise _busy(table, symbol, waiting.what, exc) from None
+    except sa_exc.TimeoutError as exc:  # every pooled connection stayed busy: as retryable as a lock
+        raise _busy(table, symbol, "a free database connection", exc) from None
     counts = dict(rules.counts)
     if clashing.num_rows:
         counts["duplicate_key"] = counts.get("duplicate_key", 0) + clashing.num_rows

@@ -43,6 +43,7 @@ def run_workers(db: Database, jobs: list[tuple[str, Callable[[Any], T]]], worker
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     import psycopg2
+    from sqlalchemy import exc as sa_exc
 
     active: dict[int, Any] = {}  # worker connections by job, so one failure cancels the others
     failed = threading.Event()
@@ -59,6 +60,8 @@ def run_workers(db: Database, jobs: list[tuple[str, Callable[[Any], T]]], worker
                 return job(cur)
         except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected) as exc:
             raise busy(what, exc) from None
+        except sa_exc.TimeoutError as exc:  # the pool had no free connection in time: retryable too
+            raise busy(f"a free database connection (for {what})", exc) from None
         except psycopg2.errors.QueryCanceled:
             if failed.is_set():
                 raise Cancelled from None
