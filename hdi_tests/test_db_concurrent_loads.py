@@ -205,3 +205,12 @@ def test_a_month_held_too_long_is_a_retryable_error_naming_it(backend: Backend,
     finally:
         db.close()
         holder.close()
+
+
+def test_load_assets_retry_a_busy_load() -> None:
+    """Dagster runs a load that raised LoadBusyError again (after a jittered delay) instead of failing the run."""
+    from hdi_assets.storage.assets import continuous_bars_table, roll_events_table
+
+    for asset_def in (continuous_bars_table, roll_events_table):
+        policy = asset_def.node_def.retry_policy
+        assert policy is not None and policy.max_retries >= 3 and policy.jitter is not None
