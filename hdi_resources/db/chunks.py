@@ -53,7 +53,8 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
                     else np.empty(0, dtype=np.int64))
     ids, counts = np.unique(slice_of_row, return_counts=True)
     fresh: list[int] = []
-    if len(ids):
+    cur.execute("SELECT to_regprocedure('attach_chunk(regclass, regclass, jsonb)') IS NOT NULL")
+    if len(ids) and cur.fetchone()[0]:  # attach_chunk is recent: without it, COPY it all
         cur.execute("""SELECT (extract(epoch FROM range_start) * 1000000)::int8
                        FROM timescaledb_information.chunks
                        WHERE hypertable_name = 'continuous_bars' AND range_start >= %s AND range_start <= %s""",
