@@ -1,10 +1,13 @@
-"""Bulk-load benchmark: >= 5M one-second bars through replace_partition into a fresh embedded PostgreSQL,
-against row-by-row INSERT ... ON CONFLICT measured on a sample and extrapolated. Prints figures only.
+"""Bulk-load benchmark: one-second bars through replace_partition into a fresh range and again over the
+loaded range (a reload), on the embedded PostgreSQL (native partitioning) and, when a TimescaleDB URL is
+given (--timescale-url, else HDI_TEST_TIMESCALE_URL), on TimescaleDB in a scratch database created and
+dropped there; then row-by-row INSERT ... ON CONFLICT measured on a sample and extrapolated. Prints figures.
 
-    python bench/bench_load.py [--rows 5000000] [--sample 20000] [--reload] [--workers 2]
+    python bench/bench_load.py [--rows 5000000] [--sample 20000] [--no-reload] [--workers 2]
+                               [--timescale-url postgresql://...] [--timescale-rows 2000000]
 
 The machine is shared, so each figure comes with the 1-minute load average and the CPU seconds spent by
-this process and by the server's backends (what the load costs, whatever the neighbours do)."""
+this process and by the embedded server's backends (what the load costs, whatever the neighbours do)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -95,12 +99,95 @@ def row_by_row(db, table: pa.Table) -> float:
     return time.perf_counter() - started
 
 
+FRESH_GOAL = 500_000  # rows/s of a load into a fresh range, on either backend
+PARTITION = {"continuous_symbol": "ES.v.0", "granularity": "1s", "window": "2024-01-01"}
+
+
+def time_loads(db, label: str, bars: pa.Table, reload: bool, meter: CpuMeter) -> float:
+    """Load `bars` into a fresh range, then (reload) over it again; prints both figures, returns the fresh rate."""
+    meter.lap()  # not what came before
+    t0 = time.perf_counter()
+    result = db.replace_partition("continuous_bars", PARTITION, bars)
+    fresh_s = time.perf_counter() - t0
+    fresh_rate = result.inserted / fresh_s
+    print(f"{label} replace_partition (fresh range): {result.inserted:,} rows in {fresh_s:.1f}s "
+          f"= {fresh_rate:,.0f} rows/s {meter.lap()}; goal {FRESH_GOAL:,} rows/s: "
+          f"{'met' if fresh_rate >= FRESH_GOAL else 'NOT met'}", flush=True)
+    if reload:
+        t0 = time.perf_counter()
+        again = db.replace_partition("continuous_bars", PARTITION, bars)
+        reload_s = time.perf_counter() - t0
+        print(f"{label} replace_partition (reload, replacing {again.deleted:,} rows): {again.inserted:,} rows in "
+              f"{reload_s:.1f}s = {again.inserted / reload_s:,.0f} rows/s {meter.lap()}", flush=True)
+    return fresh_rate
+
+
+def scratch_timescale_url(url: str) -> tuple[str, Any]:
+    """A new database with TimescaleDB on the server `url` names; returns its URL and a function dropping it."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    from hdi_resources.db.core import url_string
+
+    name = f"hdi_bench_load_{os.getpid()}"
+    admin = psycopg2.connect(url)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    scratch = url_string(make_url(url).set(database=name))
+    conn = psycopg2.connect(scratch)
+    conn.autocommit = True
+    conn.cursor().execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    conn.close()
+
+    def drop() -> None:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+    return scratch, drop
+
+
+def local_postmaster(db) -> int | None:
+    """The pid of the server's postmaster when it runs on this machine (its backends' CPU is then counted,
+    every database's: the figure is only clean on an otherwise idle server), else None."""
+    import psutil
+
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+    try:
+        proc = psutil.Process(backend)
+        return proc.ppid() if "postgres" in proc.name() else None
+    except psutil.Error:
+        return None
+
+
+def bench_timescale(url: str, bars: pa.Table, reload: bool) -> None:
+    """The same loads on TimescaleDB (hypertable continuous_bars), in a scratch database."""
+    from hdi_core.errors import HdiError
+    from hdi_resources.db import Database
+
+    scratch, drop = scratch_timescale_url(url)
+    db = Database(url=scratch)
+    try:
+        db.migrate()
+        time_loads(db, "timescaledb", bars, reload, CpuMeter(local_postmaster(db)))
+    except HdiError as exc:
+        print(f"timescaledb: FAILED: {exc}")
+    finally:
+        db.close()
+        drop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--sample", type=int, default=20_000)
-    parser.add_argument("--reload", action="store_true", help="also time replacing the loaded partition")
+    parser.add_argument("--no-reload", dest="reload", action="store_false", help="skip timing a reload")
     parser.add_argument("--workers", type=int, default=None, help="connections filling months at once")
+    parser.add_argument("--timescale-url", default=os.environ.get("HDI_TEST_TIMESCALE_URL", ""),
+                        help="a PostgreSQL server with TimescaleDB to bench as well (a scratch database there)")
+    parser.add_argument("--timescale-rows", type=int, default=2_000_000,
+                        help="bars loaded on TimescaleDB (its reload is slow: keeps make bench within minutes)")
     args = parser.parse_args()
 
     bench_home = Path(tempfile.mkdtemp(prefix="bench-load-", dir=hdi_home()))
@@ -117,36 +204,26 @@ def main() -> None:
         t0 = time.perf_counter()
         bars = synthetic_bars(args.rows)
         print(f"generated {args.rows:,} bars in {time.perf_counter() - t0:.1f}s")
-        partition = {"continuous_symbol": "ES.v.0", "granularity": "1s", "window": "2024-01-01"}
-        meter.lap()  # not the generation
-        t0 = time.perf_counter()
-        result = db.replace_partition("continuous_bars", partition, bars)
-        bulk_s = time.perf_counter() - t0
-        bulk_rate = result.inserted / bulk_s
-        print(f"replace_partition (fresh): {result.inserted:,} rows in {bulk_s:.1f}s "
-              f"= {bulk_rate:,.0f} rows/s {meter.lap()}")
-        if args.reload:
-            t0 = time.perf_counter()
-            again = db.replace_partition("continuous_bars", partition, bars)
-            reload_s = time.perf_counter() - t0
-            print(f"replace_partition (replacing {again.deleted:,} rows): {again.inserted:,} rows in "
-                  f"{reload_s:.1f}s = {again.inserted / reload_s:,.0f} rows/s {meter.lap()}")
+        bulk_rate = time_loads(db, "native", bars, args.reload, meter)
         sample = bars.slice(0, args.sample)
-        other = {**partition, "continuous_symbol": "ES.v.9"}
+        other = {**PARTITION, "continuous_symbol": "ES.v.9"}
         db.replace_partition("continuous_bars", other, sample)  # creates its partitions ...
         db.replace_partition("continuous_bars", other, sample.slice(0, 0))  # ... and empties them
         slow_s = row_by_row(db, sample)
         slow_rate = args.sample / slow_s
         print(f"row-by-row INSERT ... ON CONFLICT: {args.sample:,} rows in {slow_s:.1f}s "
               f"= {slow_rate:,.0f} rows/s"
-              f" (extrapolated to {args.rows:,}: {args.rows / slow_rate:,.0f}s)")
-        print(f"speed-up: {bulk_rate / slow_rate:.1f}x; goal 300,000 rows/s: "
-              f"{'met' if bulk_rate >= 300_000 else 'NOT met'}")
+              f" (extrapolated to {args.rows:,}: {args.rows / slow_rate:,.0f}s); native speed-up: "
+              f"{bulk_rate / slow_rate:.1f}x", flush=True)
     finally:
         db.close()
         if db.embedded is not None:
             stop_server(db.embedded.pid)
         shutil.rmtree(bench_home, ignore_errors=True)
+    if args.timescale_url:
+        bench_timescale(args.timescale_url, bars.slice(0, args.timescale_rows), args.reload)
+    else:
+        print("timescaledb: not measured (give --timescale-url or set HDI_TEST_TIMESCALE_URL)")
 
 
 if __name__ == "__main__":

@@ -17,3 +17,10 @@ class BudgetExceededError(HdiError):
 
 class GatewayNotConfiguredError(HdiError):
     """Neither an API key nor a local gateway is configured."""
+
+
+class LoadBusyError(HdiError):
+    """A load waited too long for a lock held by another load or a reader and gave up; it changed nothing,
+    so running it again is safe (the Dagster load assets retry it)."""
+
+    retryable = True

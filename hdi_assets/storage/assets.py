@@ -4,7 +4,7 @@ import datetime as dt
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Backoff, Jitter, MaterializeResult, MetadataValue, RetryPolicy, asset
 
 from hdi_assets import lake_io
 from hdi_assets.continuous.assets import BAR_INTERVALS, ohlcv_1s, ohlcv_bars, roll_events
@@ -13,6 +13,9 @@ from hdi_assets.partitions import product_window, symbol_windows
 from hdi_resources.db.resource import DatabaseResource
 
 UTC_NS = pa.timestamp("ns", tz="UTC")
+# A load that waited too long for a month another load held raises LoadBusyError having changed nothing: run it
+# again a little later (jittered, so loads that collided do not collide again in step).
+LOAD_RETRY = RetryPolicy(max_retries=4, delay=15, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
 
 def _bars_for_load(table: pa.Table, granularity: str, root: str) -> pa.Table:
@@ -33,6 +36,7 @@ def _bars_for_load(table: pa.Table, granularity: str, root: str) -> pa.Table:
 @asset(
     partitions_def=symbol_windows,
     group_name="storage",
+    retry_policy=LOAD_RETRY,
     deps=[ohlcv_1s, ohlcv_bars],
     description="continuous_bars rows of the symbol x window, every granularity (1s..1d), replaced in ONE "
     "transaction through COPY: a re-run never duplicates and no reader sees half a partition.",
@@ -73,6 +77,7 @@ def continuous_bars_table(context: AssetExecutionContext, database: DatabaseReso
 @asset(
     partitions_def=symbol_windows,
     group_name="storage",
+    retry_policy=LOAD_RETRY,
     deps=[roll_events],
     description="roll_events rows of the symbol x window (gap, both same-moment prices, method), replaced "
     "in one transaction.",

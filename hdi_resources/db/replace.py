@@ -1,6 +1,13 @@
 """replace_partition: replace every row of one logical partition (a window of continuous bars, say) in ONE
 transaction. Bars in the native layout are loaded month by month: a month mostly replaced is rebuilt as a stage
-table by worker connections and swapped in at the end; any other month is DELETEd and COPYed in place."""
+table by worker connections and swapped in at the end; any other month is DELETEd and COPYed in place.
+
+Concurrent loads never hang: a load takes its locks on its own connection in one global order (its partition's
+advisory lock, its months' advisory locks ascending, then table locks; a load that will swap an existing month
+also takes its symbol's swap lock before any table lock, as DETACH needs ACCESS EXCLUSIVE on the symbol's
+table), its worker connections wait for nothing the load or another load's workers hold, and every lock wait
+is bounded by LOCK_TIMEOUT_S: running out of it (or a deadlock PostgreSQL detects) raises LoadBusyError, which
+changed nothing and is safe to retry."""
 
 from __future__ import annotations
 
@@ -8,21 +15,22 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from hdi_core.errors import HdiError
+from hdi_core.errors import HdiError, LoadBusyError
 
 from .binary import to_unix_micros
+from .chunks import copy_bars_timescale, whole_slices
 from .copy import copy_rows
 from .prepare import prepare
 from .quarantine import clear_quarantine, quarantine_rows
+from .stage import constant_columns, load_session, run_workers
 from .tables import (
-    INDEX_BUILD_MEMORY,
     TIME_COLUMN,
     Span,
     TableInfo,
@@ -42,6 +50,7 @@ log = logging.getLogger(__name__)
 
 SWAP_MIN_ROWS = 50_000  # below this a month's reload goes DELETE + COPY; above, rebuild-and-swap
 LOAD_WORKERS = 2  # connections filling month stage tables at once (each month wholly on one)
+LOCK_TIMEOUT_S = 120.0  # longest wait for any lock of a load (another load of the month, say) before LoadBusyError
 
 
 @dataclass
@@ -69,28 +78,51 @@ def _delete(cur: Any, table: str, where: Any, params: list[Any], bounds: Span | 
     return cur.rowcount
 
 
-def _replace_bars_native(db: Database, cur: Any, info: TableInfo, table: pa.Table, keys: dict[str, Any],
-                         where: Any, params: list[Any], bounds: Span | None, previous_rows: int | None
-                         ) -> tuple[int, int]:
-    """continuous_bars, native layout; returns (inserted, deleted). Per month of the symbol:
-    - no partition yet, or mostly replaced rows: worker connections (LOAD_WORKERS, whole months each) build
-      an unattached stage table in their own transactions (the rows that stay, then COPY FREEZE of the new
-      ones, then the primary key by one sort; WAL is skipped at wal_level=minimal), and this transaction
-      swaps every stage in at the end, so readers see all the new months at once or none;
-    - otherwise: DELETE the partition's rows there and COPY the new ones through the parent.
-    previous_rows (from hdi_loaded_partitions) spares counting the rows a rebuilt month drops."""
-    symbol = str(keys["continuous_symbol"])
-    if bounds is None:
-        return 0, _delete(cur, info.name, where, params, None)
-    lo, hi = bounds
-    last = hi - dt.timedelta(microseconds=1)
-    with db.raw() as cleanup_conn, cleanup_conn.cursor() as cleanup:  # its own short, committed transaction
-        cleanup.execute("SELECT hdi_drop_leftover_bar_stages(%s, %s, %s)", (symbol, lo, last))
+@dataclass
+class _Waiting:
+    """What a load is waiting for right now, named by LoadBusyError when the wait runs out."""
+
+    what: str = "its partition's lock"
+
+
+def _busy(table: str, who: str, what: str, exc: BaseException) -> LoadBusyError:
+    """The one-line, retryable error for a wait that ran out (a lock, or a free pooled connection) or for a
+    deadlock PostgreSQL broke."""
+    import psycopg2.errors
+
+    if isinstance(exc, psycopg2.errors.DeadlockDetected):
+        how = f"deadlocked with another load while waiting for {what}"
+    elif isinstance(exc, psycopg2.errors.LockNotAvailable):
+        how = f"gave up after waiting {LOCK_TIMEOUT_S:g}s for {what} (another load or a reader holds it)"
+    else:
+        how = f"gave up waiting for {what}"
+    return LoadBusyError(f"{table} {who}: {how}; the load changed nothing and is safe to retry")
+
+
+def _next_month(month: dt.datetime) -> dt.datetime:
+    return (month.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+
+
+def _lock_months(cur: Any, symbol: str, lo: dt.datetime, last: dt.datetime, waiting: _Waiting) -> None:
+    """The advisory lock of every month of [lo, last], ascending (the global order), one month per statement
+    so a wait that runs out names its month. Both backends: no two loads write one month at once."""
+    month = lo.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    while month <= last:
+        waiting.what = f"month {month:%Y-%m}"
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('hdi_bar_month'), hashtext(%s))",
+                    (symbol_partition_name(symbol, month),))
+        month = _next_month(month)
+
+
+def _month_plan(cur: Any, symbol: str, table: pa.Table, lo: dt.datetime, last: dt.datetime
+                ) -> tuple[list[tuple[dt.datetime, int | None]], np.ndarray, list[str]]:
+    """SHARE-lock the symbol's existing months of [lo, last] (their advisory locks are held already) and plan
+    each: "fresh" (no partition yet), "swap" (mostly replaced: rebuilt as a stage), "route" (DELETE + COPY)
+    or "skip". Returns the months with their estimated rows, each new row's month index, and the plan."""
     cur.execute("SELECT month_start, existing_rows FROM hdi_lock_bar_months(%s, %s, %s)", (symbol, lo, last))
     months = cur.fetchall()
     starts = [m[0] for m in months]
-    after_last = (starts[-1] + dt.timedelta(days=32)).replace(day=1)
-    edges = np.array([datetime_micros(m) for m in [*starts, after_last]])
+    edges = np.array([datetime_micros(m) for m in [*starts, _next_month(starts[-1])]])
     micros = (to_unix_micros(table.column("ts").combine_chunks(), "ts")[0] if table.num_rows
               else np.empty(0, dtype=np.int64))
     month_of_row = np.searchsorted(edges, micros, side="right") - 1
@@ -103,6 +135,32 @@ def _replace_bars_native(db: Database, cur: Any, info: TableInfo, table: pa.Tabl
             plan.append("swap")
         else:
             plan.append("route")
+    return months, month_of_row, plan
+
+
+def _replace_bars_native(db: Database, cur: Any, info: TableInfo, table: pa.Table, keys: dict[str, Any],
+                         where: Any, params: list[Any], bounds: Span | None, previous_rows: int | None,
+                         waiting: _Waiting) -> tuple[int, int]:
+    """continuous_bars, native layout; returns (inserted, deleted). Per month of the symbol:
+    - no partition yet, or mostly replaced rows: worker connections (LOAD_WORKERS, whole months each) build
+      an unattached stage table in their own transactions (the rows that stay, then COPY FREEZE of the new
+      ones, then the primary key by one sort; WAL is skipped at wal_level=minimal), and this transaction
+      swaps every stage in at the end, so readers see all the new months at once or none;
+    - otherwise: DELETE the partition's rows there and COPY the new ones through the parent.
+    previous_rows (from hdi_loaded_partitions) spares counting the rows a rebuilt month drops."""
+    symbol = str(keys["continuous_symbol"])
+    if bounds is None:
+        return 0, _delete(cur, info.name, where, params, None)
+    lo, hi = bounds
+    waiting.what = "the months' tables"
+    months, month_of_row, plan = _month_plan(cur, symbol, table, lo, hi - dt.timedelta(microseconds=1))
+    starts = [m[0] for m in months]
+    edges = np.array([datetime_micros(m) for m in [*starts, _next_month(starts[-1])]])
+    for i, p in enumerate(plan):  # a stage a killed load left; a staged month's worker drops its own
+        if p not in ("fresh", "swap"):
+            waiting.what = f"month {starts[i]:%Y-%m}'s leftover stage"
+            cur.execute("SELECT hdi_drop_bar_stage(%s, %s)", (symbol, starts[i]))
+    waiting.what = "the rows it replaces"
     deleted = 0
     i = 0
     while i < len(months):  # one bounded DELETE per run of consecutive "route" months
@@ -128,11 +186,13 @@ def _replace_bars_native(db: Database, cur: Any, info: TableInfo, table: pa.Tabl
 
     inserted, replaced = _stage_months(db, info, symbol, key_json, previous_rows is None,
                                        [(starts[i], rows_of(i)) for i in staged])
+    waiting.what = "the rows it replaces"
     deleted += replaced
     routed = np.isin(month_of_row, [i for i, p in enumerate(plan) if p == "route"])
     if routed.any():
         inserted += copy_rows(cur, info, table.filter(pa.array(routed)))
     for i in staged:  # last: the swap's exclusive locks are short
+        waiting.what = f"month {starts[i]:%Y-%m}'s swap"
         cur.execute("SELECT hdi_swap_in_bar_stage(%s, %s)", (symbol, starts[i]))
     # Every earlier row lay inside the bounds, so all of them went: the bookkeeping's count is exact.
     return inserted, (previous_rows if previous_rows is not None else deleted)
@@ -141,53 +201,29 @@ def _replace_bars_native(db: Database, cur: Any, info: TableInfo, table: pa.Tabl
 def _stage_months(db: Database, info: TableInfo, symbol: str, key_json: str, count: bool,
                   months: list[tuple[dt.datetime, pa.Table]]) -> tuple[int, int]:
     """Fill one stage table per month from up to LOAD_WORKERS connections, each month in a transaction of
-    its own (committed stages stay invisible until the caller swaps them in). Returns (rows, replaced)."""
-    from concurrent.futures import ThreadPoolExecutor
+    its own (committed stages stay invisible until the caller swaps them in). Returns (rows, replaced).
+    A worker waits for no lock its load holds (the load's months are its own, its swap comes later)."""
 
-    def stage(month: dt.datetime, rows: pa.Table) -> tuple[int, int]:
-        constants = _constant_columns(info, rows)
-        with db.raw() as conn, conn.cursor() as cur:
-            cur.execute("SET LOCAL synchronous_commit = off")
-            cur.execute("SET LOCAL maintenance_work_mem = %s", (INDEX_BUILD_MEMORY,))
+    def job(month: dt.datetime, rows: pa.Table) -> Callable[[Any], tuple[int, int]]:
+        def fill(cur: Any) -> tuple[int, int]:
+            constants = constant_columns(info, rows)
+            # The worker holds no lock the load needs: its own transaction may drop a killed load's stage.
+            cur.execute("SELECT hdi_drop_bar_stage(%s, %s)", (symbol, month))
             cur.execute("SELECT hdi_stage_bar_month(%s, %s, %s, %s, %s)",
                         (symbol, month, key_json, count, json.dumps(constants)))
             replaced = cur.fetchone()[0] or 0
             copy_rows(cur, info, rows.drop_columns(list(constants)),
-                  target=f"{symbol_partition_name(symbol, month)}_stage", freeze=True)
+                      target=f"{symbol_partition_name(symbol, month)}_stage", freeze=True)
             cur.execute("SELECT hdi_index_bar_stage(%s, %s)", (symbol, month))
-        return rows.num_rows, replaced
+            return rows.num_rows, replaced
+        return fill
 
-    if not months:
-        return 0, 0
     order = sorted(months, key=lambda m: -m[1].num_rows)  # the biggest months first balances the workers
-    workers = max(1, min(LOAD_WORKERS, len(months)))
     # A failure leaves committed stage tables behind: unattached, so no reader sees them, and the next load of
-    # the month drops them first thing. Dropping them now from another connection would wait on this
-    # transaction's locks.
-    if workers == 1:
-        results = [stage(*m) for m in order]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hdi-stage") as pool:
-            futures = [pool.submit(stage, *m) for m in order]
-            results = [f.result() for f in futures]
+    # the month drops them (from the connection that holds the month's lock, never from a second one).
+    results = run_workers(db, [(f"month {m:%Y-%m}'s stage table", job(m, rows)) for m, rows in order],
+                          LOAD_WORKERS, LOCK_TIMEOUT_S, lambda what, exc: _busy(info.name, symbol, what, exc))
     return sum(r[0] for r in results), sum(r[1] for r in results)
-
-
-def _constant_columns(info: TableInfo, rows: pa.Table) -> dict[str, str]:
-    """Text and date columns holding one value in every row: the stage table's defaults give them for less
-    than sending them in each COPY row."""
-    constants: dict[str, str] = {}
-    if rows.num_rows == 0:
-        return constants
-    for name in rows.column_names:
-        column = rows.column(name)
-        if info.column(name).type_name not in ("text", "varchar", "bpchar", "date") or column.null_count:
-            continue
-        distinct = pc.unique(column.combine_chunks() if column.num_chunks != 1 else column.chunk(0))
-        if len(distinct) == 1:
-            value = distinct[0].as_py()
-            constants[name] = value.isoformat() if isinstance(value, dt.date) else str(value)
-    return constants
 
 
 def symbol_partition_name(symbol: str, month: dt.datetime) -> str:
@@ -256,6 +292,7 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
     break a rule, repeat a key of the input, or hold the key of a row of another partition are quarantined."""
     import psycopg2
     from psycopg2 import sql
+    from sqlalchemy import exc as sa_exc
 
     started = time.monotonic()
     info = table_info(db, table)
@@ -266,31 +303,61 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
     prepared, invalid, rule_names, rules, ignored = prepare(info, data, key_columns_values, info.primary_key)
     if ignored:
         log.info("%s: ignoring input columns %s", table, ignored)
-    ensure_partitions(db, info, prepared, key_columns_values)
     partition = json.dumps(key_columns_values, default=str, sort_keys=True)
     where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in key_columns_values)
     params = list(key_columns_values.values())
 
+    symbol = str(key_columns_values.get("continuous_symbol", partition))
+    waiting = _Waiting()
+
     def attempt(thorough: bool) -> tuple[int, int, pa.Table]:
         with db.raw() as conn, conn.cursor() as cur:
+            load_session(cur, LOCK_TIMEOUT_S, timescale=db.storage_mode == "timescaledb")
             cur.execute("SET LOCAL synchronous_commit = off")  # a lost last commit on OS crash is re-run safely
+            waiting.what = "its partition's lock"
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (table, partition))
-            clash = _keys_of_other_partitions(cur, info, prepared, key_columns_values, partition, thorough)
-            valid = prepared.filter(pa.array(~clash)) if clash.any() else prepared
-            new_span = time_range(info, valid)
             cur.execute('SELECT min_ts, max_ts, row_count FROM hdi_loaded_partitions '
                         'WHERE target = %s AND "partition" = %s', (table, partition))
             previous = cur.fetchone()
+            previous_span = (previous[0], previous[1]) if previous and previous[0] else None
+            native_bars = table == "continuous_bars" and db.storage_mode == "native"
+            timescale_bars = table == "continuous_bars" and db.storage_mode == "timescaledb"
+            # Every lock before any table is read: the months any row can be in, then (when an existing month
+            # may be swapped, whose DETACH locks the symbol's table exclusively) the symbol's swap lock.
+            lock_spans = [s for s in (previous_span, time_range(info, prepared)) if s]
+            if table == "continuous_bars" and lock_spans:
+                lock_lo, lock_last = min(s[0] for s in lock_spans), max(s[1] for s in lock_spans)
+                if timescale_bars:  # it may create the chunks of these slices: their months are its own too
+                    lock_lo, lock_last = whole_slices(cur, lock_lo, lock_last)
+                _lock_months(cur, symbol, lock_lo, lock_last, waiting)
+                if native_bars:
+                    waiting.what = "the months' tables"
+                    _, _, plan = _month_plan(cur, symbol, prepared, lock_lo, lock_last)
+                    if any(p == "swap" for p in plan):
+                        waiting.what = "the symbol's swap lock"
+                        cur.execute("SELECT pg_advisory_xact_lock(hashtext('hdi_bar_swap'), hashtext(%s))",
+                                    (symbol,))
+            waiting.what = "rows of other partitions"
+            clash = _keys_of_other_partitions(cur, info, prepared, key_columns_values, partition, thorough)
+            valid = prepared.filter(pa.array(~clash)) if clash.any() else prepared
+            new_span = time_range(info, valid)
             # Rows can only be where the previous load put them or where the new rows go: bound by both.
-            spans = [s for s in ((previous[0], previous[1]) if previous and previous[0] else None, new_span) if s]
+            spans = [s for s in (previous_span, new_span) if s]
             bounds = (min(s[0] for s in spans), max(s[1] for s in spans) + dt.timedelta(microseconds=1)) \
                 if spans else None
-            if table == "continuous_bars" and db.storage_mode == "native":
+            if native_bars:
                 inserted, deleted = _replace_bars_native(db, cur, info, valid, key_columns_values, where,
-                                                         params, bounds, previous[2] if previous else None)
+                                                         params, bounds, previous[2] if previous else None,
+                                                         waiting)
             else:
+                waiting.what = "the rows it replaces"
                 deleted = _delete(cur, table, where, params, bounds)
-                inserted = copy_rows(cur, info, valid)
+                if timescale_bars and bounds is not None:
+                    inserted = copy_bars_timescale(db, cur, info, valid, bounds, LOAD_WORKERS, LOCK_TIMEOUT_S,
+                                                   lambda what, exc: _busy(table, symbol, what, exc))
+                else:
+                    inserted = copy_rows(cur, info, valid)
+            waiting.what = "its bookkeeping rows"
             clear_quarantine(cur, table, partition)
             if invalid.num_rows:
                 quarantine_rows(cur, table, invalid, rule_names, source=source, partition=partition, run_id=run_id)
@@ -306,12 +373,19 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
         return inserted, deleted, clashing
 
     try:
-        inserted, deleted, clashing = attempt(thorough=False)
-    except psycopg2.errors.UniqueViolation:
-        # Another partition holds rows the bookkeeping does not know of (written by upsert_rows, say).
-        log.info("%s %s: key clash with rows outside the recorded partitions; re-running with a full check",
-                 table, partition)
-        inserted, deleted, clashing = attempt(thorough=True)
+        waiting.what = "the symbol's partition table"
+        ensure_partitions(db, info, prepared, key_columns_values, lock_timeout_s=LOCK_TIMEOUT_S)
+        try:
+            inserted, deleted, clashing = attempt(thorough=False)
+        except psycopg2.errors.UniqueViolation:
+            # Another partition holds rows the bookkeeping does not know of (written by upsert_rows, say).
+            log.info("%s %s: key clash with rows outside the recorded partitions; re-running with a full check",
+                     table, partition)
+            inserted, deleted, clashing = attempt(thorough=True)
+    except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected) as exc:
+        raise _busy(table, symbol, waiting.what, exc) from None
+    except sa_exc.TimeoutError as exc:  # every pooled connection stayed busy: as retryable as a lock
+        raise _busy(table, symbol, "a free database connection", exc) from None
     counts = dict(rules.counts)
     if clashing.num_rows:
         counts["duplicate_key"] = counts.get("duplicate_key", 0) + clashing.num_rows

@@ -147,11 +147,15 @@ def from_micros(micros: int) -> dt.datetime:
     return EPOCH + dt.timedelta(microseconds=micros)
 
 
-def ensure_partitions(db: Database, info: TableInfo, table: pa.Table, fixed: dict[str, Any]) -> None:
-    """Native mode: create the partitions the rows need, in a short transaction of its own."""
+def ensure_partitions(db: Database, info: TableInfo, table: pa.Table, fixed: dict[str, Any],
+                      lock_timeout_s: float | None = None) -> None:
+    """Native mode: create the partitions the rows need, in a short transaction of its own (its wait for the
+    parent's lock bounded by lock_timeout_s when given: while it waits, every new reader of the table waits)."""
     if db.storage_mode != "native" or info.name == "roll_events":
         return
     with db.raw() as conn, conn.cursor() as cur:
+        if lock_timeout_s is not None:
+            cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{round(lock_timeout_s * 1000)}ms",))
         if info.name == "continuous_bars":
             if "continuous_symbol" not in fixed:
                 raise HdiError("replace_partition(continuous_bars): key_columns_values must include "

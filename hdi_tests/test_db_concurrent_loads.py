@@ -1,0 +1,216 @@
+"""Concurrent loads of overlapping windows of one symbol (what a UI backfill of several windows does) never
+hang: they queue on the months they share, a wait that runs out is a retryable LoadBusyError, and every
+round ends with exact rows. On the embedded PostgreSQL and, with HDI_TEST_TIMESCALE_URL, on TimescaleDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from hdi_core.errors import LoadBusyError
+from hdi_resources.db import Database, chunks, replace
+from hdi_resources.db.server import stop_embedded_server
+from hdi_resources.settings import hdi_home
+
+TIMESCALE_URL = os.environ.get("HDI_TEST_TIMESCALE_URL", "")
+STEP_S = 120  # two-minute bars: ~29k rows a window, enough for stage swaps with SWAP_MIN_ROWS lowered
+# Three windows of one symbol, sharing February and March as sessions straddling a window boundary do.
+WINDOWS = {"2023-07-01": ("2024-01-01", "2024-02-10"), "2024-01-01": ("2024-02-10", "2024-03-20"),
+           "2024-07-01": ("2024-03-20", "2024-04-30")}
+LOADS = ["2023-07-01", "2024-01-01", "2024-07-01", "2023-07-01", "2024-01-01", "2024-07-01", "2023-07-01",
+         "2024-01-01"]  # 8 loads over the 3 windows
+
+
+def window_bars(window: str, seed: int) -> pa.Table:
+    """The window's bars; every seed gives the same timestamps and its own prices."""
+    first, end = (dt.datetime.fromisoformat(d).replace(tzinfo=dt.UTC) for d in WINDOWS[window])
+    ts_s = np.arange(int(first.timestamp()), int(end.timestamp()), STEP_S, dtype=np.int64)
+    n = len(ts_s)
+    rng = np.random.default_rng(seed)
+    close = 80_000_000_000 + np.cumsum(rng.integers(-2, 3, n)) * 10_000_000
+    open_ = np.concatenate(([close[0]], close[:-1]))
+    volume = rng.integers(1, 50, n)
+    return pa.table({
+        "root_symbol": pa.array(["CL"] * n),
+        "granularity": pa.array(["1m"] * n),
+        "ts": pa.array(ts_s * 1_000_000_000, pa.timestamp("ns", tz="UTC")),
+        "trade_date": pa.array((ts_s // 86_400).astype(np.int32)).cast(pa.date32()),
+        "open": open_, "high": np.maximum(open_, close) + 10_000_000, "low": np.minimum(open_, close) - 10_000_000,
+        "close": close, "volume": volume, "trade_count": volume // 2 + 1, "vwap": close / 1e9,
+        "adjustment_method": pa.array(["panama"] * n),
+    })
+
+
+@dataclass(frozen=True)
+class Backend:
+    kind: str  # "native" or "timescaledb"
+    url: str  # "" for the embedded server
+    home: Path | None
+
+
+def _timescale_database() -> Iterator[str]:
+    """A fresh database with TimescaleDB on the server HDI_TEST_TIMESCALE_URL names, dropped afterwards."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    from hdi_resources.db.core import url_string
+
+    name = f"hdi_test_loads_{os.getpid()}"
+    admin = psycopg2.connect(TIMESCALE_URL)
+    admin.autocommit = True
+    try:
+        admin.cursor().execute(f"CREATE DATABASE {name}")
+        url = url_string(make_url(TIMESCALE_URL).set(database=name))
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        conn.cursor().execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        conn.close()
+        yield url
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture(scope="module", params=["native", "timescaledb"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The embedded server in a private home, or a fresh TimescaleDB database."""
+    if request.param == "timescaledb":
+        if not TIMESCALE_URL:
+            pytest.skip("HDI_TEST_TIMESCALE_URL does not name a PostgreSQL server with TimescaleDB")
+        yield from (Backend("timescaledb", url, None) for url in _timescale_database())
+        return
+    home = Path(tempfile.mkdtemp(prefix="test-loads-", dir=hdi_home()))
+    try:
+        yield Backend("native", "", home)
+    finally:
+        stop_embedded_server(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def open_database(backend: Backend) -> Database:
+    """One Database (own connection pool) per loader, as each Dagster step process has."""
+    db = Database(url=backend.url, home=backend.home)
+    db.migrate()
+    assert db.storage_mode == backend.kind
+    return db
+
+
+def _one_value(db: Database, query: str, params: tuple = ()) -> object:
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchone()[0]
+
+
+def test_concurrent_overlapping_windows_all_finish_exact(backend: Backend,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replace, "SWAP_MIN_ROWS", 5_000)  # months of ~10k rows: fresh, swap and route all run
+    monkeypatch.setattr(chunks, "FRESH_CHUNK_MIN_ROWS", 1_000)  # TimescaleDB: new chunks attached, and routed rows
+    monkeypatch.setattr(replace, "LOCK_TIMEOUT_S", 10.0)  # queued loads give up sometimes: the retry path runs
+    symbol = "CL.c.0"
+    variants = {w: [window_bars(w, seed) for seed in range(3)] for w in WINDOWS}
+    close_sums = {w: {int(np.sum(b.column("close").to_numpy()) // 1_000_000) for b in v} for w, v in variants.items()}
+    databases = [open_database(backend) for _ in LOADS]
+    busy: list[str] = []
+    errors: list[BaseException] = []
+
+    def load(db: Database, window: str, bars: pa.Table) -> None:
+        key = {"continuous_symbol": symbol, "window": window, "adjustment_method": "panama"}
+        try:
+            for attempt in range(30):
+                try:
+                    db.replace_partition("continuous_bars", key, bars)
+                    return
+                except LoadBusyError as exc:  # what the assets' RetryPolicy does, faster
+                    busy.append(str(exc))
+                    time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
+            raise AssertionError(f"window {window} still busy after 30 attempts")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    check = databases[0]
+    try:
+        started = time.monotonic()
+        for round_no in range(3):
+            threads = [threading.Thread(target=load, args=(db, w, variants[w][random.randrange(3)]), daemon=True)
+                       for db, w in zip(databases, LOADS, strict=True)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=max(1.0, started + 600 - time.monotonic()))
+            assert not any(t.is_alive() for t in threads), f"round {round_no}: a load hung"
+            assert not errors, errors
+            per_window = {r[0]: r[1:] for r in _rows(check, """SELECT "window"::text, count(*), count(DISTINCT ts),
+                                                     (sum(close) * 1000)::bigint
+                                              FROM continuous_bars WHERE continuous_symbol = %s
+                                              GROUP BY 1""", (symbol,))}
+            for window, bars in variants.items():
+                rows, distinct, close_sum = per_window[window]
+                assert rows == distinct == bars[0].num_rows, (round_no, window)
+                assert close_sum in close_sums[window], f"window {window} mixes two loads' rows"
+            months = [r[0] for r in _rows(check, """SELECT DISTINCT date_trunc('month', ts, 'UTC')::date::text
+                                                    FROM continuous_bars WHERE continuous_symbol = %s ORDER BY 1""",
+                                          (symbol,))]
+            assert months == ["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"]
+            assert _one_value(check, "SELECT count(*) FROM quarantine") == 0
+            recorded = _one_value(check, "SELECT sum(row_count) FROM hdi_loaded_partitions WHERE target = %s",
+                                  ("continuous_bars",))
+            assert recorded == sum(v[0].num_rows for v in variants.values())
+        if check.storage_mode == "native":
+            assert _one_value(check, "SELECT count(*) FROM pg_class WHERE relname LIKE '%%\\_stage'") == 0
+        for message in busy:
+            assert message.startswith(f"continuous_bars {symbol}: ") and message.endswith("safe to retry")
+    finally:
+        for db in databases:
+            db.close()
+
+
+def _rows(db: Database, query: str, params: tuple = ()) -> list[tuple]:
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
+def test_a_month_held_too_long_is_a_retryable_error_naming_it(backend: Backend,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from hdi_resources.db.replace import symbol_partition_name
+
+    monkeypatch.setattr(replace, "LOCK_TIMEOUT_S", 1.0)
+    db = open_database(backend)
+    holder = open_database(backend)
+    key = {"continuous_symbol": "CL.c.1", "window": "2024-01-01", "adjustment_method": "panama"}
+    bars = window_bars("2024-01-01", 7)
+    try:
+        with holder.raw() as conn, conn.cursor() as cur:  # another load busy with March
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('hdi_bar_month'), hashtext(%s))",
+                        (symbol_partition_name("CL.c.1", dt.datetime(2024, 3, 1, tzinfo=dt.UTC)),))
+            with pytest.raises(LoadBusyError) as caught:
+                db.replace_partition("continuous_bars", key, bars)
+        message = str(caught.value)
+        assert "continuous_bars CL.c.1" in message and "month 2024-03" in message and "safe to retry" in message
+        assert "\n" not in message
+        assert _one_value(db, "SELECT count(*) FROM continuous_bars WHERE continuous_symbol = 'CL.c.1'") == 0
+        assert db.replace_partition("continuous_bars", key, bars).inserted == bars.num_rows
+    finally:
+        db.close()
+        holder.close()
+
+
+def test_load_assets_retry_a_busy_load() -> None:
+    """Dagster runs a load that raised LoadBusyError again (after a jittered delay) instead of failing the run."""
+    from hdi_assets.storage.assets import continuous_bars_table, roll_events_table
+
+    for asset_def in (continuous_bars_table, roll_events_table):
+        policy = asset_def.node_def.retry_policy
+        assert policy is not None and policy.max_retries >= 3 and policy.jitter is not None
