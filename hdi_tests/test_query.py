@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from hdi_app.cli.db import db_app, query_command, stats_command
 from hdi_core.errors import HdiError
+from hdi_resources.db.readerrors import BadRequest, NotFound
 from hdi_resources.db import Database
 from hdi_resources.db.server import read_postmaster, stop_embedded_server
 from hdi_resources.settings import hdi_home
@@ -94,14 +95,20 @@ def test_query_returns_exact_decimals(db: Database) -> None:
 def test_query_window_is_half_open(db: Database) -> None:
     table = db.query("ES.v.0", "ohlcv-1m", "2024-07-01T00:01:00", "2024-07-01T00:03:00")
     assert table.column("open").to_pylist() == [nanos_to_decimal(v) for v in OPENS[1:3]]
-    assert db.query("ES", "ohlcv-1m", "2025-01-01", "2025-02-01").num_rows == 0
-    assert db.query("ES", "ohlcv-1h").num_rows == 0
+    with pytest.raises(NotFound, match=r"no ohlcv-1m rows for ES.v.0 in trade dates \[2025-01-01, 2025-02-01\); "
+                                       r"stored: 2024-07-01 .. 2024-07-01 \(trade dates\)"):
+        db.query("ES", "ohlcv-1m", "2025-01-01", "2025-02-01")
+    with pytest.raises(NotFound, match="no ohlcv-1h rows stored for ES.v.0; stored for it: ohlcv-1m"):
+        db.query("ES", "ohlcv-1h")
+    with pytest.raises(BadRequest, match="is not after start"):
+        db.query("ES", "ohlcv-1m", "2024-07-02", "2024-07-01")
 
 
 def test_query_user_text_is_only_a_parameter(db: Database) -> None:
-    assert db.query("ES'; DROP TABLE continuous_bars; --", "ohlcv-1m").num_rows == 0
+    with pytest.raises(NotFound, match="unknown symbol .*; stored ohlcv-1m symbols: ES, ES.v.0"):
+        db.query("ES'; DROP TABLE continuous_bars; --", "ohlcv-1m")
     assert db.query("ES", "ohlcv-1m").num_rows == len(OPENS)
-    with pytest.raises(HdiError, match="--schema"):
+    with pytest.raises(HdiError, match="unknown schema"):
         db.query("ES", "ohlcv-1m; DROP TABLE x", None, None)
 
 
@@ -120,10 +127,11 @@ def test_stats_shape(db: Database) -> None:
 
 
 def test_stats_of_nothing_is_a_message_not_an_error(db: Database) -> None:
-    stats = db.stats("NQ", "ohlcv-1d")
+    stats = db.stats("ES", "ohlcv-1h")  # a known symbol with nothing in this schema: a message
     assert stats["row_count"] == 0 and stats["latest_close"] is None and stats["min_ts"] is None
     assert stats["message"] == "No data ingested yet"
-    assert db.stats("ESZ4", "trades")["row_count"] == 0
+    with pytest.raises(NotFound, match="unknown symbol 'ZZZ9'"):  # an unknown one: an error listing the known
+        db.stats("ZZZ9", "trades")
 
 
 def test_raw_vendor_query_resolves_symbols_through_definitions(db: Database) -> None:
@@ -158,7 +166,9 @@ def test_cli_query_formats(db: Database, cli: typer.Typer, tmp_path: Path) -> No
     out = runner.invoke(cli, ["query", "--symbol", "ES", "--schema", "ohlcv-1m", "--format", "json"])
     assert out.exit_code == 0, out.output
     rows = json.loads(out.stdout)
-    assert [r["open"] for r in rows] == [str(nanos_to_decimal(v)) for v in OPENS]
+    rows = json.loads(out.stdout, parse_float=Decimal)  # exact numbers, never strings
+    assert [r["open"] for r in rows] == [nanos_to_decimal(v) for v in OPENS]
+    assert rows[0]["raw_symbol"] is None and isinstance(rows[0]["volume"], int)
     target = tmp_path / "bars.parquet"
     out = runner.invoke(cli, ["query", "--symbol", "ES", "--schema", "ohlcv-1m", "--format", "parquet",
                               "--output", str(target)])
@@ -173,7 +183,7 @@ def test_cli_stats_and_info(db: Database, cli: typer.Typer) -> None:
     runner = CliRunner()
     out = runner.invoke(cli, ["stats", "--symbol", "ES", "--schema", "ohlcv-1m"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.stdout)["latest_close"] == "1.000000002"
+    assert json.loads(out.stdout, parse_float=Decimal)["latest_close"] == Decimal("1.000000002")
     out = runner.invoke(cli, ["db", "info"])
     assert out.exit_code == 0, out.output
     assert "mode:            native" in out.stdout and "hdi_app:***@127.0.0.1" in out.stdout

@@ -18,6 +18,7 @@ from .db import db_app, query_command, stats_command
 from .demo import demo
 from .ingest import ingest, ingest_file
 from .replay import replay_app
+from .rolls import rolls_command
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -29,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(api_app, name="api")
 app.command("query")(query_command)
 app.command("stats")(stats_command)
+app.command("rolls")(rolls_command)
 app.command()(demo)
 app.command("ingest")(ingest)
 app.command("ingest-file")(ingest_file)
@@ -54,6 +56,9 @@ def main() -> None:
     except click.ClickException as exc:  # usage errors: click's own one-line message
         exc.show()
         sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # typer's own (vendored) click: a usage error, one plain line
+        typer.echo(f"error: {exc.format_message()} (see --help)", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

@@ -83,8 +83,9 @@ def _refresh_vendor(cur: Any, table: str, ids: Iterable[int]) -> None:
     select = sql.SQL("""
         SELECT {target}, instrument_id::text, {gran}, '', instrument_id, NULL, count(*), min(ts_event),
                max(ts_event), min(ts_event)::date, max(ts_event)::date
-        FROM {table} WHERE instrument_id = ANY(%s) GROUP BY instrument_id, {gran}""").format(
-        target=sql.Literal(table), gran=granularity, table=sql.Identifier(table))
+        FROM {table} WHERE instrument_id = ANY(%s) GROUP BY {group}""").format(
+        target=sql.Literal(table), gran=granularity, table=sql.Identifier(table),
+        group=sql.SQL("instrument_id, granularity" if table == "ohlcv_data" else "instrument_id"))
     cur.execute(sql.SQL(_UPSERT).format(select=select), (ids,))
     name_instruments(cur, ids)
 
