@@ -210,6 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None,
               body: bool = True) -> None:
         data = dumps(payload).encode()
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":  # a bad or 0.9 request line: still a status
+            self.request_version = "HTTP/1.0"
         try:
             self.send_response(status, HTTPStatus(status).phrase)
             self.send_header("Content-Type", "application/json")
