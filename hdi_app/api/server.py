@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -232,6 +233,20 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
+    drain_bytes = 1 << 20  # unread request bytes read away (bounded) so closing does not reset the answer
+
+    def shutdown_request(self, request: Any) -> None:
+        """Half-close, then read what the client still sends before closing: a socket closed with unread
+        input sends a reset, and the client may lose the answer (a rejected over-long request, say)."""
+        try:
+            request.shutdown(socket.SHUT_WR)
+            request.settimeout(1.0)
+            left = self.drain_bytes
+            while left > 0 and (chunk := request.recv(65536)):
+                left -= len(chunk)
+        except OSError:
+            pass
+        self.close_request(request)
 
 
 def make_server(db: Database | ReconnectingDatabase, host: str = DEFAULT_HOST,
