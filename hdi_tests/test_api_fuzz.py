@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_query import minute_bars
 
 from hdi_app.api import start_api_thread
 from hdi_resources.db import Database
 from hdi_resources.db.server import stop_embedded_server
-
-from test_query import minute_bars
 
 REQUESTS = 2500
 SEED = 13

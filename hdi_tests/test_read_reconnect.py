@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_query import minute_bars
 
 from hdi_app.api import start_api_thread
 from hdi_resources.db import Database, ensure_embedded_server
 from hdi_resources.db import read as reads
 from hdi_resources.db.readerrors import DatabaseUnavailable
 from hdi_resources.db.server import postgres_root, stop_embedded_server
-
-from test_query import minute_bars
 
 
 @pytest.fixture
