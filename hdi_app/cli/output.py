@@ -53,16 +53,20 @@ def database() -> Iterator[Any]:
 
 
 def _plain_decimals(table: Any) -> Any:
-    """decimal128(38, 9) columns as text without the storage scale's trailing zeros (5932.25, 5932)."""
+    """decimal128(38, 9) columns at the smallest scale that keeps every value exact (5932.25, not
+    5932.250000000): still numbers, so CSV leaves them unquoted."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     for i, field in enumerate(table.schema):
         if pa.types.is_decimal(field.type):
-            text = pc.cast(table.column(i), pa.string())
-            text = pc.replace_substring_regex(text, pattern=r"(\.[0-9]*?)0+$", replacement=r"\1")
-            text = pc.replace_substring_regex(text, pattern=r"\.$", replacement="")
-            table = table.set_column(i, field.name, text)
+            for scale in range(field.type.scale + 1):
+                try:  # a safe cast refuses to drop a digit
+                    column = pc.cast(table.column(i), pa.decimal128(field.type.precision, scale), safe=True)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    continue
+                table = table.set_column(i, field.name, column)
+                break
     return table
 
 
@@ -77,6 +81,7 @@ def write_table(table: Any, output_format: OutputFormat, output: Path | None) ->
         pq.write_table(table, output)
     elif output_format is OutputFormat.csv:
         pacsv.write_csv(_plain_decimals(table), str(output) if output else sys.stdout.buffer)
+        sys.stdout.flush()
     elif output_format is OutputFormat.json:
         from hdi_app.api.jsonout import dumps
 

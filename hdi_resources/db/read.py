@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 
 from .readerrors import BadRequest, DatabaseUnavailable, NotFound, TooLarge
 from .resolve import BAR_SCHEMAS, HIGH_FREQUENCY, SCHEMAS, VENDOR_TABLES, Selection, resolve, schema_name
-from .timerange import EXCHANGE_TZ, TimeRange, parse_range, time_zone, trade_date_of
+from .timerange import EXCHANGE_TZ, TimeRange, parse_range, time_zone
 
 if TYPE_CHECKING:
     from .core import Database
@@ -76,15 +76,21 @@ def _columns(cur: Any, table: str) -> list[tuple[str, str]]:
 
 
 def _select(cur: Any, table: str, where: str, params: list[Any], order: str, limit: int | None,
-            prices: str) -> pa.Table:
-    """COPY (SELECT ...) TO STDOUT as CSV, parsed column-wise by Arrow with exact types."""
+            prices: str, extra: list[tuple[str, str, list[Any]]] = ()) -> pa.Table:
+    """COPY (SELECT ...) TO STDOUT as CSV, parsed column-wise by Arrow with exact types. extra: computed
+    columns (name, SQL type name, [SQL expression with %s, its parameters])."""
     from psycopg2 import sql
 
-    cols = _columns(cur, table)
+    cols = [*_columns(cur, table), *((name, type_name) for name, type_name, _ in extra)]
+    computed = {name: expr for name, _, expr in extra}
     select_items, types = [], {}
     for name, type_name in cols:
         ident = sql.Identifier(name)
-        if type_name in ("timestamptz", "timestamp"):  # epoch micros: exact and timezone-free
+        if name in computed:
+            expr, values = computed[name][0], computed[name][1:]
+            select_items.append(sql.SQL(cur.mogrify(expr, values).decode()) + sql.SQL(" AS {}").format(ident))
+            types[name] = _ARROW_TYPES.get(type_name, pa.string())
+        elif type_name in ("timestamptz", "timestamp"):  # epoch micros: exact and timezone-free
             select_items.append(sql.SQL("(extract(epoch FROM {0}) * 1000000)::bigint AS {0}").format(ident))
             types[name] = pa.int64()
         elif type_name == "numeric" and prices == "fixed":
@@ -150,25 +156,22 @@ def _nothing_there(selection: Selection, span: TimeRange, by_trade_date: bool) -
                     f"{selection.stored()}")
 
 
-def _provenance(cur: Any, selection: Selection, table: pa.Table) -> pa.Table:
-    """Each continuous bar's contract (raw symbol, instrument id), from the roll events of its series."""
-    import numpy as np
-
+def _provenance(cur: Any, selection: Selection) -> list[tuple[str, str, list[Any]]]:
+    """Each continuous bar's contract (raw symbol, instrument id) from the roll events of its series, as two
+    computed columns: CASE over the switches (a few a year), newest first."""
     cur.execute("""SELECT DISTINCT ON (switch_ts) switch_ts, old_raw_symbol, old_instrument_id, new_raw_symbol,
                           new_instrument_id FROM roll_events WHERE continuous_symbol = %s
                    ORDER BY switch_ts, method""", (selection.continuous_symbol,))
     events = cur.fetchall()
-    n = table.num_rows
     if not events:
-        return table.append_column("raw_symbol", pa.nulls(n, pa.string())).append_column(
-            "instrument_id", pa.nulls(n, pa.int64()))
-    switch = np.array([int(e[0].timestamp() * 1_000_000) for e in events], dtype=np.int64)
-    symbols = [events[0][1]] + [e[3] for e in events]
-    ids = [events[0][2]] + [e[4] for e in events]
-    ts = table.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
-    which = np.searchsorted(switch, ts, side="right")
-    return (table.append_column("raw_symbol", pa.array([symbols[i] for i in which], pa.string()))
-            .append_column("instrument_id", pa.array([ids[i] for i in which], pa.int64())))
+        return [("raw_symbol", "text", ["NULL::text"]), ("instrument_id", "int8", ["NULL::bigint"])]
+    columns = []
+    for name, type_name, old, new in (("raw_symbol", "text", 1, 3), ("instrument_id", "int8", 2, 4)):
+        cast = "::text" if type_name == "text" else "::bigint"
+        whens = " ".join(f"WHEN ts >= %s THEN %s{cast}" for _ in events)
+        values = [v for e in reversed(events) for v in (e[0], e[new])]
+        columns.append((name, type_name, [f"CASE {whens} ELSE %s{cast} END", *values, events[0][old]]))
+    return columns
 
 
 def _in_zone(table: pa.Table, tz: str) -> pa.Table:
@@ -208,9 +211,8 @@ def query(db: Database, symbol: str, schema: str, start: Any = None, end: Any = 
             _guard(cur, selection, where, params, max_rows)
         time_col = TIME_COLUMN[selection.table]
         order = "ts" if selection.table == "continuous_bars" else f"{time_col}, instrument_id"
-        table = _select(cur, selection.table, where, params, order, limit, prices)
-        if selection.table == "continuous_bars":
-            table = _provenance(cur, selection, table)
+        extra = _provenance(cur, selection) if selection.table == "continuous_bars" else []
+        table = _select(cur, selection.table, where, params, order, limit, prices, extra)
     return _in_zone(table, (tz or "utc").lower())
 
 
@@ -288,16 +290,17 @@ def rolls(db: Database, symbol: str, start: Any = None, end: Any = None, *, tz: 
             if stamp is not None:
                 where += f" AND switch_ts {op} %s"
                 params.append(stamp)
-        table = _select(cur, "roll_events", where, params,
-                        "continuous_symbol, switch_ts, method", None, prices)
+        trade_date = ("(((switch_ts AT TIME ZONE 'America/Chicago') + interval '7 hours')::date + CASE "
+                      "extract(isodow FROM (switch_ts AT TIME ZONE 'America/Chicago') + interval '7 hours') "
+                      "WHEN 6 THEN 2 WHEN 7 THEN 1 ELSE 0 END)")  # 17:00 Chicago opens the next weekday
+        table = _select(cur, "roll_events", where, params, "continuous_symbol, switch_ts, method", None, prices,
+                        [("trade_date", "date", [trade_date])])
         if not series and not table.num_rows:
             names = known_symbols(found)
             raise NotFound(f"no rolls stored for {text!r}; stored: {', '.join(names[:30])}" if names
                            else f"no rolls stored for {text!r}; nothing is stored yet")
-    switch = table.column("switch_ts")
-    local = switch.cast(pa.timestamp("us", tz=str(EXCHANGE_TZ)))
-    dates = pa.array([trade_date_of(v) if v is not None else None for v in switch.to_pylist()], pa.date32())
+    local = table.column("switch_ts").cast(pa.timestamp("us", tz=str(EXCHANGE_TZ)))
     out = table.select(list(ROLL_COLUMNS))
     idx = out.schema.get_field_index("switch_ts")
-    out = out.add_column(idx + 1, "switch_exchange", local).add_column(idx + 2, "trade_date", dates)
-    return out
+    return out.add_column(idx + 1, "switch_exchange", local).add_column(idx + 2, "trade_date",
+                                                                       table.column("trade_date"))
