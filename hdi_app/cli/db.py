@@ -20,9 +20,14 @@ MAX_LIMIT = 1_000_000_000
 SCHEMA_HELP = ("ohlcv-1s, ohlcv-1m, ohlcv-5m, ohlcv-15m, ohlcv-1h, ohlcv-1d (continuous bars; a contract's own "
                "with a raw symbol), trades, tbbo, statistics, definitions")
 SYMBOL_HELP = "ES (root), ES.v.0 (continuous), ESU4 (raw symbol) or an instrument id"
+START_HELP = "inclusive; a date selects trade dates (sessions) of bars"
+RAW_HELP = "a product root's contracts' own bars, not the continuous series"
+ADJUSTMENT_HELP = "continuous adjustment method (default: the stored one)"
+PRICES_HELP = "exact decimals, floats, or int64 fixed point (1e-9)"
+ALL_HELP = "allow a tick or 1s read of over a million rows"
 
 
-@db_app.command("info")
+@db_app.command("info", short_help="mode, server, URL (password hidden), row counts")
 def info_command() -> None:
     """Storage mode, server version, URL (password hidden) and table row counts."""
     with database() as db:
@@ -39,7 +44,7 @@ def info_command() -> None:
         typer.echo(f"  {table:<18} {count:>14,}")
 
 
-@db_app.command("migrate")
+@db_app.command("migrate", short_help="apply pending migrations")
 def migrate_command() -> None:
     """Apply pending migrations (idempotent; concurrent runs wait for each other)."""
     with database() as db:
@@ -47,9 +52,9 @@ def migrate_command() -> None:
     typer.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
 
 
-@db_app.command("url")
+@db_app.command("url", short_help="the connection URL, password hidden")
 def url_command(
-    dagster: Annotated[bool, typer.Option(help="the dagster-postgres storage URL")] = False,
+    dagster: Annotated[bool, typer.Option(metavar="", help="the dagster-postgres storage URL")] = False,
 ) -> None:
     """Print the connection URL with the password hidden."""
     from hdi_resources.settings import redact
@@ -58,7 +63,7 @@ def url_command(
         typer.echo(redact(db.dagster_url()) if dagster else db.describe())
 
 
-@db_app.command("start")
+@db_app.command("start", short_help="start the embedded PostgreSQL and leave it running")
 def start_command() -> None:
     """Start the embedded PostgreSQL of this HDI_HOME and leave it running, so commands skip the start-up."""
     from hdi_resources.db import ensure_embedded_server
@@ -70,7 +75,7 @@ def start_command() -> None:
                "`hdi db stop` stops it")
 
 
-@db_app.command("catalog")
+@db_app.command("catalog", short_help="rebuild the symbol catalogue")
 def catalog_command() -> None:
     """Rebuild the symbol catalogue from the stored tables (the loads keep it current; this repairs it)."""
     from hdi_resources.db.catalog import refresh_catalog
@@ -81,7 +86,7 @@ def catalog_command() -> None:
     typer.echo(f"symbol catalogue: {count} series")
 
 
-@db_app.command("stop")
+@db_app.command("stop", short_help="stop the embedded PostgreSQL")
 def stop_command() -> None:
     """Stop the embedded PostgreSQL server of this HDI_HOME, if one is running."""
     from hdi_resources.db import stop_embedded_server
@@ -91,22 +96,21 @@ def stop_command() -> None:
 
 
 def query_command(
-    symbol: Annotated[str, typer.Option(help=SYMBOL_HELP)],
-    schema: Annotated[str, typer.Option(help=SCHEMA_HELP)],
-    start: Annotated[str | None, typer.Option(help="inclusive; a date selects trade dates (sessions) of bars")] = None,
-    end: Annotated[str | None, typer.Option(help="exclusive; ISO date or timestamp")] = None,
+    symbol: Annotated[str, typer.Option(metavar="SYMBOL", help=SYMBOL_HELP)],
+    schema: Annotated[str, typer.Option(metavar="SCHEMA", help=SCHEMA_HELP)],
+    start: Annotated[str | None, typer.Option(metavar="DATE|TIME", help=START_HELP)] = None,
+    end: Annotated[str | None, typer.Option(metavar="DATE|TIME", help="exclusive; ISO date or timestamp")] = None,
     tz: Annotated[TimeZoneName, typer.Option(help="zone of times without an offset, and of the output")] =
     TimeZoneName.utc,
-    raw: Annotated[bool, typer.Option("--raw", help="a product root's contracts' own bars, not continuous")] = False,
-    adjustment: Annotated[str | None, typer.Option(help="continuous adjustment method (default: the stored one)")]
-    = None,
-    prices: Annotated[PriceMode, typer.Option(help="exact decimals, floats, or int64 fixed point (1e-9)")] =
-    PriceMode.decimal,
+    raw: Annotated[bool, typer.Option("--raw", metavar="", help=RAW_HELP)] = False,
+    adjustment: Annotated[str | None, typer.Option(metavar="METHOD", help=ADJUSTMENT_HELP)] = None,
+    prices: Annotated[PriceMode, typer.Option(help=PRICES_HELP)] = PriceMode.decimal,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="table, csv, json or parquet")] =
     OutputFormat.table,
-    output: Annotated[Path | None, typer.Option(help="write to this file instead of stdout")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, max=MAX_LIMIT, help="at most this many rows")] = None,
-    read_all: Annotated[bool, typer.Option("--all", help="allow a tick or 1s read of over a million rows")] = False,
+    output: Annotated[Path | None, typer.Option(metavar="FILE", help="write to this file instead of stdout")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, max=MAX_LIMIT, metavar="N", help="at most this many rows")] =
+    None,
+    read_all: Annotated[bool, typer.Option("--all", metavar="", help=ALL_HELP)] = False,
 ) -> None:
     """Read stored rows of one symbol and schema (half-open range; errors say what is stored)."""
     from hdi_resources.db.read import query
@@ -118,9 +122,9 @@ def query_command(
 
 
 def stats_command(
-    symbol: Annotated[str, typer.Option(help=SYMBOL_HELP)],
-    schema: Annotated[str, typer.Option(help=SCHEMA_HELP)],
-    raw: Annotated[bool, typer.Option("--raw", help="a product root's contracts' own bars, not continuous")] = False,
+    symbol: Annotated[str, typer.Option(metavar="SYMBOL", help=SYMBOL_HELP)],
+    schema: Annotated[str, typer.Option(metavar="SCHEMA", help=SCHEMA_HELP)],
+    raw: Annotated[bool, typer.Option("--raw", metavar="", help=RAW_HELP)] = False,
 ) -> None:
     """Row count, time range and latest close of one symbol and schema, as JSON."""
     from hdi_app.api.jsonout import dumps
