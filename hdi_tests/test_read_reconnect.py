@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +21,9 @@ from hdi_app.api import start_api_thread
 from hdi_resources.db import Database, ensure_embedded_server
 from hdi_resources.db import read as reads
 from hdi_resources.db.readerrors import DatabaseUnavailable
-from hdi_resources.db.server import postgres_root, stop_embedded_server
+from hdi_resources.db.server import postgres_root, read_postmaster, stop_embedded_server
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -75,3 +81,52 @@ def test_api_says_unavailable_then_reconnects_on_a_new_port(loaded: tuple[Databa
     finally:
         api.stop()
         api.server.RequestHandlerClass.api.source.current.close()
+
+
+def _hdi(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HDI_HOME": str(home), "PYTHONPATH": str(REPO)}
+    env.pop("HDI_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-c", "from hdi_app.cli import main; main()", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_db_start_keeps_one_server_across_commands(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    try:
+        started = _hdi(home, "db", "start")
+        assert started.returncode == 0 and "running (pid" in started.stdout, started.stderr
+        pid = read_postmaster(postgres_root(home) / "data")[0]
+        read = _hdi(home, "query", "--symbol", "ES", "--schema", "ohlcv-1m")
+        assert read.returncode == 1 and read.stderr == "error: unknown symbol 'ES'; nothing is stored yet\n"
+        assert read_postmaster(postgres_root(home) / "data")[0] == pid  # reused, and left running
+        stopped = _hdi(home, "db", "stop")
+        assert stopped.returncode == 0 and f"pid {pid}" in stopped.stdout
+        once = _hdi(home, "stats", "--symbol", "ES", "--schema", "ohlcv-1m")
+        assert "starting the embedded PostgreSQL for this command" in once.stderr and once.returncode == 1
+        assert read_postmaster(postgres_root(home) / "data") is None  # a server a command started, it stops
+    finally:
+        stop_embedded_server(home)
+
+
+def test_ctrl_c_on_api_serve_stops_the_embedded_server_it_started(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {**os.environ, "HDI_HOME": str(home), "PYTHONPATH": str(REPO)}
+    env.pop("HDI_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-c", "from hdi_app.cli import main; main()", "api", "serve",
+                             "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # "serving http://127.0.0.1:PORT/..." once it listens
+        assert line.startswith("serving http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() else "")
+        base = line.split()[1].split("/api/")[0]
+        assert _get(f"{base}/api/health") == (200, {"status": "ok"})
+        assert read_postmaster(postgres_root(home) / "data") is not None
+        assert proc.pid > 0
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert proc.wait(timeout=60) in (0, 130)
+        assert "started the embedded PostgreSQL" in proc.stderr.read()
+        assert read_postmaster(postgres_root(home) / "data") is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        stop_embedded_server(home)
