@@ -20,16 +20,14 @@ VENDOR_TARGETS = ("ohlcv_data", "trades_data", "tbbo_data", "statistics_data", "
 TARGETS = ("continuous_bars", "roll_events", *VENDOR_TARGETS)
 # A futures outright's root: ESU4 -> ES, ESZ24 -> ES (month code, then a 1-2 digit year); spreads stay NULL.
 ROOT_PATTERN = "^([A-Z0-9]+?)[FGHJKMNQUVXZ][0-9]{1,2}$"
+EPOCH_START = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # "every instant" for a whole rebuild
+EPOCH_END = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
-_UPSERT = """INSERT INTO symbol_catalog AS c (target, symbol, granularity, adjustment_method, instrument_id,
-                 root_symbol, row_count, min_ts, max_ts, min_trade_date, max_trade_date)
-             {select}
-             ON CONFLICT (target, symbol, granularity, adjustment_method) DO UPDATE SET
-                 instrument_id = EXCLUDED.instrument_id,
-                 root_symbol = coalesce(EXCLUDED.root_symbol, c.root_symbol),
-                 row_count = EXCLUDED.row_count, min_ts = EXCLUDED.min_ts, max_ts = EXCLUDED.max_ts,
-                 min_trade_date = EXCLUDED.min_trade_date, max_trade_date = EXCLUDED.max_trade_date,
-                 refreshed_at = now()"""
+_PART_COLUMNS = ("target, symbol, part, granularity, adjustment_method, instrument_id, root_symbol, row_count, "
+                 "min_ts, max_ts, min_trade_date, max_trade_date")
+# continuous_bars key columns -> symbol_catalog_parts columns (a replace names its partition with these)
+_BAR_KEYS = {"continuous_symbol": "symbol", "window": "part", "granularity": "granularity",
+             "adjustment_method": "adjustment_method"}
 
 
 @dataclass(frozen=True)
@@ -55,38 +53,68 @@ _ENTRY_COLUMNS = ("target, symbol, granularity, adjustment_method, instrument_id
 
 
 # -- maintenance (the loads) ----------------------------------------------------------------------------------
-def _refresh_continuous(cur: Any, symbols: Iterable[str]) -> None:
-    symbols = sorted(set(symbols))
-    cur.execute("DELETE FROM symbol_catalog WHERE target = 'continuous_bars' AND symbol = ANY(%s)", (symbols,))
-    cur.execute(_UPSERT.format(select="""
-        SELECT 'continuous_bars', continuous_symbol, granularity, adjustment_method, NULL, min(root_symbol),
-               count(*), min(ts), max(ts), min(trade_date), max(trade_date)
-        FROM continuous_bars WHERE continuous_symbol = ANY(%s)
-        GROUP BY continuous_symbol, granularity, adjustment_method"""), (symbols,))
+def _roll_up(cur: Any, target: str, where: str, params: list[Any]) -> None:
+    """Sum the parts of the series matching `where` (on symbol_catalog columns) into symbol_catalog."""
+    cur.execute(f"DELETE FROM symbol_catalog WHERE target = %s AND {where}", [target, *params])
+    cur.execute(f"""INSERT INTO symbol_catalog (target, symbol, granularity, adjustment_method, instrument_id,
+                        root_symbol, row_count, min_ts, max_ts, min_trade_date, max_trade_date)
+                    SELECT target, symbol, granularity, adjustment_method, min(instrument_id), min(root_symbol),
+                           sum(row_count), min(min_ts), max(max_ts), min(min_trade_date), max(max_trade_date)
+                    FROM symbol_catalog_parts WHERE target = %s AND {where}
+                    GROUP BY target, symbol, granularity, adjustment_method""", [target, *params])
+
+
+def _refresh_bars(cur: Any, keys: dict[str, Any], span: tuple[Any, Any] | None) -> None:
+    """Recount one replaced partition of continuous_bars (a window: bounded to its time span when known)."""
+    known = {k: str(v) for k, v in keys.items() if k in _BAR_KEYS}
+    part_where = " AND ".join(f"{_BAR_KEYS[k]} = %s" for k in known)
+    cur.execute(f"DELETE FROM symbol_catalog_parts WHERE target = 'continuous_bars' AND {part_where}",
+                list(known.values()))
+    if span is not None:
+        bar_where = " AND ".join(f'"{k}"::text = %s' if k == "window" else f"{k} = %s" for k in known)
+        cur.execute(f"""INSERT INTO symbol_catalog_parts ({_PART_COLUMNS})
+                        SELECT 'continuous_bars', continuous_symbol, "window"::text, granularity, adjustment_method,
+                               NULL, min(root_symbol), count(*), min(ts), max(ts), min(trade_date), max(trade_date)
+                        FROM continuous_bars WHERE {bar_where} AND ts >= %s AND ts <= %s
+                        GROUP BY continuous_symbol, "window", granularity, adjustment_method""",
+                    [*known.values(), *span])
+    _roll_up(cur, "continuous_bars", "symbol = %s", [known["continuous_symbol"]])
 
 
 def _refresh_rolls(cur: Any, symbols: Iterable[str]) -> None:
+    """roll_events is small: recount the symbols' rows whole."""
     symbols = sorted(set(symbols))
-    cur.execute("DELETE FROM symbol_catalog WHERE target = 'roll_events' AND symbol = ANY(%s)", (symbols,))
-    cur.execute(_UPSERT.format(select="""
-        SELECT 'roll_events', continuous_symbol, '', method, NULL, split_part(continuous_symbol, '.', 1),
-               count(*), min(switch_ts), max(switch_ts), min(switch_ts)::date, max(switch_ts)::date
-        FROM roll_events WHERE continuous_symbol = ANY(%s) GROUP BY continuous_symbol, method"""), (symbols,))
+    cur.execute("DELETE FROM symbol_catalog_parts WHERE target = 'roll_events' AND symbol = ANY(%s)", (symbols,))
+    cur.execute(f"""INSERT INTO symbol_catalog_parts ({_PART_COLUMNS})
+                    SELECT 'roll_events', continuous_symbol, '', '', method, NULL,
+                           split_part(continuous_symbol, '.', 1), count(*), min(switch_ts), max(switch_ts),
+                           min(switch_ts)::date, max(switch_ts)::date
+                    FROM roll_events WHERE continuous_symbol = ANY(%s) GROUP BY continuous_symbol, method""",
+                (symbols,))
+    _roll_up(cur, "roll_events", "symbol = ANY(%s)", [symbols])
 
 
-def _refresh_vendor(cur: Any, table: str, ids: Iterable[int]) -> None:
-    """Counts and spans of these instruments in one vendor table (its primary key leads with instrument_id)."""
+def _refresh_vendor(cur: Any, table: str, ids: Iterable[int], span: tuple[Any, Any] | None) -> None:
+    """Recount the UTC days of `span` of these instruments in one vendor table (its primary key leads with
+    instrument_id, ts_event: an index range per instrument); span None: their whole history."""
     from psycopg2 import sql
 
     ids = sorted({int(i) for i in ids})
-    granularity = sql.SQL("granularity" if table == "ohlcv_data" else "''")
-    select = sql.SQL("""
-        SELECT {target}, instrument_id::text, {gran}, '', instrument_id, NULL, count(*), min(ts_event),
-               max(ts_event), min(ts_event)::date, max(ts_event)::date
-        FROM {table} WHERE instrument_id = ANY(%s) GROUP BY {group}""").format(
-        target=sql.Literal(table), gran=granularity, table=sql.Identifier(table),
-        group=sql.SQL("instrument_id, granularity" if table == "ohlcv_data" else "instrument_id"))
-    cur.execute(sql.SQL(_UPSERT).format(select=select), (ids,))
+    days = (span[0].date().isoformat(), span[1].date().isoformat()) if span else ("", "9999")
+    cur.execute("""DELETE FROM symbol_catalog_parts WHERE target = %s AND instrument_id = ANY(%s)
+                   AND part >= %s AND part <= %s""", (table, ids, *days))
+    bounded = sql.SQL("AND ts_event >= %s::date AND ts_event < %s::date + 1" if span else "")
+    gran = sql.SQL("granularity" if table == "ohlcv_data" else "''")
+    cur.execute(sql.SQL("""INSERT INTO symbol_catalog_parts ({columns})
+                           SELECT {target}, instrument_id::text, (ts_event::date)::text, {gran}, '', instrument_id,
+                                  NULL, count(*), min(ts_event), max(ts_event), min(ts_event)::date,
+                                  max(ts_event)::date
+                           FROM {table} WHERE instrument_id = ANY(%s) {bounded}
+                           GROUP BY instrument_id, ts_event::date{more}""").format(
+        columns=sql.SQL(_PART_COLUMNS), target=sql.Literal(table), gran=gran, table=sql.Identifier(table),
+        bounded=bounded, more=sql.SQL(", granularity" if table == "ohlcv_data" else "")),
+        (ids, *days) if span else (ids,))
+    _roll_up(cur, table, "instrument_id = ANY(%s)", [ids])
     name_instruments(cur, ids)
 
 
@@ -107,22 +135,34 @@ def name_instruments(cur: Any, ids: Iterable[int] | None = None) -> None:
                 {"ids": id_list, "root": ROOT_PATTERN})
 
 
+def _loaded_span(cur: Any, table: str, keys: dict[str, Any]) -> tuple[Any, Any] | None:
+    """The [first, last] instant replace_partition just recorded for this partition (None: it is empty)."""
+    import json
+
+    cur.execute('SELECT min_ts, max_ts FROM hdi_loaded_partitions WHERE target = %s AND "partition" = %s',
+                (table, json.dumps(keys, default=str, sort_keys=True)))
+    row = cur.fetchone()
+    return (row[0], row[1]) if row and row[0] is not None else None
+
+
 def refresh_after_load(db: Database, table: str, written: Any) -> None:
-    """Refresh the catalogue rows of what a load wrote: `written` is the partition's key dict (replace) or the
-    loaded Arrow table (upsert). A failure is logged, never raised: the data is stored, the next load or
-    `hdi db catalog` repairs the catalogue."""
+    """Recount what a load wrote: `written` is the partition's key dict (replace) or the loaded Arrow table
+    (upsert). A failure is logged, never raised: the data is stored, and `hdi db catalog` rebuilds."""
     try:
         with db.raw() as conn, conn.cursor() as cur:
-            if table in ("continuous_bars", "roll_events") and isinstance(written, dict):
+            if table == "continuous_bars" and isinstance(written, dict) and "continuous_symbol" in written:
+                _refresh_bars(cur, written, _loaded_span(cur, table, written))
+            elif table == "roll_events" and isinstance(written, dict):
                 symbol = written.get("continuous_symbol")
-                symbols = [symbol] if symbol else _all_continuous(cur, table)
-                (_refresh_continuous if table == "continuous_bars" else _refresh_rolls)(cur, symbols)
+                _refresh_rolls(cur, [symbol] if symbol else _all_continuous(cur, table))
             elif table in VENDOR_TARGETS and "instrument_id" in getattr(written, "column_names", ()):
                 import pyarrow.compute as pc
 
-                ids = pc.unique(written.column("instrument_id")).to_pylist()
+                from .tables import table_info, time_range
+
+                ids = [i for i in pc.unique(written.column("instrument_id")).to_pylist() if i is not None]
                 if ids:
-                    _refresh_vendor(cur, table, [i for i in ids if i is not None])
+                    _refresh_vendor(cur, table, ids, time_range(table_info(db, table), written))
                     if table == "definitions_data":
                         name_instruments(cur, ids)
     except Exception as exc:  # noqa: BLE001 - the load itself succeeded; a stale catalogue is repairable
@@ -137,15 +177,17 @@ def _all_continuous(cur: Any, table: str) -> list[str]:
 def refresh_catalog(db: Database) -> int:
     """Rebuild the whole catalogue from the stored tables (one scan each); returns its row count."""
     with db.raw() as conn, conn.cursor() as cur:
-        cur.execute("LOCK TABLE symbol_catalog IN EXCLUSIVE MODE")
+        cur.execute("LOCK TABLE symbol_catalog, symbol_catalog_parts IN EXCLUSIVE MODE")
+        cur.execute("DELETE FROM symbol_catalog_parts")
         cur.execute("DELETE FROM symbol_catalog")
-        _refresh_continuous(cur, _all_continuous(cur, "continuous_bars"))
+        for symbol in _all_continuous(cur, "continuous_bars"):
+            _refresh_bars(cur, {"continuous_symbol": symbol}, (EPOCH_START, EPOCH_END))
         _refresh_rolls(cur, _all_continuous(cur, "roll_events"))
         for table in VENDOR_TARGETS:
             cur.execute(f"SELECT DISTINCT instrument_id FROM {table}")  # table: from a fixed tuple
             ids = [row[0] for row in cur.fetchall()]
             if ids:
-                _refresh_vendor(cur, table, ids)
+                _refresh_vendor(cur, table, ids, None)
         name_instruments(cur)
         cur.execute("SELECT count(*) FROM symbol_catalog")
         return int(cur.fetchone()[0])
