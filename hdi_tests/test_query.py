@@ -341,7 +341,7 @@ def test_rolls_read(more: Database, home: Path, monkeypatch: pytest.MonkeyPatch,
                     capsys: pytest.CaptureFixture) -> None:
     from hdi_resources.db.read import rolls
 
-    for symbol in ("ES", "ES.v.0", "ESU4"):
+    for symbol in ("ES", "ES.v.0", "ESU4", "esm4"):
         table = rolls(more, symbol)
         assert table.num_rows == 1, symbol
     row = rolls(more, "ES").to_pylist()[0]
@@ -353,6 +353,8 @@ def test_rolls_read(more: Database, home: Path, monkeypatch: pytest.MonkeyPatch,
     assert status == 200 and body["rolls"][0]["old_price"] == Decimal("4500") and body["count"] == 1
     code, out, err = _main(home, monkeypatch, capsys, "rolls", "--symbol", "ES", "--format", "csv")
     assert code == 0 and "ESM4" in out and "36.25" in out, err
+    with pytest.raises(NotFound, match="no ohlcv-1m rows stored for contract ESM4; it is part of ES.v.0"):
+        more.query("ESM4", "ohlcv-1m")  # known only from the roll table
     code, out, err = _main(home, monkeypatch, capsys, "rolls", "--symbol", "CL")
     assert code == 1 and err.count("\n") == 1 and "no rolls stored for 'CL'" in err
 

@@ -284,7 +284,7 @@ def rolls(db: Database, symbol: str, start: Any = None, end: Any = None, *, tz: 
         folded = text.casefold()
         found = entries(cur, db, ("roll_events",))
         series = sorted({e.symbol for e in found if folded in (e.symbol.casefold(), (e.root_symbol or "").casefold())})
-        contract = "old_raw_symbol = %s OR new_raw_symbol = %s"
+        contract = "upper(old_raw_symbol) = upper(%s) OR upper(new_raw_symbol) = upper(%s)"
         where, params = ("(continuous_symbol = ANY(%s))", [series]) if series else (f"({contract})", [text, text])
         for op, stamp in ((">=", span.start), ("<", span.end)):
             if stamp is not None:

@@ -133,6 +133,10 @@ def resolve(cur: Any, db: Database, symbol: str, schema: str, *, raw: bool = Fal
     ids.discard(None)
     known_ids = {e.instrument_id for e in vendor}
     if not ids & known_ids and not any(folded == s.casefold() for s in known_symbols(everything)):
+        series = _series_of_contract(cur, text)
+        if series:  # a contract known only from the roll table: point at the series it is part of
+            raise NotFound(f"no {schema} rows stored for contract {text}; it is part of {', '.join(series)} "
+                           "(read that series, or the rolls of this contract)")
         candidates = [e for e in everything if _schema_of(e) == schema]
         raise _unknown(text, schema, candidates, everything)
     rows = [e for e in vendor if e.instrument_id in ids and e.target == table
@@ -142,6 +146,13 @@ def resolve(cur: Any, db: Database, symbol: str, schema: str, *, raw: bool = Fal
                         and _schema_of(e) != schema})
     return Selection(table, schema, text, granularity, rows, instrument_ids=tuple(sorted(ids)),
                      elsewhere=tuple(elsewhere))
+
+
+def _series_of_contract(cur: Any, text: str) -> list[str]:
+    """Continuous symbols whose rolls name this raw symbol (roll_events is small)."""
+    cur.execute("""SELECT DISTINCT continuous_symbol FROM roll_events WHERE upper(old_raw_symbol) = upper(%s)
+                   OR upper(new_raw_symbol) = upper(%s) ORDER BY 1""", (text, text))
+    return [row[0] for row in cur.fetchall()]
 
 
 def _continuous(text: str, schema: str, granularity: str, matches: list[Entry],
