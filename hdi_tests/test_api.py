@@ -86,7 +86,10 @@ def test_bars_in_a_range(api: str) -> None:
     status, body = _get(f"{api}/api/market-data/ESH1/ohlcv-1m/bars?start=2021-01-01T00:00:00Z")
     assert status == 404 and "stored: 2020-12-28" in body["error"]
     status, body = _get(f"{api}/api/market-data/5482/trades/bars?limit=1")
-    assert status == 200 and body["count"] == 1 and body["truncated"]
+    assert status == 200 and body["count"] == 1 and body["truncated"] and body["next_offset"] == 1
+    pages = [_get(f"{api}/api/market-data/5482/trades/bars?limit=1&offset={i}")[1]["rows"][0] for i in range(3)]
+    status, whole = _get(f"{api}/api/market-data/5482/trades/bars?limit=3")
+    assert pages == whole["rows"]  # pages join up exactly
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
     GET /api/health
     GET /api/symbols                                           the symbol catalogue
     GET /api/market-data/{symbol}/{schema}/stats               row_count, min_ts, max_ts, latest_close, ...
-    GET /api/market-data/{symbol}/{schema}/bars?start=&end=&limit=&tz=&prices=&raw=&adjustment=
+    GET /api/market-data/{symbol}/{schema}/bars?start=&end=&limit=&offset=&tz=&prices=&raw=&adjustment=
+        (pages of at most `limit` rows, 10,000 by default: `next_offset` names the next page)
     GET /api/market-data/{symbol}/rolls?start=&end=&tz=&prices=
 
 Every answer, errors included, is JSON with its status: 400 bad parameter, 404 unknown symbol / schema /
@@ -43,7 +44,7 @@ ALLOWED = "GET, HEAD, OPTIONS"
 _ROUTE = re.compile(r"^/api/market-data/(?P<symbol>[^/]+)/(?P<schema>[^/]+)/(?P<view>stats|bars|rows)/?$")
 _ROLLS = re.compile(r"^/api/market-data/(?P<symbol>[^/]+)/rolls/?$")
 _WHOLE = re.compile(r"[0-9]{1,12}")
-_PARAMS = {"bars": {"start", "end", "limit", "tz", "prices", "raw", "adjustment"},
+_PARAMS = {"bars": {"start", "end", "limit", "offset", "tz", "prices", "raw", "adjustment"},
            "rolls": {"start", "end", "tz", "prices"}, "stats": {"raw"}}
 
 
@@ -65,12 +66,12 @@ def _one(query: dict[str, list[str]], name: str) -> str | None:
     return values[0]
 
 
-def _whole(text: str | None, name: str, default: int, high: int) -> int:
-    """Strictly ASCII digits in [1, high] (int() accepts '²'-free but isdigit() does not agree with it)."""
+def _whole(text: str | None, name: str, default: int, high: int, low: int = 1) -> int:
+    """Strictly ASCII digits in [low, high]: str.isdigit() accepts '²', which int() refuses."""
     if text is None:
         return default
-    if not _WHOLE.fullmatch(text) or not 1 <= int(text) <= high:
-        raise BadRequest(f"{name} {text[:20]!r} is not a whole number from 1 to {high:,}")
+    if not _WHOLE.fullmatch(text) or not low <= int(text) <= high:
+        raise BadRequest(f"{name} {text[:20]!r} is not a whole number from {low} to {high:,}")
     return int(text)
 
 
@@ -145,15 +146,17 @@ class MarketDataApi:
 
     def bars(self, symbol: str, schema: str, query: dict[str, list[str]]) -> dict[str, Any]:
         limit = _whole(_one(query, "limit"), "limit", DEFAULT_LIMIT, MAX_LIMIT)
+        offset = _whole(_one(query, "offset"), "offset", 0, reads.MAX_LIMIT, low=0)
         start, end, tz = _one(query, "start"), _one(query, "end"), _one(query, "tz") or "utc"
         prices = _one(query, "prices") or "decimal"
         raw, method = _flag(_one(query, "raw"), "raw"), _one(query, "adjustment")
         table = self._read(lambda db: reads.query(db, symbol, schema, start, end, raw=raw, limit=limit + 1,
-                                                  adjustment_method=method, tz=tz, prices=prices))
+                                                  adjustment_method=method, tz=tz, prices=prices, offset=offset))
         truncated = table.num_rows > limit
         rows = _rows(table.slice(0, limit))
         return {"symbol": symbol, "schema": schema, "start": start, "end": end, "time_zone": tz, "prices": prices,
-                "count": len(rows), "truncated": truncated, "rows": rows}
+                "offset": offset, "count": len(rows), "truncated": truncated,
+                "next_offset": offset + limit if truncated else None, "rows": rows}
 
     def rolls(self, symbol: str, query: dict[str, list[str]]) -> dict[str, Any]:
         start, end, tz = _one(query, "start"), _one(query, "end"), _one(query, "tz") or "utc"

@@ -93,8 +93,9 @@ def write_table(table: Any, output_format: OutputFormat, output: Path | None) ->
     else:
         import pandas as pd
 
+        shown = table.drop_columns([c for c in ("loaded_at", "window") if c in table.column_names])  # bookkeeping
         with pd.option_context("display.max_rows", 40, "display.width", 200, "display.max_columns", 30):
-            text = _plain_decimals(table).to_pandas().to_string(max_rows=40, index=False) if table.num_rows \
+            text = _plain_decimals(shown).to_pandas().to_string(max_rows=40, index=False) if table.num_rows \
                 else "(no rows)"
         if output:
             output.write_text(text + "\n")

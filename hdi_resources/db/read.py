@@ -33,6 +33,10 @@ CLOSE_COLUMN = {"continuous_bars": "close", "ohlcv_data": "close_price", "trades
                 "tbbo_data": "price", "statistics_data": "price"}
 PRICE_TYPE = pa.decimal128(38, 9)
 PRICE_MODES = ("decimal", "float", "fixed")
+# the rest of each vendor table's primary key: with it the order is total, so pages (offset) join up exactly
+ORDER_TAIL = {"ohlcv_data": ", granularity", "trades_data": ", sequence, price, size, side",
+              "tbbo_data": ", sequence, price, size, side", "statistics_data": ", stat_type, sequence",
+              "definitions_data": ", leg_index"}
 GUARD_ROWS = 1_000_000  # a tick or 1s read without bounds or limit above this is refused unless asked
 MAX_LIMIT = 1_000_000_000
 
@@ -76,7 +80,7 @@ def _columns(cur: Any, table: str) -> list[tuple[str, str]]:
 
 
 def _select(cur: Any, table: str, where: str, params: list[Any], order: str, limit: int | None,
-            prices: str, extra: list[tuple[str, str, list[Any]]] = ()) -> pa.Table:
+            prices: str, extra: list[tuple[str, str, list[Any]]] = (), offset: int = 0) -> pa.Table:
     """COPY (SELECT ...) TO STDOUT as CSV, parsed column-wise by Arrow with exact types. extra: computed
     columns (name, SQL type name, [SQL expression with %s, its parameters])."""
     from psycopg2 import sql
@@ -110,6 +114,9 @@ def _select(cur: Any, table: str, where: str, params: list[Any], order: str, lim
     if limit is not None:
         query = query + sql.SQL(" LIMIT %s")
         params = [*params, int(limit)]
+    if offset:
+        query = query + sql.SQL(" OFFSET %s")
+        params = [*params, int(offset)]
     bound = cur.mogrify(query, params).decode()  # the driver quotes the parameters; no user text in SQL
     buffer = io.BytesIO()
     cur.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
@@ -186,8 +193,10 @@ def _in_zone(table: pa.Table, tz: str) -> pa.Table:
 
 def query(db: Database, symbol: str, schema: str, start: Any = None, end: Any = None, raw: bool = False, *,
           adjustment_method: str | None = None, limit: int | None = None, tz: str | None = "utc",
-          prices: str = "decimal", max_rows: int | None = GUARD_ROWS, empty_ok: bool = False) -> pa.Table:
+          prices: str = "decimal", max_rows: int | None = GUARD_ROWS, empty_ok: bool = False,
+          offset: int = 0) -> pa.Table:
     """Rows of one symbol and schema in [start, end), ordered by time; continuous bars carry their contract.
+    A page: `limit` rows after skipping `offset` (the order is total: time, then instrument id).
 
     Raises NotFound for an unknown symbol or a range outside what is stored (empty_ok: an empty table instead),
     BadRequest for bad parameters, TooLarge for a tick/1s read over max_rows without a limit."""
@@ -195,6 +204,8 @@ def query(db: Database, symbol: str, schema: str, start: Any = None, end: Any = 
         raise BadRequest(f"prices {prices!r} is not one of {', '.join(PRICE_MODES)}")
     if limit is not None and not 1 <= int(limit) <= MAX_LIMIT:
         raise BadRequest(f"limit {limit} is not a whole number from 1 to {MAX_LIMIT:,}")
+    if not 0 <= int(offset) <= MAX_LIMIT:
+        raise BadRequest(f"offset {offset} is not a whole number from 0 to {MAX_LIMIT:,}")
     span = parse_range(start, end, tz)
     with _cursor(db) as cur:
         selection = resolve(cur, db, symbol, schema, raw=raw, adjustment_method=adjustment_method)
@@ -209,10 +220,10 @@ def query(db: Database, symbol: str, schema: str, start: Any = None, end: Any = 
         if (limit is None and max_rows is not None and selection.schema in HIGH_FREQUENCY
                 and selection.row_count > max_rows):
             _guard(cur, selection, where, params, max_rows)
-        time_col = TIME_COLUMN[selection.table]
-        order = "ts" if selection.table == "continuous_bars" else f"{time_col}, instrument_id"
+        order = "ts" if selection.table == "continuous_bars" else \
+            f"{TIME_COLUMN[selection.table]}, instrument_id{ORDER_TAIL[selection.table]}"
         extra = _provenance(cur, selection) if selection.table == "continuous_bars" else []
-        table = _select(cur, selection.table, where, params, order, limit, prices, extra)
+        table = _select(cur, selection.table, where, params, order, limit, prices, extra, offset)
     return _in_zone(table, (tz or "utc").lower())
 
 
