@@ -135,14 +135,21 @@ def _select(cur: Any, table: str, where: str, params: list[Any], order: str, lim
 
 
 def _time_filter(selection: Selection, span: TimeRange) -> tuple[list[str], list[Any], bool]:
-    """Clauses for the range; plain dates on bars with a trade date select trade dates."""
+    """Clauses for the range; plain dates on bars with a trade date select trade dates, with a generous bound on
+    ts as well (a session lies within a day before its trade date) so the planner prunes and uses the index."""
     by_trade_date = selection.by_trade_date_column and span.dates_only
-    column = "trade_date" if by_trade_date else TIME_COLUMN[selection.table]
+    time_col = TIME_COLUMN[selection.table]
     clauses, params = [], []
-    for op, stamp, day in ((">=", span.start, span.start_date), ("<", span.end, span.end_date)):
-        if stamp is not None:
-            clauses.append(f"{column} {op} %s")
-            params.append(day if by_trade_date else stamp)
+    for op, stamp, day, slack in ((">=", span.start, span.start_date, -2), ("<", span.end, span.end_date, 1)):
+        if stamp is None:
+            continue
+        if by_trade_date:
+            clauses += [f"trade_date {op} %s", f"{time_col} {op} %s"]
+            bound = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) + dt.timedelta(days=slack)
+            params += [day, bound]
+        else:
+            clauses.append(f"{time_col} {op} %s")
+            params.append(stamp)
     return clauses, params, by_trade_date
 
 
