@@ -407,3 +407,22 @@ def test_unbounded_high_frequency_reads_are_guarded(more: Database) -> None:
         query(more, "ES", "ohlcv-1s", max_rows=3)
     assert query(more, "ES", "ohlcv-1s", max_rows=3, limit=2).num_rows == 2
     assert query(more, "ES", "ohlcv-1s", max_rows=None).num_rows == 4
+
+
+def test_csv_streams_the_same_rows_in_readable_form(more: Database) -> None:
+    import io
+
+    from hdi_resources.db.read import stream_csv
+
+    sink = io.BytesIO()
+    assert stream_csv(more, sink, "ES", "ohlcv-1m", "2024-07-01", "2024-07-02") == len(OPENS)
+    header, *lines = sink.getvalue().decode().splitlines()
+    names = header.split(",")
+    first = dict(zip(names, lines[0].split(","), strict=True))
+    assert first["open"] == "4500.25" and first["ts"] == "2024-07-01 00:00:00+00" and first["raw_symbol"] == "ESM4"
+    opens = [line.split(",")[names.index("open")] for line in lines]
+    assert opens == ["4500.25", "0.000000001", "-12.5", "123456789.123456789", "0.999999999"]
+    sink = io.BytesIO()
+    stream_csv(more, sink, "ES", "ohlcv-1m", tz="exchange", prices="fixed", limit=1)
+    row = dict(zip(names, sink.getvalue().decode().splitlines()[1].split(","), strict=True))
+    assert row["ts"] == "2024-06-30 19:00:00-05" and row["open"] == str(OPENS[0])

@@ -6,6 +6,8 @@ app.command("stats")(stats_command)."""
 
 from __future__ import annotations
 
+import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -113,11 +115,18 @@ def query_command(
     read_all: Annotated[bool, typer.Option("--all", metavar="", help=ALL_HELP)] = False,
 ) -> None:
     """Read stored rows of one symbol and schema (half-open range; errors say what is stored)."""
-    from hdi_resources.db.read import query
+    from hdi_resources.db.read import query, stream_csv
 
+    options = {"raw": raw, "adjustment_method": adjustment, "limit": limit, "tz": tz.value, "prices": prices.value,
+               "max_rows": None if read_all else GUARD_ROWS}
     with database() as db:
-        table = query(db, symbol, schema, start, end, raw=raw, adjustment_method=adjustment, limit=limit,
-                      tz=tz.value, prices=prices.value, max_rows=None if read_all else GUARD_ROWS)
+        if output_format is OutputFormat.csv:  # streamed as the server sends it: constant memory at any size
+            with open(output, "wb") if output else nullcontext(sys.stdout.buffer) as sink:
+                rows = stream_csv(db, sink, symbol, schema, start, end, **options)
+                sink.flush()
+            typer.echo(f"{rows:,} rows" + (f" to {output}" if output else ""), err=True)
+            return
+        table = query(db, symbol, schema, start, end, **options)
     write_table(table, output_format, output)
 
 

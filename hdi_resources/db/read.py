@@ -79,10 +79,12 @@ def _columns(cur: Any, table: str) -> list[tuple[str, str]]:
     return cur.fetchall()
 
 
-def _select(cur: Any, table: str, where: str, params: list[Any], order: str, limit: int | None,
-            prices: str, extra: list[tuple[str, str, list[Any]]] = (), offset: int = 0) -> pa.Table:
-    """COPY (SELECT ...) TO STDOUT as CSV, parsed column-wise by Arrow with exact types. extra: computed
-    columns (name, SQL type name, [SQL expression with %s, its parameters])."""
+def _copy_sql(cur: Any, table: str, where: str, params: list[Any], order: str, limit: int | None,
+              prices: str, extra: list[tuple[str, str, list[Any]]] = (), offset: int = 0, text: bool = False
+              ) -> tuple[str, list[tuple[str, str]], dict[str, pa.DataType]]:
+    """COPY (SELECT ...) TO STDOUT as CSV, its columns and their Arrow types. extra: computed columns (name, SQL
+    type name, [SQL expression with %s, its parameters]). text: columns as people read them (ISO instants in
+    the session's zone, decimals without trailing zeros), for streaming straight out."""
     from psycopg2 import sql
 
     cols = [*_columns(cur, table), *((name, type_name) for name, type_name, _ in extra)]
@@ -94,6 +96,10 @@ def _select(cur: Any, table: str, where: str, params: list[Any], order: str, lim
             expr, values = computed[name][0], computed[name][1:]
             select_items.append(sql.SQL(cur.mogrify(expr, values).decode()) + sql.SQL(" AS {}").format(ident))
             types[name] = _ARROW_TYPES.get(type_name, pa.string())
+        elif text and type_name == "numeric" and prices == "decimal":
+            select_items.append(sql.SQL("trim_scale({0}) AS {0}").format(ident))
+        elif text and type_name in ("timestamptz", "timestamp"):
+            select_items.append(ident)
         elif type_name in ("timestamptz", "timestamp"):  # epoch micros: exact and timezone-free
             select_items.append(sql.SQL("(extract(epoch FROM {0}) * 1000000)::bigint AS {0}").format(ident))
             types[name] = pa.int64()
@@ -118,8 +124,15 @@ def _select(cur: Any, table: str, where: str, params: list[Any], order: str, lim
         query = query + sql.SQL(" OFFSET %s")
         params = [*params, int(offset)]
     bound = cur.mogrify(query, params).decode()  # the driver quotes the parameters; no user text in SQL
+    return f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)", cols, types
+
+
+def _select(cur: Any, table: str, where: str, params: list[Any], order: str, limit: int | None,
+            prices: str, extra: list[tuple[str, str, list[Any]]] = (), offset: int = 0) -> pa.Table:
+    """The rows as an Arrow table with exact types (CSV from COPY, parsed column-wise by Arrow)."""
+    copy, cols, types = _copy_sql(cur, table, where, params, order, limit, prices, extra, offset)
     buffer = io.BytesIO()
-    cur.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
+    cur.copy_expert(copy, buffer)
     buffer.seek(0)
     names = [name for name, _ in cols]
     if buffer.getbuffer().nbytes <= len(",".join(names)) + 1:
@@ -198,6 +211,34 @@ def _in_zone(table: pa.Table, tz: str) -> pa.Table:
     return table
 
 
+def _check(prices: str, limit: int | None, offset: int) -> None:
+    if prices not in PRICE_MODES:
+        raise BadRequest(f"prices {prices!r} is not one of {', '.join(PRICE_MODES)}")
+    if limit is not None and not 1 <= int(limit) <= MAX_LIMIT:
+        raise BadRequest(f"limit {limit} is not a whole number from 1 to {MAX_LIMIT:,}")
+    if not 0 <= int(offset) <= MAX_LIMIT:
+        raise BadRequest(f"offset {offset} is not a whole number from 0 to {MAX_LIMIT:,}")
+
+
+def _plan(cur: Any, db: Database, symbol: str, schema: str, span: TimeRange, raw: bool,
+          adjustment_method: str | None, limit: int | None, max_rows: int | None) -> tuple[Any, ...]:
+    """(table, where, params, order, computed columns) of a read; raises its one-line errors."""
+    selection = resolve(cur, db, symbol, schema, raw=raw, adjustment_method=adjustment_method)
+    clauses, params, by_trade_date = _time_filter(selection, span)
+    if _outside(selection, span, by_trade_date):
+        raise _nothing_there(selection, span, by_trade_date)
+    where, base = selection.where()
+    where = " AND ".join([where, *clauses])
+    params = [*base, *params]
+    if (limit is None and max_rows is not None and selection.schema in HIGH_FREQUENCY
+            and selection.row_count > max_rows):
+        _guard(cur, selection, where, params, max_rows)
+    order = "ts" if selection.table == "continuous_bars" else \
+        f"{TIME_COLUMN[selection.table]}, instrument_id{ORDER_TAIL[selection.table]}"
+    extra = _provenance(cur, selection) if selection.table == "continuous_bars" else []
+    return selection.table, where, params, order, extra
+
+
 def query(db: Database, symbol: str, schema: str, start: Any = None, end: Any = None, raw: bool = False, *,
           adjustment_method: str | None = None, limit: int | None = None, tz: str | None = "utc",
           prices: str = "decimal", max_rows: int | None = GUARD_ROWS, empty_ok: bool = False,
@@ -207,31 +248,35 @@ def query(db: Database, symbol: str, schema: str, start: Any = None, end: Any = 
 
     Raises NotFound for an unknown symbol or a range outside what is stored (empty_ok: an empty table instead),
     BadRequest for bad parameters, TooLarge for a tick/1s read over max_rows without a limit."""
-    if prices not in PRICE_MODES:
-        raise BadRequest(f"prices {prices!r} is not one of {', '.join(PRICE_MODES)}")
-    if limit is not None and not 1 <= int(limit) <= MAX_LIMIT:
-        raise BadRequest(f"limit {limit} is not a whole number from 1 to {MAX_LIMIT:,}")
-    if not 0 <= int(offset) <= MAX_LIMIT:
-        raise BadRequest(f"offset {offset} is not a whole number from 0 to {MAX_LIMIT:,}")
+    _check(prices, limit, offset)
     span = parse_range(start, end, tz)
     with _cursor(db) as cur:
-        selection = resolve(cur, db, symbol, schema, raw=raw, adjustment_method=adjustment_method)
-        clauses, params, by_trade_date = _time_filter(selection, span)
-        if _outside(selection, span, by_trade_date):
+        try:
+            table, where, params, order, extra = _plan(cur, db, symbol, schema, span, raw, adjustment_method, limit,
+                                                       max_rows)
+        except NotFound:
             if empty_ok:
                 return pa.table({})
-            raise _nothing_there(selection, span, by_trade_date)
-        where, base = selection.where()
-        where = " AND ".join([where, *clauses])
-        params = [*base, *params]
-        if (limit is None and max_rows is not None and selection.schema in HIGH_FREQUENCY
-                and selection.row_count > max_rows):
-            _guard(cur, selection, where, params, max_rows)
-        order = "ts" if selection.table == "continuous_bars" else \
-            f"{TIME_COLUMN[selection.table]}, instrument_id{ORDER_TAIL[selection.table]}"
-        extra = _provenance(cur, selection) if selection.table == "continuous_bars" else []
-        table = _select(cur, selection.table, where, params, order, limit, prices, extra, offset)
-    return _in_zone(table, (tz or "utc").lower())
+            raise
+        rows = _select(cur, table, where, params, order, limit, prices, extra, offset)
+    return _in_zone(rows, (tz or "utc").lower())
+
+
+def stream_csv(db: Database, sink: Any, symbol: str, schema: str, start: Any = None, end: Any = None,
+               raw: bool = False, *, adjustment_method: str | None = None, limit: int | None = None,
+               tz: str | None = "utc", prices: str = "decimal", max_rows: int | None = GUARD_ROWS) -> int:
+    """The same rows as `query`, written as CSV to a binary file as the server sends them (constant memory);
+    instants in ISO form in the asked zone, decimals without trailing zeros. Returns the row count."""
+    _check(prices, limit, 0)
+    span = parse_range(start, end, tz)
+    with _cursor(db) as cur:
+        table, where, params, order, extra = _plan(cur, db, symbol, schema, span, raw, adjustment_method, limit,
+                                                   max_rows)
+        cur.execute("SET LOCAL timezone = %s", (str(EXCHANGE_TZ) if (tz or "utc").lower() == "exchange" else "UTC",))
+        cur.execute("SET LOCAL datestyle = 'ISO, YMD'")
+        copy, _cols, _types = _copy_sql(cur, table, where, params, order, limit, prices, extra, text=True)
+        cur.copy_expert(copy, sink)
+        return max(cur.rowcount, 0)
 
 
 def _guard(cur: Any, selection: Selection, where: str, params: list[Any], max_rows: int) -> None:
