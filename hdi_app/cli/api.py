@@ -13,7 +13,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8765, help="Port to listen on."),
 ) -> None:
-    """Serve GET /api/market-data/{symbol}/{schema}/stats and /bars?start=&end= until interrupted."""
+    """Serve /api/market-data/{symbol}/{schema}/stats and /bars, /api/market-data/{symbol}/rolls and /api/symbols
+    (JSON, read-only) until interrupted; Ctrl-C also stops an embedded PostgreSQL this command started."""
     from hdi_app.api.server import make_server
 
     try:
