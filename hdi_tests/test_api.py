@@ -97,6 +97,8 @@ def test_bars_in_a_range(api: str) -> None:
     [
         ("/api/market-data/ZZZ9/trades/stats", 404, "unknown symbol 'ZZZ9'; stored trades symbols: ES"),
         ("/api/market-data/ESH1/mbo/stats", 404, "unknown schema"),
+        ("/api/market-data/%C2%B2/trades/stats", 404, "unknown symbol '²'"),
+        ("/api/market-data/%D9%A1%D9%A2/ohlcv-1m/bars", 404, "unknown symbol"),
         ("/api/market-data/ESH1%3B%20DROP%20TABLE%20trades_data/trades/stats", 404, "unknown symbol"),
         ("/api/market-data/ESH1/ohlcv-1m/bars?start=yesterday", 400, "start"),
         ("/api/market-data/ESH1/ohlcv-1m/bars?end=2020-13-45", 400, "end"),
@@ -162,6 +164,8 @@ def _raw(url: str, payload: bytes) -> tuple[int, dict[str, str], bytes]:
     (b"GET / HTTP/9.9\r\n\r\n", 505),
     (b"GET /api/market-data/ESH1/ohlcv-1m/bars?limit=%C2%B2 HTTP/1.0\r\n\r\n", 400),
     (b"GET /api/market-data/%ff%fe/trades/stats HTTP/1.0\r\n\r\n", 404),
+    (b"GET http://[x/api/health HTTP/1.0\r\n\r\n", 400),
+    (b"GET /api/health?" + b"&".join(b"a=1" for _ in range(60)) + b" HTTP/1.0\r\n\r\n", 400),
 ])
 def test_every_method_and_malformed_request_gets_json(api: str, request_bytes: bytes, status: int) -> None:
     got, headers, body = _raw(api, request_bytes)

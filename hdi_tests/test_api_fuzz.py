@@ -19,6 +19,7 @@ from hdi_resources.db.server import stop_embedded_server
 REQUESTS = 2500
 SEED = 13
 SYMBOLS = ["ES", "ES.v.0", "es.v.0", "ESU4", "777", "ZZZ9", "", "..", "%2e%2e", "%00", "%ff%fe", "%C2%B2", "E S",
+           "%D9%A1%D9%A2", "\u00b2", "12345678901234567890",
            "ES%2Fv", "a" * 300, "%", "%zz", "\u00e9", "ES'--", "99999999999999999999999"]
 SCHEMAS = ["ohlcv-1m", "ohlcv-1d", "trades", "TRADES", "mbo", "", "%00", "ohlcv-1s", "definition", "rolls"]
 VIEWS = ["stats", "bars", "rows", "rolls", "", "x", "stats/extra"]
@@ -26,6 +27,8 @@ KEYS = ["start", "end", "limit", "tz", "prices", "raw", "adjustment", "", "%", "
 VALUES = ["2024-07-01", "2024-07-02T00:00:00Z", "2024-13-45", "yesterday", "", "-3", "0", "1", "%C2%B2", "１",
           "99999999999999999999", "1e3", "exchange", "mars", "fixed", "float", "true", "%ff", "%", "+1", " 1",
           "2024-07-01T00:00:00+99:00", "9999-12-31", "0001-01-01"]
+PLAUSIBLE = {"start": ["2024-07-01", "2024-07-01T00:02:00Z", "2024-06-30T19:00"], "end": ["2024-07-02", "2030-01-01"],
+             "limit": ["1", "2", "100000"], "tz": ["utc", "exchange"], "prices": ["decimal", "float", "fixed"]}
 METHODS = ["GET"] * 12 + ["HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "CONNECT", "get", "BREW",
                           "G\u00e9T", "GET GET", ""]
 VERSIONS = ["HTTP/1.0"] * 6 + ["HTTP/1.1", "HTTP/2.0", "HTTP/9.9", "HTTX/1.0", "", "HTTP/1.0 extra"]
@@ -56,8 +59,11 @@ def _request(rng: random.Random) -> bytes:
     path = "/api/market-data/" + "/".join(rng.choice(part) for part in (SYMBOLS, SCHEMAS, VIEWS))
     if rng.random() < 0.1:
         path = rng.choice(["/", "/api", "/api/health", "/api/symbols", "//api/health", "/api/market-data/ES/rolls",
-                           "*", "http://x/api/health", "/api/market-data/ES.v.0/rolls/"])
-    params = [f"{rng.choice(KEYS)}={rng.choice(VALUES)}" for _ in range(rng.randrange(0, 5))]
+                           "*", "http://x/api/health", "http://[x/api/health", "/api/market-data/ES.v.0/rolls/"])
+    if rng.random() < 0.4:  # well-formed parameters, so the request reaches symbol resolution and the database
+        params = [f"{key}={rng.choice(PLAUSIBLE[key])}" for key in rng.sample(sorted(PLAUSIBLE), rng.randrange(0, 3))]
+    else:
+        params = [f"{rng.choice(KEYS)}={rng.choice(VALUES)}" for _ in range(rng.randrange(0, 5))]
     if rng.random() < 0.05:
         params = ["a=1"] * 60  # over the field limit
     query = ("?" + "&".join(params)) if params else ""

@@ -175,9 +175,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False, max_num_fields=50)
+        except ValueError:  # a malformed target ("http://[x") or over 50 parameters
+            self._send(400, {"error": "malformed request target or query string (at most 50 parameters)",
+                             "status": 400}, body=body)
+            return
+        try:
             status, payload = self.api.handle(parts.path, query)
-        except ValueError as exc:  # parse_qs: too many fields
-            status, payload = 400, {"error": f"bad query string ({str(exc)[:80]})", "status": 400}
         except Exception:  # noqa: BLE001 - whatever broke, the client still gets JSON
             log.exception("request %r failed", self.path[:200])
             status, payload = 500, {"error": "internal error", "status": 500}

@@ -124,7 +124,7 @@ def resolve(cur: Any, db: Database, symbol: str, schema: str, *, raw: bool = Fal
             return _continuous(text, schema, granularity, by_name or by_root, adjustment_method)
     table = "ohlcv_data" if granularity else VENDOR_TABLES[schema]
     vendor = [e for e in everything if e.instrument_id is not None]
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() alone accepts '²', which int() refuses
         ids = {int(text)} if len(text) <= 18 else set()
     else:
         ids = {e.instrument_id for e in vendor if folded in ((e.raw_symbol or "").casefold(),
