@@ -213,7 +213,7 @@ def _in_zone(table: pa.Table, tz: str) -> pa.Table:
 
 def _check(prices: str, limit: int | None, offset: int) -> None:
     if prices not in PRICE_MODES:
-        raise BadRequest(f"prices {prices!r} is not one of {', '.join(PRICE_MODES)}")
+        raise BadRequest(f"prices {str(prices)[:20]!r} is not one of {', '.join(PRICE_MODES)}")
     if limit is not None and not 1 <= int(limit) <= MAX_LIMIT:
         raise BadRequest(f"limit {limit} is not a whole number from 1 to {MAX_LIMIT:,}")
     if not 0 <= int(offset) <= MAX_LIMIT:
@@ -337,7 +337,7 @@ def rolls(db: Database, symbol: str, start: Any = None, end: Any = None, *, tz: 
     """Roll events of a root (every series), a continuous symbol, or a contract (the rolls into or out of it):
     the switch in UTC and exchange time, its trade date, both prices, the gap and the method."""
     if prices not in PRICE_MODES:
-        raise BadRequest(f"prices {prices!r} is not one of {', '.join(PRICE_MODES)}")
+        raise BadRequest(f"prices {str(prices)[:20]!r} is not one of {', '.join(PRICE_MODES)}")
     time_zone(tz)
     span = parse_range(start, end, tz)
     with _cursor(db) as cur:

@@ -164,7 +164,7 @@ def _continuous(text: str, schema: str, granularity: str, matches: list[Entry],
     series = [e for e in matches if e.symbol == chosen]
     methods = sorted({e.adjustment_method for e in series})
     if adjustment_method is not None and adjustment_method not in methods:
-        raise NotFound(f"{chosen} has no {adjustment_method!r} adjustment stored; stored: {', '.join(methods)}")
+        raise NotFound(f"{chosen} has no {adjustment_method[:40]!r} adjustment stored; stored: {', '.join(methods)}")
     method = adjustment_method or methods[0]
     rows = [e for e in series if e.adjustment_method == method and e.granularity == granularity]
     elsewhere = sorted({_schema_of(e) for e in series if e.granularity != granularity})

@@ -43,7 +43,7 @@ class TimeRange:
 def time_zone(name: str | None) -> dt.tzinfo:
     key = (name or "utc").lower()
     if key not in TIME_ZONES:
-        raise BadRequest(f"time zone {name!r} is not one of: utc, exchange (America/Chicago)")
+        raise BadRequest(f"time zone {str(name)[:20]!r} is not one of: utc, exchange (America/Chicago)")
     return TIME_ZONES[key]
 
 
