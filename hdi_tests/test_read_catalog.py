@@ -58,6 +58,17 @@ def test_replacing_bars_keeps_the_catalogue_current(db: Database) -> None:
     assert [r[0] for r in _catalog(db, "continuous_bars")] == ["ES.v.0", "ES.v.1"]
     db.replace_partition("continuous_bars", {**key, "continuous_symbol": "ES.v.1"}, minute_bars().slice(0, 0))
     assert [r[0] for r in _catalog(db, "continuous_bars")] == ["ES.v.0"]  # emptied: gone from the catalogue
+    # the storage assets' key (symbol, window, adjustment): a second window adds to the same series
+    later = minute_bars().set_column(1, "ts", pa.array(START_NS + 86_400 * 10**9 * 7 + np.arange(5) * 60 * 10**9,
+                                                         pa.timestamp("ns", tz="UTC")))
+    later = later.set_column(2, "trade_date", pa.array([dt.date(2024, 7, 8)] * 5, pa.date32()))
+    assets_key = {"continuous_symbol": "ES.v.0", "window": dt.date(2024, 7, 8), "adjustment_method": "panama"}
+    db.replace_partition("continuous_bars", assets_key, later.append_column("granularity", pa.array(["1m"] * 5)))
+    (row,) = _catalog(db, "continuous_bars")
+    assert row[6] == 7 and row[9] == dt.date(2024, 7, 1) and row[10] == dt.date(2024, 7, 8)
+    db.replace_partition("continuous_bars", assets_key, later.slice(0, 0).append_column(
+        "granularity", pa.array([], pa.string())))
+    assert _catalog(db, "continuous_bars")[0][6] == 2
 
 
 def test_vendor_rows_get_counts_then_names(db: Database) -> None:

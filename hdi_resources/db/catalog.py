@@ -150,6 +150,8 @@ def refresh_after_load(db: Database, table: str, written: Any) -> None:
     (upsert). A failure is logged, never raised: the data is stored, and `hdi db catalog` rebuilds."""
     try:
         with db.raw() as conn, conn.cursor() as cur:
+            # one refresh of a table at a time: two concurrent roll-ups of a symbol would clash on its rows
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('hdi_symbol_catalog'), hashtext(%s))", (table,))
             if table == "continuous_bars" and isinstance(written, dict) and "continuous_symbol" in written:
                 _refresh_bars(cur, written, _loaded_span(cur, table, written))
             elif table == "roll_events" and isinstance(written, dict):
