@@ -79,7 +79,8 @@ def parse_range(start: Any = None, end: Any = None, tz: str | None = "utc") -> T
 
 
 def trade_date_of(stamp: dt.datetime) -> dt.date:
-    """The CME trade date of an instant: from 17:00 Chicago on it is the next weekday's session."""
+    """The CME trade date of an instant: from 17:00 Chicago on it is the next weekday's session (the rule the
+    roll read applies in SQL, stated here in Python for callers and tests)."""
     local = stamp.astimezone(EXCHANGE_TZ)
     day = local.date() + dt.timedelta(days=1 if local.hour >= SESSION_OPEN_HOUR else 0)
     while day.weekday() >= 5:
