@@ -68,9 +68,15 @@ def url_command(
 @db_app.command("start", short_help="start the embedded PostgreSQL and leave it running")
 def start_command() -> None:
     """Start the embedded PostgreSQL of this HDI_HOME and leave it running, so commands skip the start-up."""
+    import os
+
     from hdi_resources.db import ensure_embedded_server
     from hdi_resources.db.server import postgres_root, read_postmaster
+    from hdi_resources.settings import ENV_DATABASE_URL
 
+    if os.environ.get(ENV_DATABASE_URL):
+        typer.echo(f"{ENV_DATABASE_URL} is set: the database is external, nothing to start")
+        return
     was = read_postmaster(postgres_root() / "data")
     running = ensure_embedded_server()
     typer.echo(f"embedded PostgreSQL {'already ' if was else ''}running (pid {running.pid}); "
