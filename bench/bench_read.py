@@ -4,7 +4,8 @@ read layer, the HTTP API (in-process server, loopback) and the `hdi query` CLI (
     hdi db start                       # once: the CLI then reuses the server
     python bench/bench_read.py [--runs 15] [--cli-runs 5] [--symbol ES]
 
-Uses the data under HDI_HOME (e.g. after `hdi demo`); with no bars stored for the symbol it stops and says so.
+Uses the database running for HDI_HOME (e.g. after `hdi demo` and `hdi db start`). With none running (`make bench`
+runs it under a scratch HDI_HOME) it starts one for this run, loads a synthetic month of ES bars and stops it after.
 Prints p50 / p90 in milliseconds; "CLI overhead" is the CLI p50 minus the in-process read p50 (interpreter start,
 imports, connection and migration check). Goal (issue 13): API p50 under 200 ms."""
 
@@ -47,6 +48,28 @@ def _line(label: str, samples: list[float]) -> str:
     return f"  {label:<34} p50 {statistics.median(samples):8.1f} ms   p90 {p90:8.1f} ms   (n={len(samples)})"
 
 
+def _load_synthetic(db: Database) -> None:
+    """A month of 1-minute and daily ES.v.0 bars (July 2024 sessions: 17:00 Chicago = 22:00 UTC the day before)."""
+    import numpy as np
+    import pyarrow as pa
+
+    days = [dt.date(2024, 7, d) for d in range(1, 32) if dt.date(2024, 7, d).weekday() < 5]
+    minutes, daily = 1380, []
+    opens_ns = [int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp() - 7200) * 10**9 for d in days]
+    for granularity, step, count in (("1m", 60 * 10**9, minutes), ("1d", 0, 1)):
+        ts = np.concatenate([np.int64(o) + np.arange(count, dtype=np.int64) * step for o in opens_ns])
+        trade_dates = np.repeat(np.array(days, dtype="datetime64[D]"), count)
+        price = 5_500_000_000_000 + np.cumsum(np.random.default_rng(1).integers(-4, 5, ts.size)) * 250_000_000
+        daily.append(pa.table({
+            "root_symbol": pa.array(["ES"] * ts.size), "granularity": pa.array([granularity] * ts.size),
+            "ts": pa.array(ts, pa.timestamp("ns", tz="UTC")), "trade_date": pa.array(trade_dates, pa.date32()),
+            "open": price, "high": price + 250_000_000, "low": price - 250_000_000, "close": price,
+            "volume": np.ones(ts.size, dtype=np.int64), "trade_count": np.ones(ts.size, dtype=np.int64),
+            "vwap": price / 1e9}))
+    db.replace_partition("continuous_bars", {"continuous_symbol": "ES.v.0", "window": "2024-07-01",
+                                             "adjustment_method": "panama"}, pa.concat_tables(daily))
+
+
 def _ranges(db: Database, symbol: str) -> tuple[tuple[str, str], tuple[str, str]]:
     """(a day with 1-minute bars, a month with daily bars) from the catalogue."""
     with reads._cursor(db) as cur:
@@ -67,9 +90,12 @@ def main() -> None:
     parser.add_argument("--cli-runs", type=int, default=5)
     parser.add_argument("--symbol", default="ES")
     args = parser.parse_args()
-    if not os.environ.get("HDI_DATABASE_URL") and read_postmaster(postgres_root() / "data") is None:
-        raise SystemExit("no database running: start it with `hdi db start` (the benchmark reads a running one)")
+    scratch = not os.environ.get("HDI_DATABASE_URL") and read_postmaster(postgres_root() / "data") is None
     db = Database()
+    if scratch:
+        print("no database was running for HDI_HOME: started one for this run, with a synthetic month of ES bars")
+        _load_synthetic(db)
+        args.symbol = "ES"
     day, month = _ranges(db, args.symbol)
     cases = [("a day of 1-minute bars", "ohlcv-1m", day), ("a month of daily bars", "ohlcv-1d", month)]
     api = start_api_thread(db)
@@ -91,7 +117,7 @@ def main() -> None:
             print(f"  CLI overhead over the read itself: {statistics.median(cli) - statistics.median(python):.0f} ms")
     finally:
         api.stop()
-        db.close()
+        db.close(stop_if_started=scratch)
 
 
 if __name__ == "__main__":

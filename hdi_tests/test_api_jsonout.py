@@ -32,3 +32,23 @@ def test_documents_parse_back_exactly() -> None:
     assert back["symbol"] == "ES\u00e9\"" and back["none"] is None and back["flag"] is True
     assert back["nan"] is None and back["list"] == [Decimal("1.5"), 2]
     assert '"open":123456789123.456789123' in text  # a number, not a string
+
+
+def test_column_wise_rows_equal_row_by_row_json() -> None:
+    import pyarrow as pa
+
+    from hdi_app.api.jsonout import table_json
+
+    stamps = [1_719_792_000_000_000, 1_719_792_000_607_111, None]
+    table = pa.table({
+        "price": pa.array([Decimal("5932.000000000"), Decimal("-0.000000001"), None], pa.decimal128(38, 9)),
+        "vwap": [4500.123456789, float("nan"), None], "volume": pa.array([1, None, 2**62], pa.int64()),
+        "flag": [True, False, None], "name": ['ES"U4\\', "\u00e9", None],
+        "ts": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+        "local": pa.array(stamps, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us", tz="America/Chicago")),
+        "day": pa.array([dt.date(2024, 7, 1), None, dt.date(1999, 12, 31)], pa.date32()),
+    })
+    assert json.loads(table_json(table), parse_float=Decimal) == json.loads(dumps(table.to_pylist()),
+                                                                           parse_float=Decimal)
+    assert json.loads(table_json(table))[1]["local"] == "2024-06-30T19:00:00.607111-05:00"
+    assert table_json(table.slice(0, 0)) == "[]"

@@ -12,6 +12,10 @@ from typing import Any
 _str = json.JSONEncoder(ensure_ascii=False).encode
 
 
+class RawJson(str):
+    """Text that is already JSON (a table's rows, encoded column-wise), spliced in as is."""
+
+
 def decimal_text(value: Decimal) -> str:
     """4500.250000000 -> 4500.25, without exponent notation; a non-finite value is null."""
     if not value.is_finite():
@@ -23,7 +27,9 @@ def decimal_text(value: Decimal) -> str:
 
 
 def _write(value: Any, out: list[str]) -> None:
-    if value is None or value is True or value is False:
+    if isinstance(value, RawJson):
+        out.append(value)
+    elif value is None or value is True or value is False:
         out.append("null" if value is None else ("true" if value else "false"))
     elif isinstance(value, str):
         out.append(_str(value))
@@ -58,3 +64,37 @@ def dumps(value: Any) -> str:
     out: list[str] = []
     _write(value, out)
     return "".join(out)
+
+
+def _column_texts(column: Any) -> list[str]:
+    """One Arrow column as JSON value texts, converted column-wise (the per-value work is a join)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_decimal(kind):
+        text = pc.replace_substring_regex(pc.cast(column, pa.string()), r"(\.[0-9]*?)0+$", r"\1")
+        text = pc.replace_substring_regex(text, r"\.$", "")
+    elif pa.types.is_floating(kind):
+        text = pc.if_else(pc.is_finite(column), pc.cast(column, pa.string()), pa.scalar(None, pa.string()))
+    elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        text = pc.cast(column, pa.string())
+    elif pa.types.is_timestamp(kind) and kind.tz:  # ISO 8601 as datetime.isoformat() writes it
+        text = pc.strftime(column, format="%Y-%m-%dT%H:%M:%S%z")
+        text = pc.replace_substring_regex(text, r"\.0+([+-])", r"\1")
+        text = pc.replace_substring_regex(text, r"([+-][0-9]{2})([0-9]{2})$", r"\1:\2")
+        text = pc.binary_join_element_wise('"', text, '"', "")
+    elif pa.types.is_date(kind):
+        text = pc.binary_join_element_wise('"', pc.cast(column, pa.string()), '"', "")
+    else:
+        return ["null" if v is None else _str(v if isinstance(v, str) else str(v)) for v in column.to_pylist()]
+    return pc.fill_null(text, "null").to_pylist()
+
+
+def table_json(table: Any) -> RawJson:
+    """An Arrow table as a JSON array of row objects, with the values `dumps` would write for its rows."""
+    names = [_str(name) + ":" for name in table.column_names]
+    columns = [_column_texts(table.column(i)) for i in range(table.num_columns)]
+    rows = ("{" + ",".join(n + v for n, v in zip(names, values, strict=True)) + "}"
+            for values in zip(*columns, strict=True))
+    return RawJson("[" + ",".join(rows) + "]")

@@ -32,7 +32,7 @@ from hdi_resources.db import read as reads
 from hdi_resources.db.readerrors import BadRequest, DatabaseUnavailable, ReadError
 from hdi_resources.db.reconnect import ReconnectingDatabase
 
-from .jsonout import dumps
+from .jsonout import RawJson, dumps, table_json
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ def _flag(text: str | None, name: str) -> bool:
     raise BadRequest(f"{name} {text[:20]!r} is not true or false")
 
 
-def _rows(table: pa.Table) -> list[dict[str, Any]]:
-    return table.to_pylist()
+def _rows(table: pa.Table) -> RawJson:
+    return table_json(table)  # column-wise: several times faster than a dict per row
 
 
 class MarketDataApi:
@@ -153,17 +153,16 @@ class MarketDataApi:
         table = self._read(lambda db: reads.query(db, symbol, schema, start, end, raw=raw, limit=limit + 1,
                                                   adjustment_method=method, tz=tz, prices=prices, offset=offset))
         truncated = table.num_rows > limit
-        rows = _rows(table.slice(0, limit))
+        page = table.slice(0, limit)
         return {"symbol": symbol, "schema": schema, "start": start, "end": end, "time_zone": tz, "prices": prices,
-                "offset": offset, "count": len(rows), "truncated": truncated,
-                "next_offset": offset + limit if truncated else None, "rows": rows}
+                "offset": offset, "count": page.num_rows, "truncated": truncated,
+                "next_offset": offset + limit if truncated else None, "rows": _rows(page)}
 
     def rolls(self, symbol: str, query: dict[str, list[str]]) -> dict[str, Any]:
         start, end, tz = _one(query, "start"), _one(query, "end"), _one(query, "tz") or "utc"
         prices = _one(query, "prices") or "decimal"
         table = self._read(lambda db: reads.rolls(db, symbol, start, end, tz=tz, prices=prices))
-        rows = _rows(table)
-        return {"symbol": symbol, "count": len(rows), "rolls": rows}
+        return {"symbol": symbol, "count": table.num_rows, "rolls": _rows(table)}
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -83,9 +83,9 @@ def write_table(table: Any, output_format: OutputFormat, output: Path | None) ->
         pacsv.write_csv(_plain_decimals(table), str(output) if output else sys.stdout.buffer)
         sys.stdout.flush()
     elif output_format is OutputFormat.json:
-        from hdi_app.api.jsonout import dumps
+        from hdi_app.api.jsonout import table_json
 
-        text = dumps(table.to_pylist())
+        text = table_json(table)
         if output:
             output.write_text(text + "\n")
         else:
