@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .core import Database
 
 __all__ = ["BAR_SCHEMAS", "GUARD_ROWS", "PRICE_MODES", "SCHEMAS", "VENDOR_TABLES", "query", "resolve_table",
-           "rolls", "stats"]
+           "rolls", "stats", "stream_csv"]
 
 TIME_COLUMN = {"continuous_bars": "ts", "ohlcv_data": "ts_event", "trades_data": "ts_event",
                "tbbo_data": "ts_event", "statistics_data": "ts_event", "definitions_data": "ts_event"}
