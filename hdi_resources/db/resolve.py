@@ -84,9 +84,10 @@ class Selection:
 
 
 def _schema_of(entry: Entry) -> str:
+    """The schema a user asks for to read this catalogue row ('rolls' for the roll table)."""
     if entry.target in ("continuous_bars", "ohlcv_data"):
         return next(s for s, g in BAR_SCHEMAS.items() if g == entry.granularity)
-    return next((s for s, t in VENDOR_TABLES.items() if t == entry.target), entry.target)
+    return next((s for s, t in VENDOR_TABLES.items() if t == entry.target), "rolls")
 
 
 def _check_text(symbol: str) -> str:
@@ -141,9 +142,11 @@ def resolve(cur: Any, db: Database, symbol: str, schema: str, *, raw: bool = Fal
         raise _unknown(text, schema, candidates, everything)
     rows = [e for e in vendor if e.instrument_id in ids and e.target == table
             and (granularity is None or e.granularity == granularity)]
-    elsewhere = sorted({_schema_of(e) for e in everything
-                        if (e.instrument_id in ids or folded in (e.symbol.casefold(), (e.root_symbol or "").casefold()))
-                        and _schema_of(e) != schema})
+    named = [e for e in everything
+             if e.instrument_id in ids or folded in (e.symbol.casefold(), (e.root_symbol or "").casefold())]
+    elsewhere = sorted({_schema_of(e) for e in named if _schema_of(e) != schema}
+                       | {f"{schema} (continuous, not raw)" for e in named
+                          if e.target == "continuous_bars" and _schema_of(e) == schema})
     return Selection(table, schema, text, granularity, rows, instrument_ids=tuple(sorted(ids)),
                      elsewhere=tuple(elsewhere))
 
