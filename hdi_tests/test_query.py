@@ -319,6 +319,11 @@ def test_daily_bars_by_trade_date_include_the_first_session(more: Database) -> N
     days = more.query("ES", "ohlcv-1d", "2024-03-01", "2024-03-05")
     assert days.column("trade_date").to_pylist() == [dt.date(2024, 3, 1), dt.date(2024, 3, 4)]
     assert days.column("ts").to_pylist()[0] == DAILY[0][0]
+    meta = days.schema.metadata  # what the request resolved to travels with the rows
+    assert meta[b"hdi.symbol"] == b"ES.v.0" and meta[b"hdi.range"] == b"trade dates [2024-03-01, 2024-03-05)"
+    status, body = _api(more, "/api/market-data/ES/ohlcv-1d/bars?start=2024-03-01&end=2024-03-05")
+    assert status == 200 and body["resolved"]["range"] == "trade dates [2024-03-01, 2024-03-05)"
+    assert [r["trade_date"] for r in body["rows"]] == ["2024-03-01", "2024-03-04"]
     # an instant selects instants: the same first session is found by its open
     assert more.query("ES", "ohlcv-1d", "2024-02-29T23:00:00Z", "2024-03-01").num_rows == 1
     # naive times in exchange time: 17:00 Chicago on 02-29 is 23:00 UTC

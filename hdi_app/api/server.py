@@ -154,7 +154,11 @@ class MarketDataApi:
                                                   adjustment_method=method, tz=tz, prices=prices, offset=offset))
         truncated = table.num_rows > limit
         page = table.slice(0, limit)
+        meta = {k.decode()[4:]: v.decode() for k, v in (table.schema.metadata or {}).items()
+                if k.startswith(b"hdi.")}
+        resolved = {k: meta.get(k) or None for k in ("symbol", "adjustment_method", "instrument_ids", "range")}
         return {"symbol": symbol, "schema": schema, "start": start, "end": end, "time_zone": tz, "prices": prices,
+                "resolved": resolved,
                 "offset": offset, "count": page.num_rows, "truncated": truncated,
                 "next_offset": offset + limit if truncated else None, "rows": _rows(page)}
 

@@ -236,7 +236,11 @@ def _plan(cur: Any, db: Database, symbol: str, schema: str, span: TimeRange, raw
     order = "ts" if selection.table == "continuous_bars" else \
         f"{TIME_COLUMN[selection.table]}, instrument_id{ORDER_TAIL[selection.table]}"
     extra = _provenance(cur, selection) if selection.table == "continuous_bars" else []
-    return selection.table, where, params, order, extra
+    resolved = {"symbol": selection.shown, "schema": selection.schema,
+                "adjustment_method": selection.adjustment_method or "",
+                "instrument_ids": ",".join(map(str, selection.instrument_ids)),
+                "range": span.describe(by_trade_date)}
+    return selection.table, where, params, order, extra, resolved
 
 
 def query(db: Database, symbol: str, schema: str, start: Any = None, end: Any = None, raw: bool = False, *,
@@ -252,14 +256,17 @@ def query(db: Database, symbol: str, schema: str, start: Any = None, end: Any = 
     span = parse_range(start, end, tz)
     with _cursor(db) as cur:
         try:
-            table, where, params, order, extra = _plan(cur, db, symbol, schema, span, raw, adjustment_method, limit,
-                                                       max_rows)
+            table, where, params, order, extra, resolved = _plan(cur, db, symbol, schema, span, raw,
+                                                                 adjustment_method, limit, max_rows)
         except NotFound:
             if empty_ok:
                 return pa.table({})
             raise
         rows = _select(cur, table, where, params, order, limit, prices, extra, offset)
-    return _in_zone(rows, (tz or "utc").lower())
+    rows = _in_zone(rows, (tz or "utc").lower())
+    # what the request resolved to travels with the rows (and into Parquet files written from them)
+    meta = {**resolved, "time_zone": (tz or "utc").lower(), "prices": prices}
+    return rows.replace_schema_metadata({f"hdi.{k}": str(v) for k, v in meta.items()})
 
 
 def stream_csv(db: Database, sink: Any, symbol: str, schema: str, start: Any = None, end: Any = None,
@@ -270,8 +277,8 @@ def stream_csv(db: Database, sink: Any, symbol: str, schema: str, start: Any = N
     _check(prices, limit, 0)
     span = parse_range(start, end, tz)
     with _cursor(db) as cur:
-        table, where, params, order, extra = _plan(cur, db, symbol, schema, span, raw, adjustment_method, limit,
-                                                   max_rows)
+        table, where, params, order, extra, _resolved = _plan(cur, db, symbol, schema, span, raw,
+                                                              adjustment_method, limit, max_rows)
         cur.execute("SET LOCAL timezone = %s", (str(EXCHANGE_TZ) if (tz or "utc").lower() == "exchange" else "UTC",))
         cur.execute("SET LOCAL datestyle = 'ISO, YMD'")
         copy, _cols, _types = _copy_sql(cur, table, where, params, order, limit, prices, extra, text=True)
