@@ -59,7 +59,8 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # typer's own (vendored) click: a usage error, one plain line
-        typer.echo(f"error: {exc.format_message()} (see --help)", err=True)
+        message = exc.format_message().replace("Value error, ", "").splitlines()[0]  # typer's validator wording
+        typer.echo(f"error: {message} (see --help)", err=True)
         sys.exit(getattr(exc, "exit_code", 2))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
