@@ -1,21 +1,24 @@
-"""A small read-only JSON API over the stored market data, for dashboards (seed 003).
+"""A small read-only JSON API over the stored market data, through the same read layer as the CLI.
 
-    GET /api/market-data/{symbol}/{schema}/stats          row_count, min_ts, max_ts, latest_close, ...
-    GET /api/market-data/{symbol}/{schema}/bars?start=&end=&limit=   rows in [start, end)
+    GET /api/health
+    GET /api/symbols                                           the symbol catalogue
+    GET /api/market-data/{symbol}/{schema}/stats               row_count, min_ts, max_ts, latest_close, ...
+    GET /api/market-data/{symbol}/{schema}/bars?start=&end=&limit=&offset=&tz=&prices=&raw=&adjustment=
+        (pages of at most `limit` rows, 10,000 by default: `next_offset` names the next page)
+    GET /api/market-data/{symbol}/rolls?start=&end=&tz=&prices=
 
-Unknown symbol or schema: 404 with a JSON error; bad dates or limit: 422. Request text never becomes SQL:
-the path is matched against fixed patterns and every value travels as a bind parameter (Database.query /
-Database.stats, and one parameterized lookup of the symbol's instrument ids)."""
+Every answer, errors included, is JSON with its status: 400 bad parameter, 404 unknown symbol / schema /
+nothing stored in the range, 405 other methods, 413 over-long request, 503 database unavailable. Request text
+never becomes SQL: paths match fixed patterns and every value travels as a bind parameter."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import re
+import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,8 +28,11 @@ import pyarrow as pa
 
 from hdi_core.errors import HdiError
 from hdi_resources.db import Database
-from hdi_resources.db.read import BAR_SCHEMAS, SCHEMAS
-from hdi_resources.settings import redact
+from hdi_resources.db import read as reads
+from hdi_resources.db.readerrors import BadRequest, DatabaseUnavailable, ReadError
+from hdi_resources.db.reconnect import ReconnectingDatabase
+
+from .jsonout import RawJson, dumps, table_json
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +40,12 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_LIMIT = 10_000
 MAX_LIMIT = 100_000
-_ROUTE = re.compile(r"^/api/market-data/(?P<symbol>[^/]+)/(?P<schema>[^/]+)/(?P<view>stats|bars)/?$")
-_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_CONTINUOUS = re.compile(r"^[A-Za-z0-9]+\.[cnv]\.\d+$")
-_SCHEMA_ALIASES = {"definition": "definitions", "trade": "trades", "stats": "statistics"}
+ALLOWED = "GET, HEAD, OPTIONS"
+_ROUTE = re.compile(r"^/api/market-data/(?P<symbol>[^/]+)/(?P<schema>[^/]+)/(?P<view>stats|bars|rows)/?$")
+_ROLLS = re.compile(r"^/api/market-data/(?P<symbol>[^/]+)/rolls/?$")
+_WHOLE = re.compile(r"[0-9]{1,12}")
+_PARAMS = {"bars": {"start", "end", "limit", "offset", "tz", "prices", "raw", "adjustment"},
+           "rolls": {"start", "end", "tz", "prices"}, "stats": {"raw"}}
 
 
 class ApiError(Exception):
@@ -49,182 +57,214 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)  # presentation: prices leave fixed point only here
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
-
-
-def _parse_time(value: str | None, name: str) -> dt.datetime | None:
-    if value is None or value == "":
+def _one(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    if not values:
         return None
-    try:
-        stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(422, f"{name}: {value!r} is not an ISO date or timestamp (e.g. 2024-05-01)") from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+    if len(values) > 1:
+        raise BadRequest(f"{name} is given {len(values)} times; give it once")
+    return values[0]
+
+
+def _whole(text: str | None, name: str, default: int, high: int, low: int = 1) -> int:
+    """Strictly ASCII digits in [low, high]: str.isdigit() accepts '²', which int() refuses."""
+    if text is None:
+        return default
+    if not _WHOLE.fullmatch(text) or not low <= int(text) <= high:
+        raise BadRequest(f"{name} {text[:20]!r} is not a whole number from {low} to {high:,}")
+    return int(text)
+
+
+def _flag(text: str | None, name: str) -> bool:
+    if text is None or text.lower() in ("", "0", "false", "no"):
+        return False
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    raise BadRequest(f"{name} {text[:20]!r} is not true or false")
+
+
+def _rows(table: pa.Table) -> RawJson:
+    return table_json(table)  # column-wise: several times faster than a dict per row
 
 
 class MarketDataApi:
     """The request logic, separate from HTTP so it can be called directly."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, db: Database | ReconnectingDatabase) -> None:
+        self.source = db if isinstance(db, ReconnectingDatabase) else ReconnectingDatabase(db)
 
-    # -- routing ---------------------------------------------------------------------------------------
     def handle(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         try:
             return 200, self._route(path, query)
         except ApiError as exc:
             return exc.status, {"error": str(exc), "status": exc.status, **exc.extra}
+        except DatabaseUnavailable:
+            return 503, {"error": "database unavailable; try again shortly", "status": 503}
+        except ReadError as exc:
+            return exc.status, {"error": str(exc), "status": exc.status}
         except HdiError as exc:
-            return 500, {"error": redact(str(exc)), "status": 500}
+            log.warning("read failed: %s", exc)
+            return 500, {"error": "the read failed; see the server log", "status": 500}
+
+    def _read(self, fn: Callable[[Database], Any]) -> Any:
+        return self.source.run(fn)
 
     def _route(self, path: str, query: dict[str, list[str]]) -> dict[str, Any]:
-        if path.rstrip("/") == "/api/health":
+        clean = path.rstrip("/")
+        if clean == "/api/health":
             return {"status": "ok"}
+        if clean == "/api/symbols":
+            return self.symbols()
         match = _ROUTE.match(path)
-        if not match:
-            raise ApiError(404, f"no such endpoint {path!r}; use /api/market-data/{{symbol}}/{{schema}}/stats "
-                                f"or /bars")
-        symbol = unquote(match["symbol"])
-        schema = self._schema(unquote(match["schema"]))
-        if not _SYMBOL.match(symbol):
-            raise ApiError(404, f"unknown symbol {symbol!r}")
-        if match["view"] == "stats":
-            return self.stats(symbol, schema)
+        rolls = _ROLLS.match(path) if not match else None
+        if not match and not rolls:
+            raise ApiError(404, "no such endpoint; use /api/market-data/{symbol}/{schema}/stats or /bars, "
+                                "/api/market-data/{symbol}/rolls, /api/symbols")
+        view = "rolls" if rolls else ("bars" if match["view"] == "rows" else match["view"])
+        unknown = sorted(set(query) - _PARAMS[view])
+        if unknown:
+            raise BadRequest(f"unknown parameter {unknown[0][:30]!r}; {view} takes "
+                             f"{', '.join(sorted(_PARAMS[view])) or 'none'}")
+        symbol = unquote((rolls or match)["symbol"])
+        if rolls:
+            return self.rolls(symbol, query)
+        schema = unquote(match["schema"])
+        if view == "stats":
+            raw = _flag(_one(query, "raw"), "raw")
+            return self._read(lambda db: reads.stats(db, symbol, schema, raw=raw))
         return self.bars(symbol, schema, query)
 
-    @staticmethod
-    def _schema(text: str) -> str:
-        schema = _SCHEMA_ALIASES.get(text.lower(), text.lower())
-        if schema not in SCHEMAS:
-            raise ApiError(404, f"unknown schema {text!r}", schemas=list(SCHEMAS))
-        return schema
+    def symbols(self) -> dict[str, Any]:
+        from hdi_resources.db.catalog import TARGETS, entries
 
-    # -- symbol resolution -----------------------------------------------------------------------------
-    def _continuous(self, symbol: str, schema: str) -> bool:
-        """True for a continuous symbol (ES.v.0) asked for bars: those live in continuous_bars."""
-        if not (_CONTINUOUS.match(symbol) and schema in BAR_SCHEMAS):
-            return False
-        with self.db.raw() as conn, conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM continuous_bars WHERE continuous_symbol = %s LIMIT 1", (symbol,))
-            if cur.fetchone() is None:
-                raise ApiError(404, f"unknown symbol {symbol!r} (no continuous bars stored)")
-        return True
+        def read(db: Database) -> list[Any]:
+            with reads._cursor(db) as cur:
+                return entries(cur, db, TARGETS)
 
-    def instrument_ids(self, symbol: str) -> list[int]:
-        """A raw symbol, product root or instrument id -> instrument ids (definitions, then vendor mappings)."""
-        if symbol.isdigit():
-            return [int(symbol)]
-        self.db.ensure_migrated()
-        with self.db.raw() as conn, conn.cursor() as cur:
-            cur.execute(
-                """SELECT instrument_id FROM definitions_data
-                       WHERE raw_symbol = %s OR (asset = %s AND instrument_class = 'F')
-                   UNION SELECT instrument_id FROM vendor_symbols WHERE symbol = %s""",
-                (symbol, symbol, symbol),
-            )
-            ids = sorted({int(row[0]) for row in cur.fetchall()})
-        if not ids:
-            raise ApiError(404, f"unknown symbol {symbol!r}")
-        return ids
-
-    # -- views -----------------------------------------------------------------------------------------
-    def stats(self, symbol: str, schema: str) -> dict[str, Any]:
-        if self._continuous(symbol, schema):
-            return {k: _json_value(v) for k, v in self.db.stats(symbol, schema).items()}
-        parts = [self.db.stats(str(i), schema, raw=True) for i in self.instrument_ids(symbol)]
-        filled = [p for p in parts if p["row_count"]]
-        result: dict[str, Any] = {
-            "row_count": sum(p["row_count"] for p in filled),
-            "min_ts": min((p["min_ts"] for p in filled), key=dt.datetime.fromisoformat, default=None),
-            "max_ts": max((p["max_ts"] for p in filled), key=dt.datetime.fromisoformat, default=None),
-            "latest_close": None,
-            "latest_ts": None,
-            "symbol": symbol,
-            "timeframe": parts[0]["timeframe"],
-            "vendor": parts[0]["vendor"],
-        }
-        if filled:
-            latest = max(filled, key=lambda p: dt.datetime.fromisoformat(p["latest_ts"]))
-            result["latest_close"] = _json_value(latest["latest_close"])
-            result["latest_ts"] = latest["latest_ts"]
-        else:
-            result["message"] = "No data ingested yet"
-        return result
+        rows = self._read(read)
+        return {"count": len(rows), "symbols": [dict(vars(e)) for e in rows]}
 
     def bars(self, symbol: str, schema: str, query: dict[str, list[str]]) -> dict[str, Any]:
-        start = _parse_time(query.get("start", [None])[-1], "start")
-        end = _parse_time(query.get("end", [None])[-1], "end")
-        if start and end and start >= end:
-            raise ApiError(422, f"start {start.isoformat()} must be before end {end.isoformat()}")
-        limit_text = query.get("limit", [str(DEFAULT_LIMIT)])[-1]
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
-            raise ApiError(422, f"limit: {limit_text!r} is not a whole number from 1 to {MAX_LIMIT}")
-        limit = int(limit_text)
-        if self._continuous(symbol, schema):
-            table = self.db.query(symbol, schema, start, end, limit=limit + 1)
-        else:
-            parts = [self.db.query(str(i), schema, start, end, raw=True, limit=limit + 1)
-                     for i in self.instrument_ids(symbol)]
-            table = pa.concat_tables(parts) if parts else pa.table({})
-            time_col = "ts" if "ts" in table.column_names else "ts_event"
-            if table.num_rows:
-                table = table.sort_by([(time_col, "ascending"), ("instrument_id", "ascending")])
+        limit = _whole(_one(query, "limit"), "limit", DEFAULT_LIMIT, MAX_LIMIT)
+        offset = _whole(_one(query, "offset"), "offset", 0, reads.MAX_LIMIT, low=0)
+        start, end, tz = _one(query, "start"), _one(query, "end"), _one(query, "tz") or "utc"
+        prices = _one(query, "prices") or "decimal"
+        raw, method = _flag(_one(query, "raw"), "raw"), _one(query, "adjustment")
+        table = self._read(lambda db: reads.query(db, symbol, schema, start, end, raw=raw, limit=limit + 1,
+                                                  adjustment_method=method, tz=tz, prices=prices, offset=offset))
         truncated = table.num_rows > limit
-        rows = [{k: _json_value(v) for k, v in row.items()} for row in table.slice(0, limit).to_pylist()]
-        return {
-            "symbol": symbol,
-            "schema": schema,
-            "start": start.isoformat() if start else None,
-            "end": end.isoformat() if end else None,
-            "count": len(rows),
-            "truncated": truncated,
-            "rows": rows,
-        }
+        page = table.slice(0, limit)
+        meta = {k.decode()[4:]: v.decode() for k, v in (table.schema.metadata or {}).items()
+                if k.startswith(b"hdi.")}
+        resolved = {k: meta.get(k) or None for k in ("symbol", "adjustment_method", "instrument_ids", "range")}
+        return {"symbol": symbol, "schema": schema, "start": start, "end": end, "time_zone": tz, "prices": prices,
+                "resolved": resolved,
+                "offset": offset, "count": page.num_rows, "truncated": truncated,
+                "next_offset": offset + limit if truncated else None, "rows": _rows(page)}
+
+    def rolls(self, symbol: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        start, end, tz = _one(query, "start"), _one(query, "end"), _one(query, "tz") or "utc"
+        prices = _one(query, "prices") or "decimal"
+        table = self._read(lambda db: reads.rolls(db, symbol, start, end, tz=tz, prices=prices))
+        return {"symbol": symbol, "count": table.num_rows, "rolls": _rows(table)}
 
 
 class _Handler(BaseHTTPRequestHandler):
     api: MarketDataApi
     server_version = "hdi-api/1"
+    timeout = 15  # a client that stalls mid-request loses its thread after this many seconds
+
+    def _answer(self, body: bool = True) -> None:
+        try:
+            parts = urlsplit(self.path)
+            query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False, max_num_fields=50)
+        except ValueError:  # a malformed target ("http://[x") or over 50 parameters
+            self._send(400, {"error": "malformed request target or query string (at most 50 parameters)",
+                             "status": 400}, body=body)
+            return
+        try:
+            status, payload = self.api.handle(parts.path, query)
+        except Exception:  # noqa: BLE001 - whatever broke, the client still gets JSON
+            log.exception("request %r failed", self.path[:200])
+            status, payload = 500, {"error": "internal error", "status": 500}
+        self._send(status, payload, body=body)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        parts = urlsplit(self.path)
-        status, payload = self.api.handle(parts.path, parse_qs(parts.query, keep_blank_values=True))
-        self._send(status, payload)
+        self._answer()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._answer(body=False)
+
+    def do_OPTIONS(self) -> None:  # noqa: N802
+        self._send(200, {"allow": ALLOWED.split(", ")}, extra={"Allow": ALLOWED})
 
     def _refuse(self) -> None:
-        self._send(405, {"error": f"{self.command} is not allowed: the API is read-only", "status": 405})
+        self._send(405, {"error": f"{self.command} is not allowed: the API is read-only ({ALLOWED})",
+                         "status": 405}, extra={"Allow": ALLOWED})
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_TRACE = do_CONNECT = _refuse  # noqa: N815
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload, default=str).encode()
-        self.send_response(status, HTTPStatus(status).phrase)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (bad request line, over-long URL or headers, unknown method) as JSON."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # an unknown method
+            code, message = 405, f"method not allowed: the API is read-only ({ALLOWED})"
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        self.close_connection = True
+        text = (message or phrase).splitlines()[0][:200] if (message or phrase) else phrase
+        self._send(code, {"error": text, "status": code}, extra={"Allow": ALLOWED} if code == 405 else None,
+                   body=getattr(self, "command", None) != "HEAD")
+
+    def _send(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None,
+              body: bool = True) -> None:
+        data = dumps(payload).encode()
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":  # a bad or 0.9 request line: still a status
+            self.request_version = "HTTP/1.0"
+        try:
+            self.send_response(status, HTTPStatus(status).phrase)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            for key, value in (extra or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         log.info("%s %s", self.address_string(), format % args)
 
 
-def make_server(db: Database, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+    drain_bytes = 1 << 20  # unread request bytes read away (bounded) so closing does not reset the answer
+
+    def shutdown_request(self, request: Any) -> None:
+        """Half-close, then read what the client still sends before closing: a socket closed with unread
+        input sends a reset, and the client may lose the answer (a rejected over-long request, say)."""
+        try:
+            request.shutdown(socket.SHUT_WR)
+            request.settimeout(1.0)
+            left = self.drain_bytes
+            while left > 0 and (chunk := request.recv(65536)):
+                left -= len(chunk)
+        except OSError:
+            pass
+        self.close_request(request)
+
+
+def make_server(db: Database | ReconnectingDatabase, host: str = DEFAULT_HOST,
+                port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
     handler = type("Handler", (_Handler,), {"api": MarketDataApi(db)})
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        return _Server((host, port), handler)
     except OSError as exc:
         raise HdiError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
-    server.daemon_threads = True
-    return server
 
 
 @dataclass
@@ -245,7 +285,7 @@ class ApiServer:
         self.thread.join(timeout=10)
 
 
-def start_api_thread(db: Database, host: str = DEFAULT_HOST, port: int = 0) -> ApiServer:
+def start_api_thread(db: Database | ReconnectingDatabase, host: str = DEFAULT_HOST, port: int = 0) -> ApiServer:
     server = make_server(db, host, port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
                               name=f"hdi-api-{server.server_address[1]}")

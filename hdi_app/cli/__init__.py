@@ -19,21 +19,25 @@ from .demo import demo
 from .doctor import doctor
 from .ingest import ingest, ingest_file
 from .replay import replay_app
+from .rolls import rolls_command
 
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: no boxes, no `<bool>` type column
     help="HDI: Databento market data, fetched once, rolled, checked, stored.",
 )
-app.add_typer(replay_app, name="replay")
-app.add_typer(db_app, name="db")
-app.add_typer(api_app, name="api")
-app.command("query")(query_command)
-app.command("stats")(stats_command)
-app.command()(demo)
-app.command()(doctor)
-app.command("ingest")(ingest)
-app.command("ingest-file")(ingest_file)
+# short_help: the command list shows these whole (click cuts a docstring's first line to the terminal width)
+app.add_typer(replay_app, name="replay", short_help="the local Databento-compatible gateway")
+app.add_typer(db_app, name="db", short_help="the database: start, stop, info, migrate, url, catalog")
+app.add_typer(api_app, name="api", short_help="the read-only market-data HTTP API")
+app.command("query", short_help="read stored rows of one symbol and schema")(query_command)
+app.command("stats", short_help="row count, time range and latest close (JSON)")(stats_command)
+app.command("rolls", short_help="roll switches: UTC and exchange time, trade date, prices, gap")(rolls_command)
+app.command(short_help="the whole graph on the synthetic market, end to end")(demo)
+app.command(short_help="find and remove what killed writes and downloads left behind")(doctor)
+app.command("ingest", short_help="pull Databento data into the vendor tables")(ingest)
+app.command("ingest-file", short_help="ingest downloaded DBN files")(ingest_file)
 
 
 def main() -> None:
@@ -46,7 +50,7 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="hdi")
         if isinstance(code, int) and code:
             sys.exit(code)
     except HdiError as exc:
@@ -56,6 +60,10 @@ def main() -> None:
     except click.ClickException as exc:  # usage errors: click's own one-line message
         exc.show()
         sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # typer's own (vendored) click: a usage error, one plain line
+        message = exc.format_message().replace("Value error, ", "").splitlines()[0]  # typer's validator wording
+        typer.echo(f"error: {message} (see --help)", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

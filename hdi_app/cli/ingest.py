@@ -76,7 +76,7 @@ def ingest(
 def ingest_file(
     paths: list[Path] = typer.Argument(..., help="DBN files (.dbn, .dbn.zst) or folders holding them."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
-    limit: int = typer.Option(None, help="Only the first N records of each file."),
+    limit: int = typer.Option(None, min=0, max=10**12, help="Only the first N records of each file."),
     symbol: str = typer.Option(None, help="Only the records of this symbol (input or raw symbol, or id)."),
     schema: str = typer.Option(None, help="Store as this schema (ohlcv-5m / ohlcv-15m from a 1m file)."),
     force: bool = typer.Option(False, "--force", help="Ingest even if the same file was ingested before."),

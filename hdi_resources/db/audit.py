@@ -117,3 +117,6 @@ def record_symbols(db: Database, dataset: str, pairs: list[SymbolPair]) -> None:
                    last_date = GREATEST(vendor_symbols.last_date, EXCLUDED.last_date)""",
             [(dataset, *pair) for pair in pairs],
         )
+    from .catalog import record_names
+
+    record_names(db)  # the catalogue's instruments get their raw symbols

@@ -25,6 +25,7 @@ import pyarrow as pa
 from hdi_core.errors import HdiError, LoadBusyError
 
 from .binary import to_unix_micros
+from .catalog import refresh_after_load
 from .chunks import copy_bars_timescale, whole_slices
 from .copy import copy_rows
 from .prepare import prepare
@@ -393,6 +394,7 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
     result = LoadResult(inserted, quarantined, deleted, time.monotonic() - started, counts, ignored)
     log.info("%s %s: %d rows stored, %d quarantined, %d replaced in %.2fs", table, partition, inserted,
              quarantined, deleted, result.seconds)
+    refresh_after_load(db, table, key_columns_values)  # readers resolve symbols and ranges from the catalogue
     return result
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 from hdi_core.errors import HdiError
 
 from .binary import PgColumn, to_unix_micros
+from .catalog import refresh_after_load
 from .copy import copy_rows
 from .prepare import prepare
 from .quarantine import quarantine_rows
@@ -95,6 +96,7 @@ def upsert_rows(db: Database, table: str, data: Any, key: list[str] | None = Non
     result = UpsertResult(inserted, updated, distinct_rows - inserted - updated, invalid.num_rows,
                           prepared.num_rows - distinct_rows, time.monotonic() - started, dict(rules.counts))
     log.info("%s upsert: %s", table, result)
+    refresh_after_load(db, table, prepared)  # readers resolve symbols and ranges from the catalogue
     return result
 
 
