@@ -271,13 +271,16 @@ def _api(db: Database, path: str) -> tuple[int, dict]:
     return status, json.loads(dumps(body), parse_float=Decimal)
 
 
-def _main(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str
+def _main(db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str
           ) -> tuple[int, str, str]:
-    """The real `hdi` entry point in-process: exit code, stdout, stderr."""
+    """The real `hdi` entry point in-process, pointed at `db` (either backend): exit code, stdout, stderr."""
     from hdi_app.cli import main
 
-    monkeypatch.setenv("HDI_HOME", str(home))
-    monkeypatch.delenv("HDI_DATABASE_URL", raising=False)
+    for name, value in database_env(db).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
     monkeypatch.setattr("sys.argv", ["hdi", *args])
     code = 0
     try:
@@ -291,7 +294,7 @@ def _main(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
 @pytest.mark.parametrize(("forms", "schema"), [(("ES", "ES.v.0", "es.V.0"), "ohlcv-1m"),
                                                (("NQM4", str(MAPPED_ID)), "ohlcv-1m"),
                                                (("ESU4", "777"), "definitions")])
-def test_every_symbol_form_gives_the_same_rows_everywhere(more: Database, home: Path, forms: tuple[str, ...],
+def test_every_symbol_form_gives_the_same_rows_everywhere(more: Database, forms: tuple[str, ...],
                                                           schema: str, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture) -> None:
     from hdi_app.api.jsonout import dumps
@@ -301,7 +304,7 @@ def test_every_symbol_form_gives_the_same_rows_everywhere(more: Database, home: 
         python = json.loads(dumps(more.query(symbol, schema).to_pylist()), parse_float=Decimal)
         status, api = _api(more, f"/api/market-data/{symbol}/{schema}/bars")
         assert status == 200, api
-        code, out, err = _main(home, monkeypatch, capsys, "query", "--symbol", symbol, "--schema", schema,
+        code, out, err = _main(more, monkeypatch, capsys, "query", "--symbol", symbol, "--schema", schema,
                                "--format", "json")
         assert code == 0, err
         cli = json.loads(out, parse_float=Decimal)
@@ -341,7 +344,7 @@ def test_price_modes_and_provenance(more: Database) -> None:
     assert bars.column("instrument_id").to_pylist() == [776, 776, 777, 777, 777]
 
 
-def test_rolls_read(more: Database, home: Path, monkeypatch: pytest.MonkeyPatch,
+def test_rolls_read(more: Database, monkeypatch: pytest.MonkeyPatch,
                     capsys: pytest.CaptureFixture) -> None:
     from hdi_resources.db.read import rolls
 
@@ -355,11 +358,11 @@ def test_rolls_read(more: Database, home: Path, monkeypatch: pytest.MonkeyPatch,
     assert row["roll_gap"] == Decimal("36.25") and row["method"] == "volume"
     status, body = _api(more, "/api/market-data/ES/rolls")
     assert status == 200 and body["rolls"][0]["old_price"] == Decimal("4500") and body["count"] == 1
-    code, out, err = _main(home, monkeypatch, capsys, "rolls", "--symbol", "ES", "--format", "csv")
+    code, out, err = _main(more, monkeypatch, capsys, "rolls", "--symbol", "ES", "--format", "csv")
     assert code == 0 and "ESM4" in out and "36.25" in out, err
     with pytest.raises(NotFound, match="no ohlcv-1m rows stored for contract ESM4; it is part of ES.v.0"):
         more.query("ESM4", "ohlcv-1m")  # known only from the roll table
-    code, out, err = _main(home, monkeypatch, capsys, "rolls", "--symbol", "CL")
+    code, out, err = _main(more, monkeypatch, capsys, "rolls", "--symbol", "CL")
     assert code == 1 and err.count("\n") == 1 and "no rolls stored for 'CL'" in err
 
 
@@ -371,11 +374,11 @@ def test_rolls_read(more: Database, home: Path, monkeypatch: pytest.MonkeyPatch,
     (("--symbol", "ES", "--schema", "ohlcv-1m", "--start", "yesterday"), "not an ISO date", 400),
     (("--symbol", "ES", "--schema", "mbo"), "unknown schema 'mbo'", 404),
 ])
-def test_errors_are_one_line_with_a_non_zero_exit_and_4xx_json(more: Database, home: Path, args: tuple[str, ...],
+def test_errors_are_one_line_with_a_non_zero_exit_and_4xx_json(more: Database, args: tuple[str, ...],
                                                                 words: str, status: int,
                                                                 monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture) -> None:
-    code, out, err = _main(home, monkeypatch, capsys, "query", *args)
+    code, out, err = _main(more, monkeypatch, capsys, "query", *args)
     assert code == 1 and out == "" and err.count("\n") == 1 and words in err, err
     assert "Error" not in err and "Traceback" not in err and "hdi.log" not in err
     opts = dict(zip(args[::2], args[1::2], strict=True))
@@ -386,10 +389,10 @@ def test_errors_are_one_line_with_a_non_zero_exit_and_4xx_json(more: Database, h
 
 @pytest.mark.parametrize("args", [("--limit", "99999999999999999999"), ("--limit", "0"), ("--limit", "²"),
                                   ("--tz", "mars"), ("--bogus",), ()])
-def test_usage_errors_are_one_plain_line(more: Database, home: Path, args: tuple[str, ...],
+def test_usage_errors_are_one_plain_line(more: Database, args: tuple[str, ...],
                                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     base = ("query", "--schema", "ohlcv-1m") if args == () else ("query", "--symbol", "ES", "--schema", "ohlcv-1m")
-    code, out, err = _main(home, monkeypatch, capsys, *base, *args)
+    code, out, err = _main(more, monkeypatch, capsys, *base, *args)
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
     for leak in ("MissingParameter", "BadParameter", "Exception", "Traceback", "hdi.log", "OverflowError"):
         assert leak not in err

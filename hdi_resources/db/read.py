@@ -233,8 +233,9 @@ def _plan(cur: Any, db: Database, symbol: str, schema: str, span: TimeRange, raw
     if (limit is None and max_rows is not None and selection.schema in HIGH_FREQUENCY
             and selection.row_count > max_rows):
         _guard(cur, selection, where, params, max_rows)
+    # Vendor rows keep their exact nanoseconds (ts_event_ns): two records in one microsecond come back in order.
     order = "ts" if selection.table == "continuous_bars" else \
-        f"{TIME_COLUMN[selection.table]}, instrument_id{ORDER_TAIL[selection.table]}"
+        f"{TIME_COLUMN[selection.table]}, ts_event_ns, instrument_id{ORDER_TAIL[selection.table]}"
     extra = _provenance(cur, selection) if selection.table == "continuous_bars" else []
     resolved = {"symbol": selection.shown, "schema": selection.schema,
                 "adjustment_method": selection.adjustment_method or "",
