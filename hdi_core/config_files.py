@@ -30,9 +30,10 @@ def load_yaml(name: str) -> dict[str, Any]:
 def validation_message(source: str | Path, exc: ValidationError) -> str:
     """A Pydantic error as one line naming the file and the field: `<file>: symbols.ZB.tick: <message>`."""
     err = exc.errors()[0]
-    where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    where = ".".join(str(part) for part in err["loc"])
+    message = str(err["msg"]).removeprefix("Value error, ")  # a validator's own message names its field
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{source}: {where}: {err['msg']}{more}"
+    return f"{source}: {where}: {message}{more}" if where else f"{source}: {message}{more}"
 
 
 def load_model(path: str | Path, model: type[ModelT]) -> ModelT:

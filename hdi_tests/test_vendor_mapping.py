@@ -170,16 +170,16 @@ def test_resample_ohlcv_builds_5m_bars_from_1m_bars():
     [
         (
             {"price": {"from": "price", "as": "prize"}},
-            "schemas.trades.columns.price: as: 'prize' is not one of",
+            "m.yaml: schemas.trades.columns.price.as: Input should be 'timestamp', 'nanos'",
         ),
-        ({"price": {"as": "price"}}, "schemas.trades.columns.price: needs exactly one of `from`"),
+        ({"price": {"as": "price"}}, "m.yaml: schemas.trades.columns.price: needs exactly one of `from`"),
         (
             {"price": {"from": "price", "as": "price", "colour": 1}},
-            "columns.price: unknown key(s) ['colour']",
+            "m.yaml: schemas.trades.columns.price.colour: Extra inputs are not permitted",
         ),
         (
             {"side": {"from": "side", "as": "char", "enum": "sides"}},
-            "columns.side: enum: no enum named 'sides'",
+            "m.yaml: schemas.trades.columns.side.enum: no enum named 'sides'",
         ),
     ],
 )

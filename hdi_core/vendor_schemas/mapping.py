@@ -9,19 +9,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hdi_core.config_files import REPO_ROOT
+from hdi_core.config_files import config_dir, validation_message
 from hdi_core.errors import ConfigError, HdiError
 from hdi_core.units import NS
 from hdi_core.vendor_schemas.config import FAMILIES, SCHEMAS, SchemaSpec, schema_spec
 
-DEFAULT_MAPPINGS_PATH = REPO_ROOT / "configs" / "api_specific" / "databento_mappings.yaml"
+MAPPINGS_FILE = "api_specific/databento_mappings.yaml"
 UNDEF_PRICE = np.iinfo(np.int64).max
 UNDEF_TIMESTAMP = np.iinfo(np.uint64).max
 UNDEF_STAT_QUANTITY = np.iinfo(np.int64).max  # DBN v3; v1/v2 use INT32_MAX (the mapping's `dtype_max`)
@@ -40,7 +41,6 @@ KINDS: dict[str, pa.DataType] = {
 }
 TIME_KINDS = frozenset({"timestamp", "nanos"})
 _INT_RANGE = {"int16": np.iinfo(np.int16), "int32": np.iinfo(np.int32), "int64": np.iinfo(np.int64)}
-_KEYS = {"from", "as", "required", "null_if", "value", "default", "enum", "positive"}
 _NO_VALUE = object()
 
 
@@ -117,9 +117,10 @@ class Mappings:
 _CACHE: dict[tuple[str, float], Mappings] = {}
 
 
-def load_mappings(path: str | Path = DEFAULT_MAPPINGS_PATH) -> Mappings:
-    """Parse and check the mapping YAML (cached per file version); ConfigError naming file and key."""
-    path = Path(path)
+def load_mappings(path: str | Path | None = None) -> Mappings:
+    """Parse and check the mapping YAML (default: the config folder's, HDI_CONFIG_DIR honoured; cached per file
+    version); ConfigError naming file and key."""
+    path = Path(path) if path is not None else config_dir() / MAPPINGS_FILE
     try:
         stamp = path.stat().st_mtime
     except FileNotFoundError:
@@ -139,66 +140,75 @@ def load_mappings(path: str | Path = DEFAULT_MAPPINGS_PATH) -> Mappings:
     return mappings
 
 
-def parse_mappings(raw: Any, source: str = "databento_mappings.yaml") -> Mappings:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: must be a mapping with `schemas`")
-    enums_raw = raw.get("enums") or {}
-    enums: dict[str, dict[Any, str]] = {}
-    for name, values in enums_raw.items():
-        if name == "price_stat_types":
-            continue
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: enums.{name}: must map each value to its name")
-        enums[name] = {k: str(v) for k, v in values.items()}
-    price_stat_types = frozenset(int(v) for v in enums_raw.get("price_stat_types", []))
-    schemas = raw.get("schemas")
-    if not isinstance(schemas, dict):
-        raise ConfigError(f"{source}: schemas: missing")
-    families: dict[str, FamilyMapping] = {}
-    for family, block in schemas.items():
-        where = f"{source}: schemas.{family}"
-        if family not in FAMILIES:
-            raise ConfigError(f"{where}: unknown schema family (want {', '.join(FAMILIES)})")
-        if not isinstance(block, dict) or not isinstance(block.get("columns"), dict):
-            raise ConfigError(f"{where}: needs target_table and columns")
-        columns = tuple(
-            _column_rule(name, spec, f"{where}.columns.{name}", enums)
-            for name, spec in block["columns"].items()
+class ColumnSpec(BaseModel):
+    """One stored column in the mapping file (keys as the YAML spells them: `from`, `as`)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    source: str | None = Field(None, alias="from")
+    kind: Literal[tuple(KINDS)] = Field(alias="as")  # type: ignore[valid-type]
+    required: bool = False
+    null_if: list[Any] | Literal["dtype_max"] = Field(default_factory=list)
+    value: Any = None
+    default: Any = None
+    enum: str | None = None
+    positive: bool = False
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> ColumnSpec:
+        if ("source" in self.model_fields_set) == ("value" in self.model_fields_set):
+            raise ValueError("needs exactly one of `from` (a DBN field) or `value` (a constant)")
+        return self
+
+    def rule(self, name: str) -> ColumnRule:
+        dtype_max = self.null_if == "dtype_max"
+        return ColumnRule(
+            name=name, kind=self.kind, source=self.source, required=self.required,
+            null_if=() if dtype_max else tuple(self.null_if), null_if_dtype_max=dtype_max,
+            value=self.value if "value" in self.model_fields_set else _NO_VALUE,
+            default=self.default if "default" in self.model_fields_set else _NO_VALUE,
+            enum=self.enum, positive=self.positive,
         )
-        families[family] = FamilyMapping(family, str(block.get("target_table", "")), columns)
-    return Mappings(str(raw.get("vendor", "databento")), families, enums, price_stat_types)
 
 
-def _column_rule(name: str, spec: Any, where: str, enums: dict[str, dict[Any, str]]) -> ColumnRule:
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{where}: must be a mapping like {{from: field, as: price}}")
-    unknown = set(spec) - _KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
-    kind = spec.get("as")
-    if kind not in KINDS:
-        raise ConfigError(f"{where}: as: {kind!r} is not one of {', '.join(KINDS)}")
-    if ("from" in spec) == ("value" in spec):
-        raise ConfigError(f"{where}: needs exactly one of `from` (a DBN field) or `value` (a constant)")
-    null_if = spec.get("null_if", [])
-    dtype_max = null_if == "dtype_max"
-    if not dtype_max and not isinstance(null_if, list):
-        raise ConfigError(f"{where}: null_if: must be a list of values or dtype_max")
-    enum = spec.get("enum")
-    if enum is not None and enum not in enums:
-        raise ConfigError(f"{where}: enum: no enum named {enum!r} in `enums`")
-    return ColumnRule(
-        name=name,
-        kind=kind,
-        source=spec.get("from"),
-        required=bool(spec.get("required", False)),
-        null_if=() if dtype_max else tuple(null_if),
-        null_if_dtype_max=dtype_max,
-        value=spec.get("value", _NO_VALUE),
-        default=spec.get("default", _NO_VALUE),
-        enum=enum,
-        positive=bool(spec.get("positive", False)),
-    )
+class FamilyBlock(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    target_table: str = ""
+    columns: dict[str, ColumnSpec]
+
+
+class MappingFile(BaseModel):
+    """configs/api_specific/databento_mappings.yaml: enums, then one block per schema family."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: Literal[1] = 1
+    vendor: str = "databento"
+    enums: dict[str, dict[Any, str] | list[int]] = Field(default_factory=dict)  # price_stat_types is a list
+    schemas: dict[Literal[tuple(FAMILIES)], FamilyBlock]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _enums_exist(self) -> MappingFile:
+        for family, block in self.schemas.items():
+            for name, spec in block.columns.items():
+                if spec.enum is not None and not isinstance(self.enums.get(spec.enum), dict):
+                    raise ValueError(f"schemas.{family}.columns.{name}.enum: no enum named {spec.enum!r} in `enums`")
+        return self
+
+
+def parse_mappings(raw: Any, source: str = "databento_mappings.yaml") -> Mappings:
+    """The mapping file's content as Mappings; ConfigError in one line naming the file and the field."""
+    try:
+        model = MappingFile.model_validate(raw if raw is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(validation_message(source, exc)) from None
+    enums = {name: {k: str(v) for k, v in values.items()}
+             for name, values in model.enums.items() if isinstance(values, dict)}
+    price_stat_types = frozenset(int(v) for v in model.enums.get("price_stat_types", []))
+    families = {
+        family: FamilyMapping(family, block.target_table,
+                              tuple(spec.rule(name) for name, spec in block.columns.items()))
+        for family, block in model.schemas.items()
+    }
+    return Mappings(model.vendor, families, enums, price_stat_types)
 
 
 # -- the engine --------------------------------------------------------------------------------------------
