@@ -2,14 +2,12 @@
 
 The one source of truth for Databento settings and their defaults: the resource (`DatabentoResource.from_config`)
 and the retry layer read them from here. `load_config` refuses a broken file before any run, with one line
-naming the file, the job and the field (unknown keys included). Over ~400 lines: the job model's field checks
-and the error wording belong with the models they describe."""
+naming the file, the job and the field (unknown keys included)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,14 @@ from pydantic import (
 
 from hdi_core.config_files import REPO_ROOT, config_dir
 from hdi_core.errors import ConfigError
+from hdi_core.vendor_schemas.schemas import (  # noqa: F401  (re-exported: the job file's vocabulary)
+    FAMILIES,
+    SCHEMAS,
+    UNSUPPORTED_SCHEMAS,
+    SchemaSpec,
+    normalize_schema,
+    schema_spec,
+)
 
 CONFIG_FILE = "api_specific/databento_config.yaml"  # relative to the config folder
 
@@ -42,88 +48,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
-class SchemaSpec:
-    """One schema a job may ask for: what is fetched from Databento for it and where its rows are stored."""
-
-    name: str
-    source_schema: str  # the Databento schema actually requested (5m/15m are built from 1m)
-    family: str  # mapping and rule family: ohlcv, trades, tbbo, statistics, definition
-    target_table: str
-    granularity: str | None = None  # only for OHLCV: the value of ohlcv_data.granularity
-
-    @property
-    def derived(self) -> bool:
-        return self.source_schema != self.name
-
-    @property
-    def bar_minutes(self) -> int | None:
-        """Bar length in minutes for derived OHLCV schemas (5, 15), None otherwise."""
-        return int(self.granularity[:-1]) if self.derived and self.granularity else None
-
-
-SCHEMAS: dict[str, SchemaSpec] = {
-    spec.name: spec
-    for spec in (
-        SchemaSpec("ohlcv-1s", "ohlcv-1s", "ohlcv", "ohlcv_data", "1s"),
-        SchemaSpec("ohlcv-1m", "ohlcv-1m", "ohlcv", "ohlcv_data", "1m"),
-        SchemaSpec("ohlcv-5m", "ohlcv-1m", "ohlcv", "ohlcv_data", "5m"),
-        SchemaSpec("ohlcv-15m", "ohlcv-1m", "ohlcv", "ohlcv_data", "15m"),
-        SchemaSpec("ohlcv-1h", "ohlcv-1h", "ohlcv", "ohlcv_data", "1h"),
-        SchemaSpec("ohlcv-1d", "ohlcv-1d", "ohlcv", "ohlcv_data", "1d"),
-        SchemaSpec("trades", "trades", "trades", "trades_data"),
-        SchemaSpec("tbbo", "tbbo", "tbbo", "tbbo_data"),
-        SchemaSpec("statistics", "statistics", "statistics", "statistics_data"),
-        SchemaSpec("definition", "definition", "definition", "definitions_data"),
-    )
-}
-FAMILIES = ("ohlcv", "trades", "tbbo", "statistics", "definition")
-# Databento schemas HDI reads but does not store: named so the refusal can say so.
-UNSUPPORTED_SCHEMAS = frozenset(
-    {
-        "mbo",
-        "mbp-1",
-        "mbp-10",
-        "bbo-1s",
-        "bbo-1m",
-        "cbbo-1s",
-        "cbbo-1m",
-        "cmbp-1",
-        "tcbbo",
-        "status",
-        "imbalance",
-    }
-)
-_SCHEMA_ALIASES = {
-    "trade": "trades",
-    "definitions": "definition",
-    "stats": "statistics",
-    "statistics-market-summary": "statistics",
-    "statistics-daily-summary": "statistics",
-}
 STYPES_IN = ("continuous", "instrument_id", "parent", "raw_symbol")
 _CONTINUOUS = re.compile(r"^[A-Za-z0-9]+\.[cnv]\.\d+$")
 _PARENT = re.compile(r"^\S+\.(FUT|OPT|SPOT|MLEG)$", re.IGNORECASE)
 _DATASET = re.compile(r"^[A-Z0-9]+\.[A-Z0-9]+$")
-
-
-def normalize_schema(value: str) -> str:
-    """Seed spellings (`ohlcv.1m`, `OHLCV_1M`, `statistics.market_summary`) -> Databento's (`ohlcv-1m`)."""
-    key = str(value).strip().lower().replace("_", "-").replace(".", "-")
-    key = _SCHEMA_ALIASES.get(key, key)
-    if key in SCHEMAS:
-        return key
-    if key in UNSUPPORTED_SCHEMAS:
-        raise ValueError(f"schema {value!r} is not stored by HDI (supported: {', '.join(SCHEMAS)})")
-    raise ValueError(f"unknown schema {value!r} (supported: {', '.join(SCHEMAS)})")
-
-
-def schema_spec(schema: str) -> SchemaSpec:
-    """The spec of a (possibly seed-spelled) schema name; ConfigError when it is not supported."""
-    try:
-        return SCHEMAS[normalize_schema(schema)]
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def _stat_type_code(value: int | str) -> int:
