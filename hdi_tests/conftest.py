@@ -254,6 +254,16 @@ def database_env(database: Database) -> dict[str, str | None]:
     return {"HDI_DATABASE_URL": url_string(database.owner_url), "HDI_DATABASE_APP_URL": url_string(database.app_url)}
 
 
+def reopen(database: Database) -> Database:
+    """Another Database object (its own connection pool, as each Dagster step process has) on the same data."""
+    from hdi_resources.db import Database
+    from hdi_resources.db.core import url_string
+
+    if database.mode == "embedded":
+        return Database(url="", home=database.home)
+    return Database(url=url_string(database.owner_url), app_url=url_string(database.app_url))
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def storage_db(request: pytest.FixtureRequest) -> Iterator[Database]:
     """One migrated HDI database per test module and backend: native (embedded PostgreSQL) and TimescaleDB

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 
 from hdi_resources.db import Database
-from hdi_resources.db.server import stop_embedded_server
 
 SHA = "cd" * 32
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    home = tmp_path_factory.mktemp("hdi_home")
-    database = None
-    try:
-        database = Database(url="", home=home)
-        database.migrate()
-        yield database
-    finally:
-        if database is not None:
-            database.close()
-        stop_embedded_server(home)
+def db(storage_db: Database) -> Database:
+    """This module's database, on each backend in turn."""
+    return storage_db
 
 
 def test_a_file_counts_as_ingested_only_after_a_successful_run_of_the_same_selection(db: Database) -> None:

@@ -5,26 +5,18 @@ round ends with exact rows. On the embedded PostgreSQL and, with HDI_TEST_TIMESC
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import reopen
 
 from hdi_core.errors import LoadBusyError
 from hdi_resources.db import Database, chunks, replace
-from hdi_resources.db.server import stop_embedded_server
-from hdi_resources.settings import hdi_home
 
-TIMESCALE_URL = os.environ.get("HDI_TEST_TIMESCALE_URL", "")
 STEP_S = 120  # two-minute bars: ~29k rows a window, enough for stage swaps with SWAP_MIN_ROWS lowered
 # Three windows of one symbol, sharing February and March as sessions straddling a window boundary do.
 WINDOWS = {"2023-07-01": ("2024-01-01", "2024-02-10"), "2024-01-01": ("2024-02-10", "2024-03-20"),
@@ -53,57 +45,10 @@ def window_bars(window: str, seed: int) -> pa.Table:
     })
 
 
-@dataclass(frozen=True)
-class Backend:
-    kind: str  # "native" or "timescaledb"
-    url: str  # "" for the embedded server
-    home: Path | None
-
-
-def _timescale_database() -> Iterator[str]:
-    """A fresh database with TimescaleDB on the server HDI_TEST_TIMESCALE_URL names, dropped afterwards."""
-    import psycopg2
-    from sqlalchemy.engine import make_url
-
-    from hdi_resources.db.core import url_string
-
-    name = f"hdi_test_loads_{os.getpid()}"
-    admin = psycopg2.connect(TIMESCALE_URL)
-    admin.autocommit = True
-    try:
-        admin.cursor().execute(f"CREATE DATABASE {name}")
-        url = url_string(make_url(TIMESCALE_URL).set(database=name))
-        conn = psycopg2.connect(url)
-        conn.autocommit = True
-        conn.cursor().execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        conn.close()
-        yield url
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
-
-
-@pytest.fixture(scope="module", params=["native", "timescaledb"])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """The embedded server in a private home, or a fresh TimescaleDB database."""
-    if request.param == "timescaledb":
-        if not TIMESCALE_URL:
-            pytest.skip("HDI_TEST_TIMESCALE_URL does not name a PostgreSQL server with TimescaleDB")
-        yield from (Backend("timescaledb", url, None) for url in _timescale_database())
-        return
-    home = Path(tempfile.mkdtemp(prefix="test-loads-", dir=hdi_home()))
-    try:
-        yield Backend("native", "", home)
-    finally:
-        stop_embedded_server(home)
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def open_database(backend: Backend) -> Database:
-    """One Database (own connection pool) per loader, as each Dagster step process has."""
-    db = Database(url=backend.url, home=backend.home)
+def open_database(database: Database) -> Database:
+    """One Database per loader on the module's database, as each Dagster step process has."""
+    db = reopen(database)
     db.migrate()
-    assert db.storage_mode == backend.kind
     return db
 
 
@@ -113,7 +58,7 @@ def _one_value(db: Database, query: str, params: tuple = ()) -> object:
         return cur.fetchone()[0]
 
 
-def test_concurrent_overlapping_windows_all_finish_exact(backend: Backend,
+def test_concurrent_overlapping_windows_all_finish_exact(storage_db: Database,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(replace, "SWAP_MIN_ROWS", 5_000)  # months of ~10k rows: fresh, swap and route all run
     monkeypatch.setattr(chunks, "FRESH_CHUNK_MIN_ROWS", 1_000)  # TimescaleDB: new chunks attached, and routed rows
@@ -121,7 +66,7 @@ def test_concurrent_overlapping_windows_all_finish_exact(backend: Backend,
     symbol = "CL.c.0"
     variants = {w: [window_bars(w, seed) for seed in range(3)] for w in WINDOWS}
     close_sums = {w: {int(np.sum(b.column("close").to_numpy()) // 1_000_000) for b in v} for w, v in variants.items()}
-    databases = [open_database(backend) for _ in LOADS]
+    databases = [open_database(storage_db) for _ in LOADS]
     busy: list[str] = []
     errors: list[BaseException] = []
 
@@ -182,13 +127,13 @@ def _rows(db: Database, query: str, params: tuple = ()) -> list[tuple]:
         return cur.fetchall()
 
 
-def test_a_month_held_too_long_is_a_retryable_error_naming_it(backend: Backend,
+def test_a_month_held_too_long_is_a_retryable_error_naming_it(storage_db: Database,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from hdi_resources.db.replace import symbol_partition_name
 
     monkeypatch.setattr(replace, "LOCK_TIMEOUT_S", 1.0)
-    db = open_database(backend)
-    holder = open_database(backend)
+    db = open_database(storage_db)
+    holder = open_database(storage_db)
     key = {"continuous_symbol": "CL.c.1", "window": "2024-01-01", "adjustment_method": "panama"}
     bars = window_bars("2024-01-01", 7)
     try:

@@ -6,7 +6,6 @@ continuous_bars has compression)."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from test_db_concurrent_loads import Backend, backend, open_database  # noqa: F401 - backend is a fixture
+from conftest import reopen
 
 from hdi_resources.db import Database
+from hdi_resources.db.core import url_string
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYMBOL = "GC.c.0"
@@ -30,7 +30,7 @@ import sys
 sys.path[:0] = [{repo!r}, {tests!r}]
 from hdi_resources.db import Database
 from test_db_kill_safety import KEY, reload_bars
-db = Database(url={url!r}, home={home!r})
+db = Database(url={url!r}, app_url={app_url!r}, home={home!r})
 db.replace_partition("continuous_bars", KEY, reload_bars())
 print("finished", flush=True)
 """
@@ -64,8 +64,8 @@ def reload_bars() -> pa.Table:
     return bars_at(np.concatenate([JAN_1 + 3 * np.arange(800_000), FEB_1 + np.arange(60_000)]), seed=2)
 
 
-def _one(db: Database, query: str, params: tuple = ()) -> tuple:
-    with db.raw() as conn, conn.cursor() as cur:
+def _one(db: Database, query: str, params: tuple = (), role: str = "app") -> tuple:
+    with db.raw(role) as conn, conn.cursor() as cur:
         cur.execute(query, params)
         return cur.fetchone()
 
@@ -90,13 +90,14 @@ def _compress_if_configured(db: Database) -> bool:
                           "WHERE hypertable_name = 'continuous_bars'")[0]
     if not configured:
         return False
-    _one(db, "SELECT count(compress_chunk(c, if_not_compressed => true)) FROM show_chunks('continuous_bars') c")
+    _one(db, "SELECT count(compress_chunk(c, if_not_compressed => true)) FROM show_chunks('continuous_bars') c",
+         role="owner")  # compression is the table owner's, as in compression.py
     return _one(db, "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = "
                     "'continuous_bars' AND is_compressed")[0] > 0
 
 
-def test_killed_load_leaves_previous_rows_and_next_load_succeeds(backend: Backend) -> None:  # noqa: F811
-    db = open_database(backend)
+def test_killed_load_leaves_previous_rows_and_next_load_succeeds(storage_db: Database) -> None:
+    db = reopen(storage_db)
     native = db.storage_mode == "native"
     proc = None
     try:
@@ -105,8 +106,11 @@ def test_killed_load_leaves_previous_rows_and_next_load_succeeds(backend: Backen
         before = _state(db)
         assert before[0] == 120_000
         env = {k: v for k, v in os.environ.items() if k != "HDI_DATABASE_URL"}
-        script = KILL_SCRIPT.format(repo=str(REPO_ROOT), tests=str(REPO_ROOT / "hdi_tests"), url=backend.url,
-                                    home=str(backend.home) if backend.home else None)
+        embedded = db.mode == "embedded"
+        script = KILL_SCRIPT.format(repo=str(REPO_ROOT), tests=str(REPO_ROOT / "hdi_tests"),
+                                    url="" if embedded else url_string(db.owner_url),
+                                    app_url="" if embedded else url_string(db.app_url),
+                                    home=str(db.home) if embedded else None)
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env, cwd=REPO_ROOT)
         deadline = time.monotonic() + 120
@@ -120,7 +124,7 @@ def test_killed_load_leaves_previous_rows_and_next_load_succeeds(backend: Backen
                 break
             time.sleep(0.02)
         assert ready, proc.communicate(timeout=30)
-        os.kill(proc.pid, signal.SIGKILL)
+        proc.kill()  # SIGKILL to the child this test started (Popen signals only its own, live pid)
         proc.wait(10)
         assert b"finished" not in proc.stdout.read()
         assert _state(db) == before  # readers never see the killed load's rows, not even a committed stage

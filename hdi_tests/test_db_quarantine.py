@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pyarrow as pa
 import pytest
@@ -11,23 +10,14 @@ import pytest
 from hdi_core.vendor_schemas.rules import quarantine_schema
 from hdi_resources.db import Database
 from hdi_resources.db.quarantine import quarantine_rows
-from hdi_resources.db.server import stop_embedded_server
 
 COLUMNS = 'target, record, rule, source, "partition", run_id'
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    home = tmp_path_factory.mktemp("hdi_home")
-    database = None
-    try:
-        database = Database(url="", home=home)
-        database.migrate()
-        yield database
-    finally:
-        if database is not None:
-            database.close()
-        stop_embedded_server(home)
+def db(storage_db: Database) -> Database:
+    """This module's database, on each backend in turn."""
+    return storage_db
 
 
 def entries(db: Database, source: str) -> list[tuple]:
