@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from hdi_core.errors import ConfigError, HdiError
-from hdi_core.vendor_schemas.config import DEFAULT_CONFIG_PATH, SCHEMAS, load_config, normalize_schema, schema_spec
+from hdi_core.vendor_schemas.config import (
+    DEFAULT_CONFIG_PATH,
+    SCHEMAS,
+    load_config,
+    normalize_schema,
+    schema_spec,
+    shown_path,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOOD_JOB = {
@@ -157,7 +164,7 @@ def test_broken_jobs_are_refused_naming_job_and_field(tmp_path: Path, change: di
     message = str(err.value)
     assert isinstance(err.value, HdiError)
     assert "\n" not in message
-    assert message.startswith(f"{path}: {expected}"), message
+    assert message.startswith(f"{shown_path(path)}: {expected}"), message
 
 
 def test_unnamed_job_is_named_by_position(tmp_path: Path):

@@ -310,7 +310,7 @@ def load_config(path: str | Path | None = None, *, check_references: bool = True
     """Read and validate the file (default: `default_config_path()`); with `check_references`, also check
     that the mapping file and rule sets it names exist."""
     path = Path(path) if path is not None else default_config_path()
-    shown = _shown(path)
+    shown = shown_path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -360,7 +360,7 @@ def _check_references(config: DatabentoConfig, shown: str) -> None:
             )
 
 
-def _shown(path: Path) -> str:
+def shown_path(path: Path) -> str:
     """The path as the user should read it: relative to the repository when inside it."""
     try:
         return str(path.resolve().relative_to(REPO_ROOT))
