@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 import yaml
@@ -21,11 +20,11 @@ from dagster import (
 )
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
+from repo_paths import REPO_ROOT
 
 from hdi_resources.db.core import _psycopg2_url
 from hdi_resources.instance import ENV_DAGSTER_PG_URL, check_dagster_pg_url, instance_config, write_dagster_yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 HDI_SERVICES = ("hdi_code", "dagster_webserver", "dagster_daemon")
 # Read only by the replay gateway server (`hdi replay serve`), which is not part of a deployment.

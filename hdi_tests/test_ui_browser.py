@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cdp import Browser, find_chromium
+from repo_paths import REPO_ROOT
 
 from hdi_assets.continuous.assets import CHECKPOINTS
 from hdi_assets.definitions import PIPELINE_ASSETS
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (CI installs it: apt-get install -y chromium)"

@@ -1,0 +1,27 @@
+"""Five minute bars with awkward prices (tiny, negative, huge), shared by the read tests at any depth."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+
+START_NS = 1_719_792_000 * 1_000_000_000  # 2024-07-01 00:00 UTC
+# Prices chosen to catch rounding: a 1e-9 step, negative back-adjusted values, a 9-digit integer part.
+OPENS = [4_500_250_000_000, 1, -12_500_000_000, 123_456_789_123_456_789, 999_999_999]
+
+
+def minute_bars() -> pa.Table:
+    n = len(OPENS)
+    opens = np.array(OPENS, dtype=np.int64)
+    ts = START_NS + np.arange(n, dtype=np.int64) * 60_000_000_000
+    return pa.table({
+        "root_symbol": ["ES"] * n,
+        "ts": pa.array(ts, pa.timestamp("ns", tz="UTC")),
+        "trade_date": pa.array([dt.date(2024, 7, 1)] * n, pa.date32()),
+        "open": opens, "high": opens + 250_000_000, "low": opens - 1, "close": opens + 3,
+        "volume": np.arange(n, dtype=np.int64), "trade_count": np.ones(n, dtype=np.int64),
+        "vwap": [4500.123456789, 0.1, -12.5, 1e8, 0.000000001],
+        "adjustment_method": ["panama"] * n,
+    })
