@@ -154,7 +154,7 @@ def run_chain(ticks: pa.Table, events: pa.Table) -> Stages:
         "within_contract_changes": lambda: validation.within_contract_changes(
             adjusted["price"].to_numpy(), adjusted["adjusted_price"].to_numpy(),
             adjusted["instrument_id"].to_numpy()),
-        "roll_continuity": lambda: validation.roll_continuity(adjusted, None, events, tolerance=4 * TICK),
+        "roll_continuity": lambda: validation.roll_continuity(adjusted, None, events),
     }
     for name, job in jobs.items():
         if not t.time(f"  {name}", job).passed:

@@ -329,7 +329,8 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
 )
 def ohlcv_1s(context: AssetExecutionContext, databento: DatabentoResource):
     product, window, start_ns, end_ns = _partition(context)
-    ticks = _in_event_order(lake_io.read(panama_adjusted_ticks, context.partition_key))
+    delivered = lake_io.read(panama_adjusted_ticks, context.partition_key)  # index-time order, as fetched
+    ticks = _in_event_order(delivered)
     calendar = product.sessions(start_ns, end_ns)
     sessions = calendar
     if product.dense_bars:
@@ -340,9 +341,11 @@ def ohlcv_1s(context: AssetExecutionContext, databento: DatabentoResource):
     data_end_ns = databento.clamp_end(product.dataset, "trades", end_ns, context)
     events = _roll_events_from(product.symbol, window)
     outcomes = chain_checks.one_second_outcomes(
-        product, ticks, second_bars, sessions, calendar, events, start_ns, data_end_ns
+        product, ticks, delivered, second_bars, sessions, calendar, events, start_ns, data_end_ns
     )
-    outcomes += chain_checks.reconciliation_outcomes(context, databento, product, ticks, calendar, data_end_ns)
+    outcomes += chain_checks.reconciliation_outcomes(
+        context, databento, product, delivered, calendar, data_end_ns, outcomes
+    )
     lake_io.write_sidecar(
         context.asset_key, context.partition_key, "validation_report.json", chain_checks.report_json(outcomes)
     )

@@ -71,9 +71,11 @@ def expected_trade_dates(calendar: Sessions, start_ns: int, data_end_ns: int) ->
     return np.unique(calendar.trade_date[whole])
 
 
-def one_second_outcomes(product: ProductConfig, ticks: pa.Table, second_bars: pa.Table, bar_sessions: Sessions,
-                        calendar: Sessions, events: pa.Table, start_ns: int, data_end_ns: int) -> list[CheckOutcome]:
-    """The five checkpoints on the 1 s bars (and the ticks they come from), with the product's thresholds."""
+def one_second_outcomes(product: ProductConfig, ticks: pa.Table, delivered: pa.Table, second_bars: pa.Table,
+                        bar_sessions: Sessions, calendar: Sessions, events: pa.Table, start_ns: int,
+                        data_end_ns: int) -> list[CheckOutcome]:
+    """The five checkpoints on the 1 s bars and the ticks they come from (`ticks` in ts_event order,
+    `delivered` in the index-time order they were fetched in), with the product's thresholds."""
     limits = thresholds(product)
     cont = limits.continuity
     ind = limits.indicators
@@ -91,17 +93,31 @@ def one_second_outcomes(product: ProductConfig, ticks: pa.Table, second_bars: pa
                                     expected_dates=expected_trade_dates(calendar, start_ns, data_end_ns),
                                     regular_minutes=cont.regular_minutes if cont.liquid else None,
                                     max_silence_minutes=cont.max_silence_minutes,
-                                    max_filled_fraction=cont.max_filled_fraction, ticks=ticks, calendar=calendar),
+                                    max_filled_fraction=cont.max_filled_fraction, ticks=delivered,
+                                    calendar=calendar),
         checks.no_nan_or_inf(second_bars),
     ]
     return [with_severity(o, limits) for o in outcomes]
 
 
+def flagged_dates(outcomes: list[CheckOutcome], calendar: Sessions) -> np.ndarray:
+    """Trade dates of the violations other checks reported (their first examples)."""
+    stamps = [np.datetime64(str(row["ts_event"]).rstrip("Z"), "ns").astype(np.int64)
+              for o in outcomes for row in o.first_violations if isinstance(row.get("ts_event"), str)]
+    idx = session_index(np.asarray(stamps, dtype=np.int64), calendar)
+    named = [np.datetime64(row["trade_date"], "D") for o in outcomes for row in o.first_violations
+             if isinstance(row.get("trade_date"), str)]
+    return np.unique(np.concatenate([calendar.trade_date[idx[idx >= 0]], np.asarray(named, "datetime64[D]")]))
+
+
 def reconciliation_outcomes(context: AssetExecutionContext, databento: DatabentoResource, product: ProductConfig,
-                            ticks: pa.Table, calendar: Sessions, data_end_ns: int) -> list[CheckOutcome]:
+                            ticks: pa.Table, calendar: Sessions, data_end_ns: int,
+                            others: list[CheckOutcome]) -> list[CheckOutcome]:
     """Tick volume vs the exchange's cleared volume, and sampled 1 m bars vs Databento's ohlcv-1m; each
-    fetch priced first (cost in the metadata) and counted against the resource's budget."""
+    fetch priced first (cost in the metadata) and counted against the resource's budget. Trade dates on which
+    `others` already reported a violation are left to them (one defect, one failing check)."""
     limits = thresholds(product)
+    skip = flagged_dates(others, calendar)
     spec = limits.reconciliation
     raw_symbols = sorted({str(s) for s in ticks["raw_symbol"].to_pylist()}) if ticks.num_rows else []
     ids_by_symbol = _ids_by_symbol(ticks)
@@ -113,14 +129,14 @@ def reconciliation_outcomes(context: AssetExecutionContext, databento: Databento
         stats = databento.get_range(dataset=product.dataset, schema="statistics", symbols=raw_symbols,
                                     stype_in="raw_symbol", start=start, end=end, context=context).table
         _, twice = record_order(ticks)
-        outcome = volume_reconciliation(ticks, calendar, stats, data_end_ns, drop_rows=twice)
+        outcome = volume_reconciliation(ticks, calendar, stats, data_end_ns, drop_rows=twice, skip_dates=skip)
         outcomes.append(_costed(outcome, cost))
     else:
         outcomes.append(CheckOutcome("volume_reconciliation", True, 0, {"not_run": "disabled or no ticks"}))
     if spec.ohlcv_1m_sessions and ticks.num_rows:
         outcomes.append(_bars_vs_vendor(context, databento, product, ticks, calendar, data_end_ns,
                                         spec.ohlcv_1m_sessions, int(spec.ohlcv_1m_tolerance_ticks * product.tick_size),
-                                        ids_by_symbol))
+                                        ids_by_symbol, skip))
     else:
         outcomes.append(CheckOutcome("ohlcv_1m_reconciliation", True, 0, {"not_run": "disabled or no ticks"}))
     return [with_severity(o, limits) for o in outcomes]
@@ -143,11 +159,13 @@ def _ids_by_symbol(ticks: pa.Table) -> dict[int, str]:
 
 def _bars_vs_vendor(context: AssetExecutionContext, databento: DatabentoResource, product: ProductConfig,
                     ticks: pa.Table, calendar: Sessions, data_end_ns: int, n_sessions: int, tolerance: int,
-                    symbols: dict[int, str]) -> CheckOutcome:
+                    symbols: dict[int, str], skip: np.ndarray) -> CheckOutcome:
     """HDI's 1 m bars of the raw (unadjusted) ticks of a few whole single-contract trade dates, spread over the
     window, against Databento's ohlcv-1m of that contract for the same segments."""
     ts, iid = ticks["ts_event"].to_numpy(), ticks["instrument_id"].to_numpy()
     days, contract = single_contract_dates(ts, iid, calendar, data_end_ns)
+    usable = ~np.isin(days, skip)
+    days, contract = days[usable], contract[usable]
     pick = np.unique(np.linspace(0, len(days) - 1, min(n_sessions, len(days))).round().astype(int)) \
         if len(days) else np.zeros(0, int)
     hdi_parts, vendor_parts, cost = [], [], 0.0

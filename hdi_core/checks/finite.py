@@ -38,7 +38,8 @@ def no_nan_or_inf(table: pa.Table) -> CheckOutcome:
             per_column[name] = int(col_bad.sum())
             bad |= col_bad
     details = {"rows": table.num_rows, "bad_values_per_column": per_column}
-    return _outcome("no_nan_or_inf", bad, table, details)
+    reasons = ["null, NaN or inf value"] * min(int(bad.sum()), MAX_EXAMPLES)
+    return _outcome("no_nan_or_inf", bad, table, details, reasons)
 
 
 

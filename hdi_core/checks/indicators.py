@@ -150,7 +150,11 @@ def return_outliers(ts: np.ndarray, close: np.ndarray, session: np.ndarray, step
     z = np.abs(ret[idx]) / sigma
     nxt = np.r_[ret[1:], 0.0][idx]  # the return after this one (0 after the last bar)
     nxt_same = np.r_[same[1:], False][idx]
-    reverted = nxt_same & (np.abs(ret[idx] + nxt) <= 0.5 * np.abs(ret[idx]))
+    prv = np.r_[0.0, ret[:-1]][idx]  # the return before this one
+    prv_same = np.r_[False, same[:-1]][idx]
+    # a spike's two legs (out and back) both revert: that is a bad print, ohlc_integrity's business
+    reverted = (nxt_same & (np.abs(ret[idx] + nxt) <= 0.5 * np.abs(ret[idx]))) | \
+        (prv_same & (np.abs(ret[idx] + prv) <= 0.5 * np.abs(ret[idx])))
     out = (z > max_sigmas) & ~reverted
     return idx[out] + 1, z[out], sigma[out]
 

@@ -36,12 +36,13 @@ def single_contract_dates(ts: np.ndarray, iid: np.ndarray, sessions: Sessions,
 
 
 def volume_reconciliation(ticks: pa.Table, sessions: Sessions, statistics: pa.Table, complete_until_ns: int,
-                          drop_rows: np.ndarray | None = None) -> CheckOutcome:
+                          drop_rows: np.ndarray | None = None, skip_dates: np.ndarray | None = None) -> CheckOutcome:
     """Per contract and trade date, the ticks' volume equals the exchange's cleared volume (stat_type 6).
 
     Only dates on which the continuous ticks hold one contract's whole day are comparable (a roll date splits
     it); a date without a published cleared volume is counted, not failed. `drop_rows` (records delivered
-    twice, reported by timestamp_continuity) are left out so each defect fails one check.
+    twice, reported by timestamp_continuity) are left out, and `skip_dates` (trade dates another check already
+    failed, e.g. an outage) are not compared, so each defect fails one check.
     """
     ts, iid, size = (column_i64(ticks, k) for k in ("ts_event", "instrument_id", "size"))
     if drop_rows is not None and len(drop_rows):
@@ -49,6 +50,8 @@ def volume_reconciliation(ticks: pa.Table, sessions: Sessions, statistics: pa.Ta
         keep[drop_rows] = False
         ts, iid, size = ts[keep], iid[keep], size[keep]
     days, contract = single_contract_dates(ts, iid, sessions, complete_until_ns)
+    skipped = np.isin(days, np.asarray(skip_dates if skip_dates is not None else [], "datetime64[D]"))
+    days, contract = days[~skipped], contract[~skipped]
     idx = session_index(ts, sessions)
     tick_day = np.where(idx >= 0, sessions.trade_date[np.maximum(idx, 0)].astype(np.int64), -1)
     order = np.argsort(tick_day, kind="stable")
@@ -73,7 +76,8 @@ def volume_reconciliation(ticks: pa.Table, sessions: Sessions, statistics: pa.Ta
                  "cleared_volume": int(cleared[k]), "reason": "tick volume differs from the exchange's cleared volume"}
                 for k in np.flatnonzero(bad)[:MAX_EXAMPLES]]
     count = int(bad.sum())
-    details = {"comparable_dates": len(days), "dates_with_cleared_volume": int(found.sum()),
+    details = {"comparable_dates": len(days), "dates_left_to_other_checks": int(skipped.sum()),
+               "dates_with_cleared_volume": int(found.sum()),
                "dates_without_cleared_volume": int((~found).sum()), "mismatches": count}
     return CheckOutcome("volume_reconciliation", count == 0, count, details, examples, {"volume": "exact"})
 
