@@ -25,6 +25,7 @@ from dagster import (
 from hdi_assets import lake_io
 from hdi_assets.continuous import checks as chain_checks
 from hdi_assets.continuous.checks import ADJUSTMENT_CHECKS, DERIVED_BAR_CHECKS, ONE_SECOND_CHECKS, check_result
+from hdi_assets.continuous.second_bars import as_ticks, in_event_order, one_second_bars
 from hdi_assets.lake_io import bar_table
 from hdi_assets.partitions import (
     LATER_WINDOWS,
@@ -37,7 +38,7 @@ from hdi_assets.partitions import (
     window_start,
 )
 from hdi_core import checks
-from hdi_core.calendar import Sessions, session_index, split_sessions
+from hdi_core.calendar import Sessions, split_sessions
 from hdi_core.continuous import adjust, bars, rolls
 from hdi_core.digest import table_digest
 from hdi_core.units import DAY_NS, NS
@@ -330,13 +331,13 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
 def ohlcv_1s(context: AssetExecutionContext, databento: DatabentoResource):
     product, window, start_ns, end_ns = _partition(context)
     delivered = lake_io.read(panama_adjusted_ticks, context.partition_key)  # index-time order, as fetched
-    ticks = _in_event_order(delivered)
+    ticks = in_event_order(delivered)
     calendar = product.sessions(start_ns, end_ns)
     sessions = calendar
     if product.dense_bars:
         # Dense bars fill seconds only between trades of one piece: a long pause is an unexpected halt.
         sessions = split_sessions(ticks["ts_event"].to_numpy(), sessions, product.max_gap_ns)
-    second_bars = _one_second_bars(_as_ticks(ticks), sessions, start_ns, end_ns, product.dense_bars)
+    second_bars = one_second_bars(as_ticks(ticks), sessions, start_ns, end_ns, product.dense_bars)
     lake_io.write(context.asset_key, context.partition_key, second_bars)
     data_end_ns = databento.clamp_end(product.dataset, "trades", end_ns, context)
     events = _roll_events_from(product.symbol, window)
@@ -392,44 +393,3 @@ def _roll_events_from(symbol: str, window: str) -> pa.Table:
     """The roll events of this window and every later one in the lake (what the adjustment applied)."""
     later = [lake_io.read(roll_events, partition_key(symbol, w)) for w in _windows_from(symbol, window)]
     return pa.concat_tables(later).sort_by("switch_ns") if later else rolls.empty_roll_events()
-
-
-def _in_event_order(ticks: pa.Table) -> pa.Table:
-    """Ticks as delivered (index-time order) sorted by ts_event for the bars; stable, and only when needed."""
-    ts = ticks["ts_event"].to_numpy()
-    if len(ts) < 2 or bool((ts[1:] >= ts[:-1]).all()):
-        return ticks
-    return ticks.take(pa.array(np.argsort(ts, kind="stable")))
-
-
-def _one_second_bars(ticks: pa.Table, sessions: Sessions, start_ns: int, end_ns: int, dense: bool) -> pa.Table:
-    """1s bars; ticks outside every session are not dropped but become bars with session_id -1, which the
-    session_alignment checkpoint reports (and, being blocking, keeps out of the database)."""
-    inside = session_index(ticks["ts_event"].to_numpy(), sessions) >= 0
-    if inside.all():
-        return bars.ohlcv_1s(ticks, sessions, dense=dense)
-    edges = np.unique(np.concatenate([[start_ns], sessions.open_ns, sessions.close_ns, [end_ns]]))
-    gaps = Sessions(edges[:-1], edges[1:], edges[:-1].astype("datetime64[ns]").astype("datetime64[D]"))
-    stray = bars.ohlcv_1s(ticks.filter(pa.array(~inside)), gaps)
-    stray = stray.set_column(
-        stray.schema.get_field_index("session_id"),
-        "session_id",
-        pa.array(np.full(stray.num_rows, -1, np.int64)),
-    )
-    good = bars.ohlcv_1s(ticks.filter(pa.array(inside)), sessions, dense=dense)
-    return pa.concat_tables([good, stray.cast(good.schema)]).sort_by("ts_event")
-
-
-def _as_ticks(adjusted: pa.Table) -> pa.Table:
-    """Bars are built from the adjusted price."""
-    return pa.table(
-        {
-            "ts_event": adjusted["ts_event"],
-            "price": adjusted["adjusted_price"],
-            "size": adjusted["size"],
-            "instrument_id": adjusted["instrument_id"],
-            "raw_symbol": adjusted["raw_symbol"],
-        }
-    )
-
-
