@@ -112,51 +112,87 @@ def _sanity_kernel(close: np.ndarray, high: np.ndarray, low: np.ndarray, period:
     return bad
 
 
-def _per_session_median(values: np.ndarray, session: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(session ids, median of `values` per session): one lexsort, no loop."""
-    order = np.lexsort((values, session))
-    sorted_sessions = session[order]
-    starts = np.flatnonzero(np.r_[True, sorted_sessions[1:] != sorted_sessions[:-1]])
-    counts = np.diff(np.r_[starts, len(order)])
-    lower = values[order][starts + (counts - 1) // 2]
-    upper = values[order][starts + counts // 2]
-    return sorted_sessions[starts], (lower + upper) / 2.0
+HIST_BINS = 256  # per-session histogram of |normalized return| in 1/8 ticks: the median without a sort
+BINS_PER_TICK = 8
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _normalized_return(i: int, ts: np.ndarray, close: np.ndarray, session: np.ndarray, explained: np.ndarray,
+                       e: int, step: int, max_silence: int) -> float:  # pragma: no cover - compiled
+    """|return into bar i| / sqrt(bar steps since the previous bar), or -1 when a session edge, a roll or change
+    of instrument (explained[e] is the first event after the previous bar) or a long silence explains it."""
+    s = session[i]
+    if s < 0 or session[i - 1] != s or ts[i] - ts[i - 1] - step > max_silence:
+        return -1.0
+    if e < len(explained) and explained[e] < ts[i] + step:
+        return -1.0
+    steps = max(1.0, (ts[i] - ts[i - 1]) / step)
+    return abs(close[i] - close[i - 1]) / np.sqrt(steps)
+
+
+@njit(cache=True, nogil=True)
+def _return_kernel(ts: np.ndarray, close: np.ndarray, session: np.ndarray, explained: np.ndarray, step: int,
+                   max_silence: int, tick: float, floor: float, max_sigmas: float, rows: np.ndarray,
+                   zs: np.ndarray, sigmas: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Two passes: per-session histograms of the time-normalized |return| (-> robust sigma = 1.4826 x median,
+    floored), then the returns beyond max_sigmas that no roll, edge or silence explains and that do not revert
+    (a spike's out and back legs are a bad print, ohlc_integrity's business). Returns the outlier count."""
+    n = len(close)
+    n_sessions = session.max() + 1 if n else 0
+    hist = np.zeros((max(n_sessions, 1), HIST_BINS), np.int64)
+    unit = tick / BINS_PER_TICK
+    e = 0
+    for i in range(1, n):
+        while e < len(explained) and explained[e] <= ts[i - 1]:
+            e += 1
+        r = _normalized_return(i, ts, close, session, explained, e, step, max_silence)
+        if r >= 0:
+            hist[session[i], min(int(r / unit), HIST_BINS - 1)] += 1
+    sigma = np.full(max(n_sessions, 1), floor)
+    for s in range(n_sessions):
+        total = hist[s].sum()
+        seen = 0
+        for b in range(HIST_BINS):
+            seen += hist[s, b]
+            if 2 * seen >= total and total > 0:
+                sigma[s] = max(floor, 1.4826 * (b + 0.5) * unit)
+                break
+    count = 0
+    e = 0
+    for i in range(1, n):
+        while e < len(explained) and explained[e] <= ts[i - 1]:
+            e += 1
+        r = _normalized_return(i, ts, close, session, explained, e, step, max_silence)
+        if r < 0 or r <= max_sigmas * sigma[session[i]]:
+            continue
+        move = close[i] - close[i - 1]
+        back = i + 1 < n and session[i + 1] == session[i] and abs(move + close[i + 1] - close[i]) <= 0.5 * abs(move)
+        out = i >= 2 and session[i - 2] == session[i] and \
+            abs(move + close[i - 1] - close[i - 2]) <= 0.5 * abs(move)
+        if back or out:
+            continue
+        if count < len(rows):
+            rows[count], zs[count], sigmas[count] = i, r / sigma[session[i]], sigma[session[i]]
+        count += 1
+    return count
 
 
 def return_outliers(ts: np.ndarray, close: np.ndarray, session: np.ndarray, step_ns: int, explained_ns: np.ndarray,
                     max_silence_ns: int, tick_size: int, max_sigmas: float, min_sigma_ticks: float
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Bar-to-bar returns beyond max_sigmas of their session's robust volatility that do not revert.
 
-    The volatility is 1.4826 * the median |return| of the session (floored at min_sigma_ticks ticks). A return
-    across a session edge, a roll or change of instrument (`explained_ns`), or a silence longer than
-    max_silence_ns is explained; one reverted by the next return is a spike, ohlc_integrity's bad tick.
-    Returns (rows of the outliers, their z-scores, the sigmas used per row).
+    A return is divided by the square root of the bars' distance in steps (a move over minutes is not one over
+    a second); the session's volatility is 1.4826 * the median of those (floored at min_sigma_ticks ticks). A
+    return across a session edge, a roll or change of instrument (`explained_ns`, sorted), or a silence longer
+    than max_silence_ns is explained. Returns (count, first rows, their z-scores, their sessions' sigmas).
     """
-    n = len(close)
-    if n < 3:
-        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
-    ret = np.diff(close).astype(np.float64)
-    same = (session[1:] == session[:-1]) & (session[1:] >= 0)
-    edge_lo = np.searchsorted(explained_ns, ts[:-1], side="right")  # events in (previous bar, this bar's end]
-    edge_hi = np.searchsorted(explained_ns, ts[1:] + step_ns, side="left")
-    usable = same & (edge_hi <= edge_lo) & (ts[1:] - ts[:-1] - step_ns <= max_silence_ns)
-    idx = np.flatnonzero(usable)
-    if len(idx) == 0:
-        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
-    sess = session[1:][idx]
-    ids, med = _per_session_median(np.abs(ret[idx]), sess)
-    sigma = np.maximum(1.4826 * med, min_sigma_ticks * tick_size)[np.searchsorted(ids, sess)]
-    z = np.abs(ret[idx]) / sigma
-    nxt = np.r_[ret[1:], 0.0][idx]  # the return after this one (0 after the last bar)
-    nxt_same = np.r_[same[1:], False][idx]
-    prv = np.r_[0.0, ret[:-1]][idx]  # the return before this one
-    prv_same = np.r_[False, same[:-1]][idx]
-    # a spike's two legs (out and back) both revert: that is a bad print, ohlc_integrity's business
-    reverted = (nxt_same & (np.abs(ret[idx] + nxt) <= 0.5 * np.abs(ret[idx]))) | \
-        (prv_same & (np.abs(ret[idx] + prv) <= 0.5 * np.abs(ret[idx])))
-    out = (z > max_sigmas) & ~reverted
-    return idx[out] + 1, z[out], sigma[out]
+    rows = np.zeros(MAX_EXAMPLES, np.int64)
+    zs, sigmas = np.zeros(MAX_EXAMPLES), np.zeros(MAX_EXAMPLES)
+    count = _return_kernel(ts, close, np.asarray(session, np.int64), explained_ns, step_ns, max_silence_ns,
+                           float(tick_size), float(min_sigma_ticks * tick_size), float(max_sigmas), rows, zs, sigmas)
+    shown = min(count, MAX_EXAMPLES)
+    return count, rows[:shown], zs[:shown], sigmas[:shown]
 
 
 def indicator_sanity(bars: pa.Table, period: int = 14, *, explained_ns: np.ndarray | None = None,
@@ -187,18 +223,20 @@ def indicator_sanity(bars: pa.Table, period: int = 14, *, explained_ns: np.ndarr
         return outcome.with_thresholds(**thresholds)
     ts = column_i64(bars, "ts_event")
     trades = column_i64(bars, "trade_count") > 0 if "trade_count" in bars.column_names else np.ones(len(ts), bool)
-    keep = np.flatnonzero(trades)  # dense fillers repeat the close: they are not returns
+    index = None if trades.all() else np.flatnonzero(trades)  # dense fillers repeat the close: not returns
+    sub = (ts, close, np.asarray(session)) if index is None else (ts[index], close[index], np.asarray(session)[index])
     explained = np.sort(np.asarray(explained_ns if explained_ns is not None else [], dtype=np.int64))
-    rows_out, z, sigma = return_outliers(ts[keep], close[keep], np.asarray(session)[keep], step_ns, explained,
-                                         max_silence_ns, tick_size, max_return_sigmas, min_sigma_ticks)
-    examples = [{"ts_event": _iso(ts[keep[r]]), "row": int(keep[r]), "close": int(close[keep[r]]),
-                 "previous_close": int(close[keep[r - 1]]), "z": float(z[k]), "session_sigma": float(sigma[k]),
+    n_out, rows_out, z, sigma = return_outliers(*sub, step_ns, explained, max_silence_ns, tick_size,
+                                                max_return_sigmas, min_sigma_ticks)
+    at = rows_out if index is None else index[rows_out]
+    before = rows_out - 1 if index is None else index[rows_out - 1]
+    examples = [{"ts_event": _iso(ts[at[k]]), "row": int(at[k]), "close": int(close[at[k]]),
+                 "previous_close": int(close[before[k]]), "z": float(z[k]), "session_sigma": float(sigma[k]),
                  "reason": "return beyond the session's robust volatility, not explained by a roll or edge"}
-                for k, r in enumerate(rows_out[:MAX_EXAMPLES])]
-    total = outcome.violations + len(rows_out)
+                for k in range(len(rows_out))]
+    total = outcome.violations + n_out
     return CheckOutcome("indicator_sanity", total == 0, total,
-                        {**outcome.details, "return_outliers": len(rows_out),
-                         "max_return_z": float(z.max()) if len(z) else 0.0},
+                        {**outcome.details, "return_outliers": n_out},
                         (outcome.first_violations + examples)[:MAX_EXAMPLES], thresholds)
 
 

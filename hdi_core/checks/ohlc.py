@@ -34,9 +34,13 @@ def _ohlc_kernel(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, vo
 
 
 @njit(cache=True, nogil=True)
-def _bad_tick_kernel(price: np.ndarray, iid: np.ndarray, threshold: float, revert_fraction: float,
-                     rows: np.ndarray, codes: np.ndarray) -> int:  # pragma: no cover - compiled
-    """Ticks far from both neighbours (same side, same contract) whose neighbours agree: spikes that revert."""
+def _bad_tick_kernel(ts: np.ndarray, price: np.ndarray, iid: np.ndarray, floor: float, sigmas: float,
+                     revert_fraction: float, rows: np.ndarray, codes: np.ndarray) -> int:  # pragma: no cover
+    """Ticks far from both neighbours (same side, same contract) whose neighbours agree: spikes that revert.
+
+    Far means at least max(floor, sigmas * sqrt(seconds to the farther neighbour)) in price units, `sigmas`
+    already scaled by the per-sqrt-second volatility: a move over minutes is the market, not a bad print.
+    """
     bad = 0
     for i in range(1, len(price) - 1):
         if iid[i] != iid[i - 1] or iid[i] != iid[i + 1]:
@@ -44,37 +48,41 @@ def _bad_tick_kernel(price: np.ndarray, iid: np.ndarray, threshold: float, rever
         d_prev = price[i] - price[i - 1]
         d_next = price[i] - price[i + 1]
         jump = min(abs(d_prev), abs(d_next))
-        if jump >= threshold and (d_prev > 0) == (d_next > 0) and \
-                abs(price[i + 1] - price[i - 1]) <= revert_fraction * jump:
+        if jump < floor or (d_prev > 0) != (d_next > 0) or abs(price[i + 1] - price[i - 1]) > revert_fraction * jump:
+            continue
+        seconds = max(ts[i + 1] - ts[i], ts[i] - ts[i - 1], 1_000_000_000) / 1e9
+        if jump >= sigmas * np.sqrt(seconds):
             bad = _note(bad, i, 0, rows, codes)
     return bad
 
 
-def tick_change_sigma(price: np.ndarray) -> float:
-    """1.4826 * median |tick-to-tick change| over a strided sample: the robust scale of ordinary changes."""
+def tick_change_sigma(ts: np.ndarray, price: np.ndarray) -> float:
+    """1.4826 * median |tick-to-tick change| / sqrt(seconds between them, at least 1), over a strided sample of
+    consecutive pairs: the robust volatility of ordinary changes per sqrt-second."""
     if len(price) < 3:
         return 0.0
-    step = max(1, (len(price) - 1) // SCALE_SAMPLE)
-    changes = np.abs(np.diff(price[::step] if step > 1 else price))
-    return 1.4826 * float(np.median(changes))
+    at = np.arange(0, len(price) - 1, max(1, (len(price) - 1) // SCALE_SAMPLE))
+    seconds = np.maximum((ts[at + 1] - ts[at]) / 1e9, 1.0)
+    return 1.4826 * float(np.median(np.abs(price[at + 1] - price[at]) / np.sqrt(seconds)))
 
 
 def bad_ticks(ts: np.ndarray, price: np.ndarray, iid: np.ndarray, tick_size: int, min_jump_ticks: float = 40,
               jump_sigmas: float = 12, revert_fraction: float = 0.25) -> tuple[int, list[dict], dict]:
     """(count, first examples with the tick, details) of fat-finger / off-market prints.
 
-    A print is bad when it is at least max(min_jump_ticks ticks, jump_sigmas robust sigmas) away from BOTH
-    neighbours on the same side, and the neighbours agree to within revert_fraction of that distance.
+    A print is bad when it is at least max(min_jump_ticks ticks, jump_sigmas robust sigmas scaled to the time
+    to its farther neighbour) away from BOTH neighbours on the same side, and the neighbours agree to within
+    revert_fraction of that distance.
     """
-    sigma = tick_change_sigma(price)
-    threshold = max(min_jump_ticks * tick_size, jump_sigmas * sigma)
+    sigma = tick_change_sigma(ts, price)
+    floor = float(min_jump_ticks * tick_size)
     rows, codes = _examples()
-    count = _bad_tick_kernel(price, iid, float(threshold), float(revert_fraction), rows, codes)
+    count = _bad_tick_kernel(ts, price, iid, floor, float(jump_sigmas * sigma), float(revert_fraction), rows, codes)
     examples = [{"ts_event": _iso(ts[i]), "tick_row": int(i), "price": int(price[i]),
                  "previous_price": int(price[i - 1]), "next_price": int(price[i + 1]),
                  "instrument_id": int(iid[i]), "reason": "bad tick: far outside its neighbours, reverts"}
                 for i in rows[:min(count, MAX_EXAMPLES)]]
-    return count, examples, {"bad_ticks": count, "tick_change_sigma": sigma, "bad_tick_threshold": threshold}
+    return count, examples, {"bad_ticks": count, "tick_sigma_per_sqrt_second": sigma, "bad_tick_floor": floor}
 
 
 def ohlc_integrity(bars: pa.Table, ticks: pa.Table | None = None, tick_size: int = 1, min_jump_ticks: float = 40,
