@@ -63,7 +63,9 @@ def generate(n: int, seed: int = 1) -> tuple[pa.Table, pa.Table, pa.Table, pa.Ta
     length = closes[k] - opens[k]
     offset = np.where(regular, 55_800 * NS + (rng.random(n) * 23_400 * NS).astype(np.int64),
                       (rng.random(n) * length).astype(np.int64))
-    ts = np.sort(opens[k] + np.minimum(offset, length - 1))
+    # a short (holiday) session gets its 'regular hours' trades spread over it, not piled into its last second
+    offset = np.where(offset < length, offset, (rng.random(n) * length).astype(np.int64))
+    ts = np.sort(opens[k] + offset)
     del k, regular, length, offset
     steps = rng.integers(-1, 2, n, dtype=np.int8)
     front = 4700 * NS + np.cumsum(steps, dtype=np.int64) * TICK

@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from numba import njit
 
-from hdi_core.calendar.arrays import CHICAGO, Sessions, session_index
-from hdi_core.checks.common import MAX_EXAMPLES, _iso
+from hdi_core.calendar.arrays import CHICAGO, Sessions
+from hdi_core.checks.common import MAX_EXAMPLES, _bounds, _iso, _session_at
 from hdi_core.continuous.bars import column_i64
 
 MINUTE_NS = 60 * 1_000_000_000
@@ -19,10 +20,23 @@ MINUTE_NS = 60 * 1_000_000_000
 RECORD_KEY = ("ts_recv", "sequence", "instrument_id", "ts_event", "price", "size")
 
 
+@njit(cache=True, nogil=True)
+def _sessions_seen(ts: np.ndarray, open_ns: np.ndarray, close_ns: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Which segments hold at least one of the sorted times (one pass, a hint instead of a search per time)."""
+    seen = np.zeros(len(open_ns), dtype=np.bool_)
+    hint = 0
+    for t in ts:
+        s = _session_at(t, hint, open_ns, close_ns)
+        if s >= 0:
+            seen[s] = True
+            hint = s
+    return seen
+
+
 def missing_trade_dates(ts: np.ndarray, sessions: Sessions, expected: np.ndarray) -> np.ndarray:
-    """The expected trade dates (datetime64[D]) without a single bar."""
-    idx = session_index(ts, sessions)
-    present = np.unique(sessions.trade_date[idx[idx >= 0]])
+    """The expected trade dates (datetime64[D]) without a single bar (`ts` sorted)."""
+    seen = _sessions_seen(np.ascontiguousarray(ts, dtype=np.int64), *_bounds(sessions))
+    present = np.unique(sessions.trade_date[seen])
     return np.setdiff1d(np.asarray(expected, dtype="datetime64[D]"), present)
 
 
@@ -42,6 +56,32 @@ def regular_hours(sessions: Sessions, start_minute: int, end_minute: int) -> tup
     return start[keep], end[keep]
 
 
+@njit(cache=True, nogil=True)
+def _silence_kernel(ts: np.ndarray, step: int, start: np.ndarray, end: np.ndarray, max_silence: int,
+                    out_start: np.ndarray, out_len: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Pauses longer than max_silence inside the sorted, disjoint [start, end) pieces; fills the outputs while
+    they have room and returns how many there are."""
+    count = 0
+    j = 0
+    n = len(ts)
+    for p in range(len(start)):
+        while j < n and ts[j] < start[p]:
+            j += 1
+        covered = start[p]  # trading known up to here: the piece's start, then each bar's end
+        while j < n and ts[j] < end[p]:
+            if ts[j] - covered > max_silence:
+                if count < len(out_start):
+                    out_start[count], out_len[count] = covered, ts[j] - covered
+                count += 1
+            covered = max(covered, ts[j] + step)
+            j += 1
+        if end[p] - covered > max_silence:
+            if count < len(out_start):
+                out_start[count], out_len[count] = covered, end[p] - covered
+            count += 1
+    return count
+
+
 def silences(ts: np.ndarray, step_ns: int, start: np.ndarray, end: np.ndarray,
              max_silence_ns: int) -> tuple[np.ndarray, np.ndarray]:
     """(start, length) in ns of every pause longer than max_silence_ns inside the [start, end) pieces.
@@ -50,26 +90,30 @@ def silences(ts: np.ndarray, step_ns: int, start: np.ndarray, end: np.ndarray,
     bar is one silence from its start to its end; the edges of a piece count (open to first trade, last
     trade to close).
     """
-    if len(start) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    lo = np.searchsorted(ts, start, side="left")
-    hi = np.searchsorted(ts, end, side="left")
-    empty = hi == lo
-    first = np.where(empty, end, ts[np.minimum(lo, len(ts) - 1)] if len(ts) else end)
-    last_end = np.where(empty, start, ts[np.maximum(hi - 1, 0)] + step_ns if len(ts) else start)
-    # interior pauses: consecutive bars in the same piece
-    piece = np.searchsorted(start, ts, side="right") - 1
-    inside = (piece >= 0) & (ts < end[np.maximum(piece, 0)])
-    same = inside[1:] & inside[:-1] & (piece[1:] == piece[:-1])
-    gap_start = ts[:-1] + step_ns
-    gap_len = ts[1:] - gap_start
-    interior = np.flatnonzero(same & (gap_len > max_silence_ns))
-    starts = np.concatenate([start, np.where(empty, start, last_end), gap_start[interior]])
-    lengths = np.concatenate([np.where(empty, end - start, first - start), np.where(empty, 0, end - last_end),
-                              gap_len[interior]])
-    long = lengths > max_silence_ns
-    order = np.argsort(starts[long], kind="stable")
-    return starts[long][order], lengths[long][order]
+    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    args = (ts, int(step_ns), np.asarray(start, np.int64), np.asarray(end, np.int64), int(max_silence_ns))
+    room = np.zeros(len(start) + 16, np.int64), np.zeros(len(start) + 16, np.int64)
+    count = _silence_kernel(*args, *room)
+    if count > len(room[0]):  # more pauses than pieces: size the outputs exactly and run again
+        room = np.zeros(count, np.int64), np.zeros(count, np.int64)
+        _silence_kernel(*args, *room)
+    return room[0][:count], room[1][:count]
+
+
+@njit(cache=True, nogil=True)
+def _order_kernel(recv: np.ndarray, seq: np.ndarray, iid: np.ndarray, ts: np.ndarray, price: np.ndarray,
+                  size: np.ndarray, back: np.ndarray, twice: np.ndarray) -> tuple[int, int]:  # pragma: no cover
+    """Marks records received before their predecessor, and records equal to it in every RECORD_KEY field."""
+    n_back = n_twice = 0
+    for i in range(1, len(recv)):
+        if recv[i] < recv[i - 1]:
+            back[i] = True
+            n_back += 1
+        elif recv[i] == recv[i - 1] and seq[i] == seq[i - 1] and iid[i] == iid[i - 1] and ts[i] == ts[i - 1] \
+                and price[i] == price[i - 1] and size[i] == size[i - 1]:
+            twice[i] = True
+            n_twice += 1
+    return n_back, n_twice
 
 
 def record_order(ticks: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -81,14 +125,12 @@ def record_order(ticks: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """
     if "ts_recv" not in ticks.column_names or ticks.num_rows < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    recv = column_i64(ticks, "ts_recv")
-    back = np.flatnonzero(recv[1:] < recv[:-1]) + 1
-    same = recv[1:] == recv[:-1]
-    for name in RECORD_KEY[1:]:
-        if name in ticks.column_names:
-            values = column_i64(ticks, name)
-            same &= values[1:] == values[:-1]
-    return back, np.flatnonzero(same) + 1
+    n = ticks.num_rows
+    cols = [column_i64(ticks, k) if k in ticks.column_names else np.zeros(n, np.int64) for k in RECORD_KEY]
+    back, twice = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
+    n_back, n_twice = _order_kernel(*cols, back, twice)
+    return (np.flatnonzero(back) if n_back else np.zeros(0, np.int64),
+            np.flatnonzero(twice) if n_twice else np.zeros(0, np.int64))
 
 
 def coverage_examples(missing: np.ndarray, silence_start: np.ndarray, silence_len: np.ndarray,

@@ -116,38 +116,41 @@ HIST_BINS = 256  # per-session histogram of |normalized return| in 1/8 ticks: th
 BINS_PER_TICK = 8
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _normalized_return(i: int, ts: np.ndarray, close: np.ndarray, session: np.ndarray, explained: np.ndarray,
-                       e: int, step: int, max_silence: int) -> float:  # pragma: no cover - compiled
-    """|return into bar i| / sqrt(bar steps since the previous bar), or -1 when a session edge, a roll or change
-    of instrument (explained[e] is the first event after the previous bar) or a long silence explains it."""
-    s = session[i]
-    if s < 0 or session[i - 1] != s or ts[i] - ts[i - 1] - step > max_silence:
-        return -1.0
-    if e < len(explained) and explained[e] < ts[i] + step:
-        return -1.0
-    steps = max(1.0, (ts[i] - ts[i - 1]) / step)
-    return abs(close[i] - close[i - 1]) / np.sqrt(steps)
+@njit(cache=True, nogil=True)
+def _normalized_returns(ts: np.ndarray, close: np.ndarray, session: np.ndarray, explained: np.ndarray, step: int,
+                        max_silence: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Per bar: |return into it| / sqrt(bar steps since the previous bar), or -1 when a session edge, a roll or
+    change of instrument (an `explained` time in (previous bar, this bar's end)) or a long silence explains it."""
+    n = len(close)
+    out = np.full(n, -1.0)
+    e = 0
+    for i in range(1, n):
+        gap = ts[i] - ts[i - 1]
+        while e < len(explained) and explained[e] <= ts[i - 1]:
+            e += 1
+        if session[i] < 0 or session[i - 1] != session[i] or gap - step > max_silence:
+            continue
+        if e < len(explained) and explained[e] < ts[i] + step:
+            continue
+        out[i] = abs(close[i] - close[i - 1]) / np.sqrt(max(1.0, gap / step))
+    return out
 
 
 @njit(cache=True, nogil=True)
 def _return_kernel(ts: np.ndarray, close: np.ndarray, session: np.ndarray, explained: np.ndarray, step: int,
                    max_silence: int, tick: float, floor: float, max_sigmas: float, rows: np.ndarray,
                    zs: np.ndarray, sigmas: np.ndarray) -> int:  # pragma: no cover - compiled
-    """Two passes: per-session histograms of the time-normalized |return| (-> robust sigma = 1.4826 x median,
-    floored), then the returns beyond max_sigmas that no roll, edge or silence explains and that do not revert
-    (a spike's out and back legs are a bad print, ohlc_integrity's business). Returns the outlier count."""
+    """Per-session histograms of the time-normalized |return| (-> robust sigma = 1.4826 x median, floored),
+    then the returns beyond max_sigmas that no roll, edge or silence explains and that do not revert (a
+    spike's out and back legs are a bad print, ohlc_integrity's business). Returns the outlier count."""
     n = len(close)
+    r = _normalized_returns(ts, close, session, explained, step, max_silence)
     n_sessions = session.max() + 1 if n else 0
     hist = np.zeros((max(n_sessions, 1), HIST_BINS), np.int64)
     unit = tick / BINS_PER_TICK
-    e = 0
-    for i in range(1, n):
-        while e < len(explained) and explained[e] <= ts[i - 1]:
-            e += 1
-        r = _normalized_return(i, ts, close, session, explained, e, step, max_silence)
-        if r >= 0:
-            hist[session[i], min(int(r / unit), HIST_BINS - 1)] += 1
+    for i in range(n):
+        if r[i] >= 0:
+            hist[session[i], min(int(r[i] / unit), HIST_BINS - 1)] += 1
     sigma = np.full(max(n_sessions, 1), floor)
     for s in range(n_sessions):
         total = hist[s].sum()
@@ -158,12 +161,8 @@ def _return_kernel(ts: np.ndarray, close: np.ndarray, session: np.ndarray, expla
                 sigma[s] = max(floor, 1.4826 * (b + 0.5) * unit)
                 break
     count = 0
-    e = 0
     for i in range(1, n):
-        while e < len(explained) and explained[e] <= ts[i - 1]:
-            e += 1
-        r = _normalized_return(i, ts, close, session, explained, e, step, max_silence)
-        if r < 0 or r <= max_sigmas * sigma[session[i]]:
+        if r[i] < 0 or r[i] <= max_sigmas * sigma[session[i]]:
             continue
         move = close[i] - close[i - 1]
         back = i + 1 < n and session[i + 1] == session[i] and abs(move + close[i + 1] - close[i]) <= 0.5 * abs(move)
@@ -172,7 +171,7 @@ def _return_kernel(ts: np.ndarray, close: np.ndarray, session: np.ndarray, expla
         if back or out:
             continue
         if count < len(rows):
-            rows[count], zs[count], sigmas[count] = i, r / sigma[session[i]], sigma[session[i]]
+            rows[count], zs[count], sigmas[count] = i, r[i] / sigma[session[i]], sigma[session[i]]
         count += 1
     return count
 
