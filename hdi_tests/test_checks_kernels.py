@@ -177,3 +177,13 @@ def test_checks_yaml_defaults_overrides_and_errors(tmp_path, monkeypatch) -> Non
     (tmp_path / "checks.yaml").write_text("products:\n  ES:\n    continuity: {max_silence: 3}\n")
     with pytest.raises(HdiError, match=r"checks.yaml: products.ES.continuity.max_silence"):
         load_checks()
+
+
+def test_dense_filled_seconds_are_counted_and_capped() -> None:
+    sessions = calendar_sessions("CME Globex Equity", ct(2024, 3, 5, 0), ct(2024, 3, 6, 0))
+    open_ns = int(sessions.open_ns[0])
+    ts = open_ns + np.array([0, 1, 600], np.int64) * NS  # ten minutes between the last two trades
+    bars = ohlcv_1s(pa.table({"ts_event": ts, "price": walk(3), "size": [1, 1, 1]}), sessions, dense=True)
+    assert timestamp_continuity(bars, sessions, NS, dense=True).details["filled_bars"] == 598
+    capped = timestamp_continuity(bars, sessions, NS, dense=True, max_filled_fraction=0.5)
+    assert not capped.passed and capped.first_violations[-1]["reason"] == "too many filled (invented) bars"

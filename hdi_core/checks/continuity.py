@@ -98,7 +98,8 @@ def timestamp_continuity(bars: pa.Table, sessions: Sessions, interval: str | int
     trades = column_i64(bars, "trade_count") > 0 if "trade_count" in bars.column_names else np.ones(len(ts), bool)
     filled = int(len(ts) - np.count_nonzero(trades))
     too_filled = bool(dense and len(ts) and filled > max_filled_fraction * len(ts))
-    missing = (missing_trade_dates(ts[trades], calendar, expected_dates) if expected_dates is not None
+    trade_ts = ts if trades.all() else ts[trades]  # dense fillers are not trading
+    missing = (missing_trade_dates(trade_ts, calendar, expected_dates) if expected_dates is not None
                else np.zeros(0, "datetime64[D]"))
     silence_start = silence_len = np.zeros(0, np.int64)
     if regular_minutes is not None and step is not None:
@@ -106,7 +107,7 @@ def timestamp_continuity(bars: pa.Table, sessions: Sessions, interval: str | int
         present_sessions = Sessions(calendar.open_ns[present], calendar.close_ns[present],
                                     calendar.trade_date[present])
         start, end = regular_hours(present_sessions, *regular_minutes)
-        silence_start, silence_len = silences(ts[trades], step, start, end, int(max_silence_minutes * MINUTE_NS))
+        silence_start, silence_len = silences(trade_ts, step, start, end, int(max_silence_minutes * MINUTE_NS))
     back, twice = record_order(ticks) if ticks is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
     total = outcome.violations + len(missing) + len(silence_start) + len(back) + len(twice) + too_filled
     examples = outcome.first_violations + coverage_examples(missing, silence_start, silence_len, back, twice, ticks)
