@@ -45,7 +45,7 @@ from hdi_core.units import DAY_NS, NS
 from hdi_resources.databento import DatabentoResource
 
 BAR_INTERVALS = ("1m", "5m", "15m", "1h", "1d")
-CHECKPOINTS = checks.CHECKPOINTS
+CHECKPOINTS = ONE_SECOND_CHECKS  # every check ohlcv_1s declares: the five checkpoints and the reconciliations
 # A transient failure of the whole step (after the resource's own HTTP retries) is retried by Dagster.
 STEP_RETRY = RetryPolicy(max_retries=2, delay=5)
 # Final settlements are published after the trade date; fetch past the switch so the last ones are final.
