@@ -7,6 +7,7 @@ assets downstream of it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -66,8 +67,11 @@ def test_clean_partition_passes_every_check(clean_run):
     home, result = clean_run
     assert failures(result) == {}
     assert result.success
-    report = (lake.partition_dir("ohlcv_1s", **KEYS) / "_validation_report.json")
-    assert report.exists() or (home / "lake" / "ohlcv_1s").exists()
+    for table, names in (("ohlcv_1s", 7), ("ohlcv_1m", 2)):  # the 1 s checks; the derived bars' (load input)
+        path = home / "lake" / table / f"symbol={SYMBOL}" / f"window={WINDOW}" / "_validation_report.json"
+        report = json.loads(path.read_text())
+        assert report["passed"] and len(report["checkpoints"]) == names
+        assert all({"thresholds", "violations", "severity", "details"} <= set(c) for c in report["checkpoints"])
 
 
 # ------------------------------------------------------------------------------------------------ corruptions

@@ -384,9 +384,12 @@ def ohlcv_bars(context: AssetExecutionContext):
     # its labelled segment; its 1 s input must lie wholly inside one, so no coarse bar can take in another's trades.
     spans = {"1s": (one_second, NS), **{k: (t, "1d" if k == "1d" else 1) for k, t in derived.items()}}
     alignment = [checks.session_alignment(table, sessions, step) for table, step in spans.values()]
-    merged = chain_checks.merged_outcome(alignment, list(spans))
-    yield check_result(chain_checks.with_severity(merged, limits), "ohlcv_bars")
-    yield check_result(chain_checks.with_severity(checks.no_nan_or_inf_tables(derived), limits), "ohlcv_bars")
+    outcomes = [chain_checks.with_severity(o, limits) for o in
+                (chain_checks.merged_outcome(alignment, list(spans)), checks.no_nan_or_inf_tables(derived))]
+    report = chain_checks.report_json(outcomes)
+    lake_io.write_sidecar(bar_table("1m"), context.partition_key, "validation_report.json", report)
+    for outcome in outcomes:
+        yield check_result(outcome, "ohlcv_bars")
 
 
 def _roll_events_from(symbol: str, window: str) -> pa.Table:
