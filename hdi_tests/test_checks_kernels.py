@@ -187,3 +187,19 @@ def test_dense_filled_seconds_are_counted_and_capped() -> None:
     assert timestamp_continuity(bars, sessions, NS, dense=True).details["filled_bars"] == 598
     capped = timestamp_continuity(bars, sessions, NS, dense=True, max_filled_fraction=0.5)
     assert not capped.passed and capped.first_violations[-1]["reason"] == "too many filled (invented) bars"
+
+
+def test_warn_results_are_shown_but_do_not_fail_the_report() -> None:
+    from dagster import AssetCheckSeverity
+
+    from hdi_assets.continuous.checks import check_result
+    from hdi_core.checks import CheckOutcome, validation_report
+
+    warn = CheckOutcome("ohlcv_1m_reconciliation", False, 3, {"minutes_compared": 10}, [{"reason": "x"}],
+                        {"price_tolerance": 0}, "warn")
+    error = CheckOutcome("ohlc_integrity", False, 1, {}, [], {"min_jump_ticks": 40})
+    assert check_result(warn, "ohlcv_1s").severity == AssetCheckSeverity.WARN
+    assert check_result(error, "ohlcv_1s").severity == AssetCheckSeverity.ERROR
+    assert check_result(warn, "ohlcv_1s").metadata["thresholds"].value == {"price_tolerance": 0}
+    assert validation_report([warn])["passed"] is True
+    assert validation_report([warn, error])["passed"] is False
