@@ -132,7 +132,8 @@ def _normalized_returns(ts: np.ndarray, close: np.ndarray, session: np.ndarray, 
             continue
         if e < len(explained) and explained[e] < ts[i] + step:
             continue
-        out[i] = abs(close[i] - close[i - 1]) / np.sqrt(max(1.0, gap / step))
+        move = abs(close[i] - close[i - 1])
+        out[i] = move if gap <= step else move / np.sqrt(gap / step)  # adjacent bars: no sqrt
     return out
 
 

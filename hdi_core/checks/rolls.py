@@ -26,9 +26,24 @@ ROLL_REASONS = ("instrument change without a roll event", "instrument change wit
                 "jump differs from new move minus old move")
 
 
+@njit(cache=True, nogil=True)
+def _change_rows(iid: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Rows whose instrument differs from the row before (few: one pass, no full-length temporaries)."""
+    count = 0
+    for i in range(1, len(iid)):
+        count += iid[i] != iid[i - 1]
+    out = np.empty(count, np.int64)
+    k = 0
+    for i in range(1, len(iid)):
+        if iid[i] != iid[i - 1]:
+            out[k] = i
+            k += 1
+    return out
+
+
 def _instrument_changes(ts: np.ndarray, iid: np.ndarray, switches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows where the instrument changes, and how many roll events fall in (previous tick, this tick]."""
-    change = np.flatnonzero(iid[1:] != iid[:-1]) + 1
+    change = _change_rows(iid)
     events = (np.searchsorted(switches, ts[change], side="right")
               - np.searchsorted(switches, ts[change - 1], side="right"))
     return change, events
