@@ -58,7 +58,9 @@ def test_every_checkpoint_passes_per_partition(built_es):
         assert result.success, window
         evaluations = result.get_asset_check_evaluations()
         names = {e.check_name for e in evaluations if e.asset_key == AssetKey("ohlcv_1s")}
-        assert names == CHECKPOINTS
+        assert names == CHECKPOINTS | {"volume_reconciliation", "ohlcv_1m_reconciliation"}
+        bar_checks = {e.check_name for e in evaluations if e.asset_key == AssetKey("ohlcv_bars")}
+        assert bar_checks == {"session_alignment", "no_nan_or_inf"}
         assert all(e.passed for e in evaluations), [
             (e.check_name, e.metadata) for e in evaluations if not e.passed
         ]
@@ -68,6 +70,14 @@ def test_every_checkpoint_passes_per_partition(built_es):
             ).read_text()
         )
         assert report and all(entry["passed"] for entry in report["checkpoints"])
+        by_name = {entry["checkpoint"]: entry for entry in report["checkpoints"]}
+        # each check lists its thresholds and counts (configs/checks.yaml)
+        assert by_name["timestamp_continuity"]["thresholds"]["max_silence_minutes"] == 30
+        assert by_name["timestamp_continuity"]["details"]["missing_trade_dates"] == 0
+        assert by_name["ohlc_integrity"]["thresholds"]["min_jump_ticks"] == 40
+        assert by_name["volume_reconciliation"]["details"]["dates_with_cleared_volume"] > 0
+        assert by_name["ohlcv_1m_reconciliation"]["severity"] == "warn"
+        assert by_name["ohlcv_1m_reconciliation"]["details"]["minutes_compared"] > 0
 
 
 def test_roll_gap_is_the_same_moment_settlement_difference(built_es, synthetic_market):

@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
@@ -24,6 +23,9 @@ from dagster import (
 )
 
 from hdi_assets import lake_io
+from hdi_assets.continuous import checks as chain_checks
+from hdi_assets.continuous.checks import ADJUSTMENT_CHECKS, DERIVED_BAR_CHECKS, ONE_SECOND_CHECKS, check_result
+from hdi_assets.continuous.second_bars import as_ticks, in_event_order, one_second_bars
 from hdi_assets.lake_io import bar_table
 from hdi_assets.partitions import (
     ROLL_HASH_METADATA,
@@ -35,21 +37,15 @@ from hdi_assets.partitions import (
     product_window,
     symbol_windows,
 )
-from hdi_core.calendar import Sessions, session_index, split_sessions
-from hdi_core.continuous import adjust, bars, rolls, splice, validation
+from hdi_core import checks
+from hdi_core.calendar import Sessions, split_sessions
+from hdi_core.continuous import adjust, bars, rolls, splice
 from hdi_core.digest import table_digest
 from hdi_core.units import DAY_NS, NS
 from hdi_resources.databento import DatabentoResource, FetchResult
 
 BAR_INTERVALS = ("1m", "5m", "15m", "1h", "1d")
-CHECKPOINTS = (
-    "session_alignment",
-    "ohlc_integrity",
-    "indicator_sanity",
-    "timestamp_continuity",
-    "no_nan_or_inf",
-)
-ADJUSTMENT_CHECKS = ("roll_continuity", "within_contract_changes")
+CHECKPOINTS = ONE_SECOND_CHECKS  # every check ohlcv_1s declares: the five checkpoints and the reconciliations
 # A transient failure of the whole step (after the resource's own HTTP retries) is retried by Dagster.
 STEP_RETRY = RetryPolicy(max_retries=2, delay=5)
 # Final settlements are published after the trade date; fetch past the switch so the last ones are final.
@@ -132,6 +128,9 @@ def raw_ticks(context: AssetExecutionContext, databento: DatabentoResource) -> M
             "size": ticks.column("size").cast(pa.int64()),
             "instrument_id": ticks.column("instrument_id").cast(pa.int64()),
             "raw_symbol": pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), raw_symbol),
+            # index time and sequence: what tells a record delivered twice from several trades at one ts_event
+            "ts_recv": ticks.column("ts_recv").cast(pa.int64()),
+            "sequence": ticks.column("sequence").cast(pa.int64()),
         }
     )
     path = lake_io.write(context.asset_key, context.partition_key, table)
@@ -304,9 +303,7 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
     product, window, start_ns, end_ns = _partition(context)
     ticks = lake_io.read(raw_ticks, context.partition_key)
     roll_windows = _roll_windows(product, window)
-    later = [lake_io.read(roll_events, partition_key(product.symbol, w)) for w in roll_windows]
-    events = pa.concat_tables(later) if later else rolls.empty_roll_events()
-    events = events.sort_by("switch_ns")
+    events = _roll_events_from(product, window)
     method = product.adjustment
     adjusted = adjust.adjust(
         method,
@@ -327,14 +324,12 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
             "windows_of_rolls": ", ".join(roll_windows) or "none",
         }
     )
-    yield _check_result(
-        validation.roll_continuity(table, ticks, events, tolerance=4 * product.tick_size), "panama_adjusted_ticks"
-    )
+    limits = chain_checks.thresholds(product)
+    roll_outcome = checks.roll_continuity(table, ticks, events, method, limits.rolls.ratio_tolerance)
+    yield check_result(chain_checks.with_severity(roll_outcome, limits), "panama_adjusted_ticks")
     if method.startswith("panama"):
-        yield _check_result(
-            validation.within_contract_changes(ticks["price"].to_numpy(), adjusted, ticks["instrument_id"].to_numpy()),
-            "panama_adjusted_ticks",
-        )
+        within = checks.within_contract_changes(ticks["price"].to_numpy(), adjusted, ticks["instrument_id"].to_numpy())
+        yield check_result(chain_checks.with_severity(within, limits), "panama_adjusted_ticks")
     else:  # a ratio adjustment scales every change by design: nothing to compare exactly
         yield AssetCheckResult(
             check_name="within_contract_changes",
@@ -349,87 +344,80 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
     group_name="continuous",
     deps=[panama_adjusted_ticks],
     check_specs=[
-        AssetCheckSpec(name, asset="ohlcv_1s", blocking=True, partitions_def=symbol_windows) for name in CHECKPOINTS
+        AssetCheckSpec(name, asset="ohlcv_1s", blocking=True, partitions_def=symbol_windows)
+        for name in ONE_SECOND_CHECKS
     ],
+    tags={"hdi/databento": "fetch"},
     description="Session-aware 1-second bars of the adjusted ticks (bar time = interval start, as Databento's "
-    "OHLCV); no bar mixes two Globex sessions. The five validation checkpoints run on every partition.",
+    "OHLCV); no bar mixes two Globex sessions. The five validation checkpoints run on every partition, and the "
+    "ticks are reconciled with the exchange's cleared volume and Databento's own ohlcv-1m (thresholds: "
+    "configs/checks.yaml).",
 )
-def ohlcv_1s(context: AssetExecutionContext):
+def ohlcv_1s(context: AssetExecutionContext, databento: DatabentoResource):
     product, window, start_ns, end_ns = _partition(context)
-    ticks = lake_io.read(panama_adjusted_ticks, context.partition_key)
-    sessions = product.sessions(start_ns, end_ns)
+    delivered = lake_io.read(panama_adjusted_ticks, context.partition_key)  # index-time order, as fetched
+    ticks = in_event_order(delivered)
+    calendar = product.sessions(start_ns, end_ns)
+    sessions = calendar
     if product.dense_bars:
         # Dense bars fill seconds only between trades of one piece: a long pause is an unexpected halt.
         sessions = split_sessions(ticks["ts_event"].to_numpy(), sessions, product.max_gap_ns)
-    second_bars = _one_second_bars(_as_ticks(ticks), sessions, start_ns, end_ns, product.dense_bars)
+    second_bars = one_second_bars(as_ticks(ticks), sessions, start_ns, end_ns, product.dense_bars)
     lake_io.write(context.asset_key, context.partition_key, second_bars)
-    outcomes = validation.run_checkpoints(second_bars, sessions, interval_ns=NS, dense=product.dense_bars)
-    report = validation.validation_report(outcomes)
-    report_json = json.dumps(report, indent=2)
-    lake_io.write_sidecar(context.asset_key, context.partition_key, "validation_report.json", report_json)
+    data_end_ns = databento.clamp_end(product.dataset, "trades", end_ns, context)
+    events = _roll_events_from(product, window)
+    outcomes = chain_checks.one_second_outcomes(
+        product, ticks, delivered, second_bars, sessions, calendar, events, start_ns, data_end_ns
+    )
+    outcomes += chain_checks.reconciliation_outcomes(
+        context, databento, product, delivered, calendar, data_end_ns, outcomes
+    )
+    lake_io.write_sidecar(
+        context.asset_key, context.partition_key, "validation_report.json", chain_checks.report_json(outcomes)
+    )
     yield MaterializeResult(metadata={"bars": second_bars.num_rows, "ticks": ticks.num_rows, "sessions": len(sessions)})
     for outcome in outcomes:
-        yield _check_result(outcome, "ohlcv_1s")
+        yield check_result(outcome, "ohlcv_1s")
 
 
 @asset(
     partitions_def=symbol_windows,
     group_name="continuous",
     deps=[ohlcv_1s],
-    description="1m, 5m, 15m, 1h and 1d bars from ohlcv_1s, anchored to session opens; 1d is the trading session.",
+    check_specs=[
+        AssetCheckSpec(name, asset="ohlcv_bars", blocking=True, partitions_def=symbol_windows)
+        for name in DERIVED_BAR_CHECKS
+    ],
+    description="1m, 5m, 15m, 1h and 1d bars from ohlcv_1s, anchored to session opens; 1d is the trading session. "
+    "Checked before the load reads them: no bar spans a session edge, no NaN/inf in any column (VWAP included).",
 )
-def ohlcv_bars(context: AssetExecutionContext) -> MaterializeResult:
+def ohlcv_bars(context: AssetExecutionContext):
     product, window, start_ns, end_ns = _partition(context)
     one_second = lake_io.read(ohlcv_1s, context.partition_key)
     sessions = product.sessions(start_ns, end_ns)
     counts = {}
+    derived = {}
     for interval in BAR_INTERVALS:
         table = bars.resample(one_second, interval, sessions)
         lake_io.write(bar_table(interval), context.partition_key, table)
         counts[f"bars_{interval}"] = table.num_rows
-    return MaterializeResult(metadata=counts)
+        derived[interval] = table
+    yield MaterializeResult(metadata=counts)
+    limits = chain_checks.thresholds(product)
+    # The tables written above are what the database load reads: they are checked, not recomputed values.
+    # A coarse bar is cut at its segment's close (an early close ends the last 1h bar early): it must start inside
+    # its labelled segment; its 1 s input must lie wholly inside one, so no coarse bar can take in another's trades.
+    spans = {"1s": (one_second, NS), **{k: (t, "1d" if k == "1d" else 1) for k, t in derived.items()}}
+    alignment = [checks.session_alignment(table, sessions, step) for table, step in spans.values()]
+    outcomes = [chain_checks.with_severity(o, limits) for o in
+                (chain_checks.merged_outcome(alignment, list(spans)), checks.no_nan_or_inf_tables(derived))]
+    report = chain_checks.report_json(outcomes)
+    lake_io.write_sidecar(bar_table("1m"), context.partition_key, "validation_report.json", report)
+    for outcome in outcomes:
+        yield check_result(outcome, "ohlcv_bars")
 
 
-def _one_second_bars(ticks: pa.Table, sessions: Sessions, start_ns: int, end_ns: int, dense: bool) -> pa.Table:
-    """1s bars; ticks outside every session are not dropped but become bars with session_id -1, which the
-    session_alignment checkpoint reports (and, being blocking, keeps out of the database)."""
-    inside = session_index(ticks["ts_event"].to_numpy(), sessions) >= 0
-    if inside.all():
-        return bars.ohlcv_1s(ticks, sessions, dense=dense)
-    edges = np.unique(np.concatenate([[start_ns], sessions.open_ns, sessions.close_ns, [end_ns]]))
-    gaps = Sessions(edges[:-1], edges[1:], edges[:-1].astype("datetime64[ns]").astype("datetime64[D]"))
-    stray = bars.ohlcv_1s(ticks.filter(pa.array(~inside)), gaps)
-    stray = stray.set_column(
-        stray.schema.get_field_index("session_id"),
-        "session_id",
-        pa.array(np.full(stray.num_rows, -1, np.int64)),
-    )
-    good = bars.ohlcv_1s(ticks.filter(pa.array(inside)), sessions, dense=dense)
-    return pa.concat_tables([good, stray.cast(good.schema)]).sort_by("ts_event")
-
-
-def _as_ticks(adjusted: pa.Table) -> pa.Table:
-    """Bars are built from the adjusted price."""
-    return pa.table(
-        {
-            "ts_event": adjusted["ts_event"],
-            "price": adjusted["adjusted_price"],
-            "size": adjusted["size"],
-            "instrument_id": adjusted["instrument_id"],
-            "raw_symbol": adjusted["raw_symbol"],
-        }
-    )
-
-
-def _check_result(outcome: validation.CheckOutcome, asset_name: str) -> AssetCheckResult:
-    return AssetCheckResult(
-        check_name=outcome.name,
-        asset_key=asset_name,
-        passed=bool(outcome.passed),
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "violations": outcome.violations,
-            **{k: v for k, v in outcome.details.items() if isinstance(v, int | float | str | bool)},
-            "first_violations": MetadataValue.json(outcome.first_violations),
-        },
-    )
+def _roll_events_from(product: ProductConfig, window: str) -> pa.Table:
+    """The roll events that move this window's prices, from the lake (what the adjustment applied)."""
+    found = [lake_io.read(roll_events, partition_key(product.symbol, w)) for w in _roll_windows(product, window)]
+    return pa.concat_tables(found).sort_by("switch_ns") if found else rolls.empty_roll_events()

@@ -24,7 +24,8 @@ def stretches(switches: pa.Table) -> list[tuple[int, int, int, int]]:
 
 def splice(ticks: pa.Table, switches: pa.Table, new_contract: list[pa.Table]) -> pa.Table:
     """`ticks` of the continuous symbol (ts_event, ts_recv, instrument_id, ...) with each early stretch's old-contract
-    ticks replaced by `new_contract[i]` (the new contract's records received in stretch i), in ts_event order."""
+    ticks replaced by `new_contract[i]` (the new contract's records received in stretch i), in the feed's index order
+    (ts_recv), as Databento delivers every stream."""
     spans = stretches(switches)
     if not spans:
         return ticks
@@ -37,4 +38,4 @@ def splice(ticks: pa.Table, switches: pa.Table, new_contract: list[pa.Table]) ->
         pieces.append(fresh.filter(pa.array(column_i64(fresh, "ts_event") >= start)).select(ticks.column_names))
     kept = ticks.filter(pa.array(~drop))
     merged = pa.concat_tables([kept, *(p.cast(ticks.schema) for p in pieces)])
-    return merged.take(np.argsort(column_i64(merged, "ts_event"), kind="stable"))
+    return merged.take(np.argsort(column_i64(merged, "ts_recv"), kind="stable"))

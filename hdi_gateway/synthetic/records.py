@@ -33,7 +33,7 @@ DEFINITION_DTYPE = np.dtype(dbn.v3.InstrumentDefMsg._dtypes)
 RTYPE_MBP0, RTYPE_MBP1, RTYPE_DEFINITION, RTYPE_STATISTICS = 0x00, 0x01, 0x13, 0x18
 OHLCV_RTYPE = {"ohlcv-1s": 0x20, "ohlcv-1m": 0x21, "ohlcv-1h": 0x22, "ohlcv-1d": 0x23}
 OHLCV_INTERVAL_NS = {"ohlcv-1s": NS, "ohlcv-1m": 60 * NS, "ohlcv-1h": 3600 * NS, "ohlcv-1d": DAY_NS}
-STAT_SETTLEMENT, STAT_OPEN_INTEREST = 3, 9
+STAT_SETTLEMENT, STAT_OPEN_INTEREST, STAT_CLEARED_VOLUME = 3, 9, 6
 # CME SettlPriceType bits (stat_flags): final (1) | actual (2); a preliminary settlement lacks the final bit
 SETTLEMENT_FINAL_FLAGS, SETTLEMENT_PRELIMINARY_FLAGS = 3, 2
 PRELIMINARY_DELAY_NS = 15 * 60 * NS  # preliminary settlement 15 min after the close, inside the halt
@@ -130,28 +130,31 @@ def ohlcv_records(schema: str, cols: dict[str, np.ndarray], lo: int, start_ns: i
 
 def statistics_records(plan: SessionPlan, contracts: Contracts, settlement: np.ndarray,
                        trade_date_ns: int) -> np.ndarray:
-    """Per listed contract: preliminary settlement, open interest, then the final settlement (stat 3, 9, 3)."""
+    """Per listed contract: preliminary settlement, open interest, cleared volume (the trade date's trade sizes
+    summed, as the session's trades), then the final settlement (stat 3, 9, 6, 3)."""
     n = len(plan.contract_index)
-    out = np.zeros(3 * n, dtype=STAT_DTYPE)
+    out = np.zeros(4 * n, dtype=STAT_DTYPE)
     out["length"] = STAT_DTYPE.itemsize // 4
     out["rtype"] = RTYPE_STATISTICS
     out["publisher_id"] = PUBLISHER_ID
-    out["instrument_id"] = np.tile(contracts.instrument_id[plan.contract_index], 3)
+    out["instrument_id"] = np.tile(contracts.instrument_id[plan.contract_index], 4)
     offsets = np.arange(n, dtype=np.int64) * 1_000  # one packet per contract, in listing order
     recv = np.concatenate([plan.close_ns + PRELIMINARY_DELAY_NS + offsets,
                            plan.close_ns + OPEN_INTEREST_DELAY_NS + offsets,
+                           plan.close_ns + OPEN_INTEREST_DELAY_NS + 500 + offsets,  # with open interest
                            plan.close_ns + FINAL_DELAY_NS + offsets])
     out["ts_recv"] = recv
     out["ts_event"] = recv - 20_000
     out["ts_in_delta"] = 15_000
     out["ts_ref"] = trade_date_ns  # the trade date the statistic applies to
-    out["price"] = np.concatenate([settlement, np.full(n, UNDEF_PRICE, dtype=np.int64), settlement])
-    out["quantity"] = np.concatenate([np.full(n, UNDEF_STAT_QUANTITY, dtype=np.int64), plan.open_interest,
-                                      np.full(n, UNDEF_STAT_QUANTITY, dtype=np.int64)])
-    out["stat_type"] = np.repeat([STAT_SETTLEMENT, STAT_OPEN_INTEREST, STAT_SETTLEMENT], n)
-    out["stat_flags"] = np.repeat([SETTLEMENT_PRELIMINARY_FLAGS, 255, SETTLEMENT_FINAL_FLAGS], n)
+    undef_price = np.full(n, UNDEF_PRICE, dtype=np.int64)
+    undef_quantity = np.full(n, UNDEF_STAT_QUANTITY, dtype=np.int64)
+    out["price"] = np.concatenate([settlement, undef_price, undef_price, settlement])
+    out["quantity"] = np.concatenate([undef_quantity, plan.open_interest, plan.volume, undef_quantity])
+    out["stat_type"] = np.repeat([STAT_SETTLEMENT, STAT_OPEN_INTEREST, STAT_CLEARED_VOLUME, STAT_SETTLEMENT], n)
+    out["stat_flags"] = np.repeat([SETTLEMENT_PRELIMINARY_FLAGS, 255, 255, SETTLEMENT_FINAL_FLAGS], n)
     out["update_action"] = 1  # StatUpdateAction.NEW
-    out["sequence"] = 1 + np.arange(3 * n)
+    out["sequence"] = 1 + np.arange(4 * n)
     return out
 
 

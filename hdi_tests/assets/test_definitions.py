@@ -10,7 +10,8 @@ from hdi_assets.partitions import symbol_windows
 
 GRAPH = ["raw_ticks", "roll_events", "panama_adjusted_ticks", "ohlcv_1s", "ohlcv_bars", "roll_events_table",
          "continuous_bars_table"]
-CHECKPOINTS = {"session_alignment", "ohlc_integrity", "indicator_sanity", "timestamp_continuity", "no_nan_or_inf"}
+CHECKPOINTS = {"session_alignment", "ohlc_integrity", "indicator_sanity", "timestamp_continuity", "no_nan_or_inf",
+               "volume_reconciliation", "ohlcv_1m_reconciliation"}
 
 
 def test_definitions_load_with_the_whole_graph() -> None:

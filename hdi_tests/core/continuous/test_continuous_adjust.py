@@ -88,7 +88,7 @@ def test_weekend_roll_keeps_the_weekend_move_and_joins_the_contracts() -> None:
     adjusted = out["adjusted_price"].to_pylist()
     assert adjusted == [px(5150), px(5150.25), px(5200), px(5201)]
     assert adjusted[2] - adjusted[1] == px(49.75)  # the market's own weekend move survives
-    assert roll_continuity(out, None, events, tolerance=0).passed
+    assert roll_continuity(out, None, events).passed
     assert within_contract_changes(out["price"].to_numpy(), np.array(adjusted),
                                    out["instrument_id"].to_numpy()).passed
 
@@ -99,8 +99,9 @@ def test_wrong_sign_adjustment_fails_roll_continuity() -> None:
     wrong = raw - np.where(continuous["ts_event"].to_numpy() < events["switch_ns"][0].as_py(),
                            events["roll_gap"][0].as_py(), 0)  # the seed's sign
     out = continuous.append_column("adjusted_price", pa.array(wrong))
-    outcome = roll_continuity(out, None, events, tolerance=250_000_000)
+    outcome = roll_continuity(out, None, events)  # exact identity: no tolerance
     assert not outcome.passed and outcome.violations == 1
     assert outcome.first_violations[0]["switch"].startswith("2024-03-10T00:00")
+    assert outcome.first_violations[0]["reason"] == "gap has the wrong sign"
     unadjusted = continuous.append_column("adjusted_price", continuous["price"])
     assert roll_continuity(unadjusted, continuous, events).passed is False
