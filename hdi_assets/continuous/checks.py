@@ -81,22 +81,23 @@ def one_second_outcomes(product: ProductConfig, ticks: pa.Table, delivered: pa.T
     ind = limits.indicators
     bad = limits.bad_tick
     session = second_bars["session_id"].to_numpy()
-    outcomes = [
-        checks.session_alignment(second_bars, bar_sessions, NS),
-        checks.ohlc_integrity(second_bars, ticks, product.tick_size, bad.min_jump_ticks, bad.jump_sigmas,
-                              bad.revert_fraction),
-        checks.indicator_sanity(second_bars, ind.period, explained_ns=explained_times(ticks, events), step_ns=NS,
-                                tick_size=product.tick_size, max_return_sigmas=ind.max_return_sigmas,
-                                min_sigma_ticks=ind.min_sigma_ticks,
-                                max_silence_ns=int(cont.max_silence_minutes * 60 * NS), session=session),
-        checks.timestamp_continuity(second_bars, bar_sessions, NS, product.dense_bars,
-                                    expected_dates=expected_trade_dates(calendar, start_ns, data_end_ns),
-                                    regular_minutes=cont.regular_minutes if cont.liquid else None,
-                                    max_silence_minutes=cont.max_silence_minutes,
-                                    max_filled_fraction=cont.max_filled_fraction, ticks=delivered,
-                                    calendar=calendar),
-        checks.no_nan_or_inf(second_bars),
-    ]
+    explained = explained_times(ticks, events)
+    expected = expected_trade_dates(calendar, start_ns, data_end_ns)
+    outcomes = checks.run_side_by_side([
+        lambda: checks.session_alignment(second_bars, bar_sessions, NS),
+        lambda: checks.ohlc_integrity(second_bars, ticks, product.tick_size, bad.min_jump_ticks, bad.jump_sigmas,
+                                      bad.revert_fraction),
+        lambda: checks.indicator_sanity(second_bars, ind.period, explained_ns=explained, step_ns=NS,
+                                        tick_size=product.tick_size, max_return_sigmas=ind.max_return_sigmas,
+                                        min_sigma_ticks=ind.min_sigma_ticks,
+                                        max_silence_ns=int(cont.max_silence_minutes * 60 * NS), session=session),
+        lambda: checks.timestamp_continuity(second_bars, bar_sessions, NS, product.dense_bars, expected_dates=expected,
+                                            regular_minutes=cont.regular_minutes if cont.liquid else None,
+                                            max_silence_minutes=cont.max_silence_minutes,
+                                            max_filled_fraction=cont.max_filled_fraction, ticks=delivered,
+                                            calendar=calendar),
+        lambda: checks.no_nan_or_inf(second_bars),
+    ])
     return [with_severity(o, limits) for o in outcomes]
 
 

@@ -8,7 +8,9 @@ session_alignment (alignment), ohlc_integrity + bad ticks (ohlc), indicator_sani
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hdi_core.calendar.arrays import Sessions
@@ -26,7 +28,20 @@ CHECKPOINTS = ("session_alignment", "ohlc_integrity", "indicator_sanity", "times
 
 __all__ = ["CHECKPOINTS", "ERROR", "MAX_EXAMPLES", "WARN", "CheckOutcome", "bad_ticks", "indicator_sanity",
            "no_nan_or_inf", "no_nan_or_inf_tables", "ohlc_integrity", "roll_continuity", "run_checkpoints",
+           "run_side_by_side",
            "session_alignment", "timestamp_continuity", "validation_report", "within_contract_changes"]
+
+
+# The compiled kernels release the GIL: independent checks run side by side, one per core.
+CHECK_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+def run_side_by_side(jobs: Sequence[Callable[[], CheckOutcome]]) -> list[CheckOutcome]:
+    """Each job's outcome, in the jobs' order; the jobs run on CHECK_THREADS threads."""
+    if len(jobs) <= 1 or CHECK_THREADS == 1:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(CHECK_THREADS, len(jobs))) as pool:
+        return [future.result() for future in [pool.submit(job) for job in jobs]]
 
 
 def run_checkpoints(bars: Any, sessions: Sessions, interval_ns: str | int = NS, dense: bool = False,

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hdi_core.config.symbols import _one_line
-from hdi_core.config_files import config_dir
-from hdi_core.errors import HdiError
+from hdi_core.config_files import config_dir, load_model, validation_message
+from hdi_core.errors import ConfigError
 
 CHECKS_FILE = "checks.yaml"
 Severity = Literal["error", "warn"]
@@ -111,21 +108,14 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 @lru_cache(maxsize=8)
 def _load(path: str) -> ChecksConfig:
-    file = Path(path)
-    try:
-        raw = yaml.safe_load(file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise HdiError(f"{file}: cannot read: {exc}".splitlines()[0]) from None
-    try:
-        config = ChecksConfig.model_validate(raw)
-        for symbol in config.products:  # an override's typo fails now, naming its product
-            try:
-                config.for_product(symbol)
-            except ValidationError as exc:
-                raise HdiError(_one_line(file, exc).replace(f"{file}: ", f"{file}: products.{symbol}.", 1)) from None
-        return config
-    except ValidationError as exc:
-        raise HdiError(_one_line(file, exc)) from None
+    config = load_model(path, ChecksConfig)
+    for symbol in config.products:  # an override's typo fails now, naming its product
+        try:
+            config.for_product(symbol)
+        except ValidationError as exc:
+            message = validation_message(path, exc)
+            raise ConfigError(message.replace(f"{path}: ", f"{path}: products.{symbol}.", 1)) from None
+    return config
 
 
 def load_checks() -> ChecksConfig:
