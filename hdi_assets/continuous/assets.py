@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from hdi_assets import lake_io
+from hdi_assets.continuous import charts
 from hdi_assets.lake_io import bar_table
 from hdi_assets.partitions import (
     ROLL_HASH_METADATA,
@@ -325,6 +326,7 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
             "method": method,
             "rolls_applied": events.num_rows,
             "windows_of_rolls": ", ".join(roll_windows) or "none",
+            **charts.adjusted_chart(context.asset_key, context.partition_key, method, table, events),  # issue 13
         }
     )
     yield _check_result(
@@ -387,6 +389,7 @@ def ohlcv_bars(context: AssetExecutionContext) -> MaterializeResult:
         table = bars.resample(one_second, interval, sessions)
         lake_io.write(bar_table(interval), context.partition_key, table)
         counts[f"bars_{interval}"] = table.num_rows
+    counts.update(charts.coverage_chart(ohlcv_1s.key, context.partition_key, one_second, sessions))  # ohlcv_1s strip
     return MaterializeResult(metadata=counts)
 
 
