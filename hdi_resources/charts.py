@@ -72,9 +72,9 @@ def contract_offsets(method: str, first_ts_ns: int, switch_ns: np.ndarray, roll_
     k = int(np.searchsorted(switch, first_ts_ns, side="right"))  # rolls at or before the tenure's start
     gap = np.asarray(roll_gap, dtype=np.float64)[order] * PRICE_SCALE
     if method == "panama_backward":
-        return float(gap[k:].sum()), 1.0
+        return round(float(gap[k:].sum()), 9), 1.0
     if method == "panama_forward":
-        return -float(gap[:k].sum()), 1.0
+        return round(-float(gap[:k].sum()), 9), 1.0
     if method == "ratio_backward":
         ratio = np.asarray(new_price, np.float64)[order] / np.asarray(old_price, np.float64)[order]
         return 0.0, float(np.prod(ratio[k:]))
