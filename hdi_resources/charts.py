@@ -48,8 +48,10 @@ def last_per_interval(ts_ns: np.ndarray, values: np.ndarray, interval_ns: int) -
     ts_ns = np.asarray(ts_ns, dtype=np.int64)
     if not len(ts_ns):
         return ts_ns, np.asarray(values)
-    order = np.argsort(ts_ns, kind="stable")
-    ts_ns, values = ts_ns[order], np.asarray(values)[order]
+    values = np.asarray(values)
+    if np.any(ts_ns[1:] < ts_ns[:-1]):  # lake partitions are time-ordered: sort only when they are not
+        order = np.argsort(ts_ns, kind="stable")
+        ts_ns, values = ts_ns[order], values[order]
     bucket = ts_ns // interval_ns
     last = np.flatnonzero(np.append(bucket[1:] != bucket[:-1], True))
     return bucket[last] * interval_ns, values[last]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import MetadataValue, MultiPartitionKey
 
 from hdi_assets.lake_io import lake_name
@@ -47,12 +48,16 @@ def adjusted_series_lines(method: str, ticks: pa.Table, events: pa.Table, interv
     adj_ts, adj = charts.last_per_interval(ts, ticks["adjusted_price"].to_numpy() * charts.PRICE_SCALE, interval)
     switch, gap = events["switch_ns"].to_numpy(), events["roll_gap"].to_numpy()
     old, new = events["old_price"].to_numpy(), events["new_price"].to_numpy()
-    symbols = ticks["raw_symbol"].to_numpy(zero_copy_only=False)
+    # dictionary codes, not a Python string per tick: a real window holds tens of millions of ticks
+    encoded = pc.dictionary_encode(pc.fill_null(ticks["raw_symbol"], "?")).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    names = encoded.dictionary.to_pylist()
     raw = ticks["price"].to_numpy() * charts.PRICE_SCALE
+    first_seen = {int(code): int(ts[codes == code].min()) for code in np.unique(codes)}
     lines = []
-    for symbol in dict.fromkeys(symbols[np.argsort(ts, kind="stable")]):  # in order of first appearance
-        mine = symbols == symbol
-        shift, factor = charts.contract_offsets(method, int(ts[mine].min()), switch, gap, old, new)
+    for code in sorted(first_seen, key=first_seen.get):  # in order of first appearance
+        mine, symbol = codes == code, names[code]
+        shift, factor = charts.contract_offsets(method, first_seen[code], switch, gap, old, new)
         t, v = charts.last_per_interval(ts[mine], raw[mine], interval)
         lines.append(charts.ContractLine(str(symbol), t, v, shift, factor))
     lo, hi = (int(ts.min()), int(ts.max())) if len(ts) else (0, 0)
