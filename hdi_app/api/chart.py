@@ -20,12 +20,13 @@ import pyarrow as pa
 
 from hdi_resources import charts
 from hdi_resources.db import read as reads
-from hdi_resources.db.readerrors import BadRequest, NotFound
+from hdi_resources.db.readerrors import BadRequest, NotFound, TooLarge
 
 log = logging.getLogger(__name__)
 
 BAR_CHOICES = ("1m", "5m", "15m", "1h", "1d")
 LIBRARY = "lightweight-charts.standalone.production.js"
+MAX_CANDLES = 250_000  # ~15 MB of JSON for the page: beyond it a larger bar size says the same
 _US = 1_000
 
 
@@ -73,7 +74,9 @@ def chart_data(db: Any, symbol: str, start: str | None = None, end: str | None =
     bars = bars or auto_bars(start, end)
     if bars not in BAR_CHOICES:
         raise BadRequest(f"bars {bars[:10]!r} is not one of {', '.join(BAR_CHOICES)}")
-    table = reads.query(db, symbol, f"ohlcv-{bars}", start, end, prices="float", limit=reads.MAX_LIMIT)
+    table = reads.query(db, symbol, f"ohlcv-{bars}", start, end, prices="float", limit=MAX_CANDLES + 1)
+    if table.num_rows > MAX_CANDLES:
+        raise TooLarge(f"over {MAX_CANDLES:,} {bars} bars in that range; choose a larger bar size or a shorter range")
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     shown, method = meta.get("hdi.symbol", symbol), meta.get("hdi.adjustment_method", "")
     if "raw_symbol" not in table.column_names or not method:
