@@ -58,8 +58,8 @@ def last_per_interval(ts_ns: np.ndarray, values: np.ndarray, interval_ns: int) -
 
 
 def choose_interval(span_ns: int) -> int:
-    """1-minute closes while they stay under MAX_POINTS for the span, else hourly, else daily-ish."""
-    for interval in (MINUTE_NS, 15 * MINUTE_NS, HOUR_NS, 4 * HOUR_NS):
+    """1-minute closes for up to ~2 weeks, hourly up to ~3 years (a half-year window: ~3,000 points), else daily."""
+    for interval in (MINUTE_NS, HOUR_NS):
         if span_ns / interval <= MAX_POINTS * 4:
             return interval
     return 24 * HOUR_NS

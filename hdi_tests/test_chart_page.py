@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,7 +133,7 @@ def test_chart_page_draws_candles_rolls_and_toggles_raw_contracts(stored, browse
     assert _inked(browser, at_least=with_raw - 500) >= with_raw - 500
 
 
-def test_api_chart_data_is_json_and_bad_requests_stay_json(stored) -> None:
+def test_api_chart_data_is_json_and_bad_requests_stay_json(stored, monkeypatch) -> None:
     url, info = stored
     with urllib.request.urlopen(f"{url}/api/market-data/ES/chart?start=2024-03-01&end=2024-06-30", timeout=30) as r:
         assert r.headers["Content-Type"] == "application/json"
@@ -140,6 +141,10 @@ def test_api_chart_data_is_json_and_bad_requests_stay_json(stored) -> None:
     assert len(body["candles"]["time"]) == info["bars"] and body["candles"]["close"][-1] == info["close"][-1]
     sources = {c["symbol"]: c["source"] for c in body["contracts"]}
     assert sources == {"ESH4": "provenance", "ESM4": "vendor", "ESU4": "provenance"}
+    monkeypatch.setattr("hdi_app.api.chart.MAX_CANDLES", 100)  # too many candles: 413 saying what to do
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{url}/api/market-data/ES/chart?start=2024-03-01&end=2024-06-30", timeout=30)
+    assert refused.value.code == 413 and "larger bar size" in json.loads(refused.value.read())["error"]
     for path in ("/api/market-data/ES/chart?bars=7m", "/api/market-data/NOPE/chart", "/", "/static/../x"):
         try:
             urllib.request.urlopen(f"{url}{path}", timeout=30)
