@@ -6,9 +6,12 @@
     GET /api/market-data/{symbol}/{schema}/bars?start=&end=&limit=&offset=&tz=&prices=&raw=&adjustment=
         (pages of at most `limit` rows, 10,000 by default: `next_offset` names the next page)
     GET /api/market-data/{symbol}/rolls?start=&end=&tz=&prices=
+    GET /api/market-data/{symbol}/chart?start=&end=&bars=      candles, rolls, shifted raw contracts, checks
+    GET /chart                                                 the chart page (HTML); /static/... its library
 
-Every answer, errors included, is JSON with its status: 400 bad parameter, 404 unknown symbol / schema /
-nothing stored in the range, 405 other methods, 413 over-long request, 503 database unavailable. Request text
+Every answer but the chart page and its static files, errors included, is JSON with its status: 400 bad parameter,
+404 unknown symbol / schema / nothing stored in the range, 405 other methods, 413 over-long request, 503 database
+unavailable. Request text
 never becomes SQL: paths match fixed patterns and every value travels as a bind parameter."""
 
 from __future__ import annotations
@@ -43,9 +46,14 @@ MAX_LIMIT = 100_000
 ALLOWED = "GET, HEAD, OPTIONS"
 _ROUTE = re.compile(r"^/api/market-data/(?P<symbol>[^/]+)/(?P<schema>[^/]+)/(?P<view>stats|bars|rows)/?$")
 _ROLLS = re.compile(r"^/api/market-data/(?P<symbol>[^/]+)/rolls/?$")
+_CHART = re.compile(r"^/api/market-data/(?P<symbol>[^/]+)/chart/?$")
+# the chart page and the only files it loads: a fixed list, so no request path ever reaches the file system
+PAGES = {"/chart": "chart.html", "/chart/": "chart.html"}  # `/` stays JSON: every other answer is JSON
+STATIC = {"/static/lightweight-charts.standalone.production.js": "application/javascript; charset=utf-8",
+          "/static/lightweight-charts.LICENSE": "text/plain; charset=utf-8"}
 _WHOLE = re.compile(r"[0-9]{1,12}")
 _PARAMS = {"bars": {"start", "end", "limit", "offset", "tz", "prices", "raw", "adjustment"},
-           "rolls": {"start", "end", "tz", "prices"}, "stats": {"raw"}}
+           "rolls": {"start", "end", "tz", "prices"}, "stats": {"raw"}, "chart": {"start", "end", "bars"}}
 
 
 class ApiError(Exception):
@@ -115,11 +123,13 @@ class MarketDataApi:
             return {"status": "ok"}
         if clean == "/api/symbols":
             return self.symbols()
+        if chart := _CHART.match(path):
+            return self.chart(unquote(chart["symbol"]), query)
         match = _ROUTE.match(path)
         rolls = _ROLLS.match(path) if not match else None
         if not match and not rolls:
             raise ApiError(404, "no such endpoint; use /api/market-data/{symbol}/{schema}/stats or /bars, "
-                                "/api/market-data/{symbol}/rolls, /api/symbols")
+                                "/api/market-data/{symbol}/rolls, /api/symbols; the chart page is /chart")
         view = "rolls" if rolls else ("bars" if match["view"] == "rows" else match["view"])
         unknown = sorted(set(query) - _PARAMS[view])
         if unknown:
@@ -162,6 +172,15 @@ class MarketDataApi:
                 "offset": offset, "count": page.num_rows, "truncated": truncated,
                 "next_offset": offset + limit if truncated else None, "rows": _rows(page)}
 
+    def chart(self, symbol: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        from .chart import chart_data, to_json
+
+        unknown = sorted(set(query) - _PARAMS["chart"])
+        if unknown:
+            raise BadRequest(f"unknown parameter {unknown[0][:30]!r}; chart takes bars, end, start")
+        start, end, bars = _one(query, "start"), _one(query, "end"), _one(query, "bars")
+        return to_json(self._read(lambda db: chart_data(db, symbol, start, end, bars)))
+
     def rolls(self, symbol: str, query: dict[str, list[str]]) -> dict[str, Any]:
         start, end, tz = _one(query, "start"), _one(query, "end"), _one(query, "tz") or "utc"
         prices = _one(query, "prices") or "decimal"
@@ -181,6 +200,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:  # a malformed target ("http://[x") or over 50 parameters
             self._send(400, {"error": "malformed request target or query string (at most 50 parameters)",
                              "status": 400}, body=body)
+            return
+        if parts.path in PAGES or parts.path in STATIC:
+            self._send_file(parts.path, body=body)
             return
         try:
             status, payload = self.api.handle(parts.path, query)
@@ -216,6 +238,23 @@ class _Handler(BaseHTTPRequestHandler):
         text = (message or phrase).splitlines()[0][:200] if (message or phrase) else phrase
         self._send(code, {"error": text, "status": code}, extra={"Allow": ALLOWED} if code == 405 else None,
                    body=getattr(self, "command", None) != "HEAD")
+
+    def _send_file(self, path: str, body: bool = True) -> None:
+        """The chart page or one of its bundled files (read from the package, never from a request path)."""
+        from .chart import static_file
+
+        name = PAGES.get(path) or path.removeprefix("/static/")
+        data = static_file(name)
+        try:
+            self.send_response(200, "OK")
+            self.send_header("Content-Type", STATIC.get(path, "text/html; charset=utf-8"))
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def _send(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None,
               body: bool = True) -> None:

@@ -18,6 +18,7 @@ from .db import db_app, query_command, stats_command
 from .demo import demo
 from .doctor import doctor
 from .ingest import ingest, ingest_file
+from .plot import plot_command
 from .replay import replay_app
 from .rolls import rolls_command
 
@@ -34,6 +35,7 @@ app.add_typer(api_app, name="api", short_help="the read-only market-data HTTP AP
 app.command("query", short_help="read stored rows of one symbol and schema")(query_command)
 app.command("stats", short_help="row count, time range and latest close (JSON)")(stats_command)
 app.command("rolls", short_help="roll switches: UTC and exchange time, trade date, prices, gap")(rolls_command)
+app.command("plot", short_help="a chart of a series: rolls marked, raw contracts overlaid (PNG or HTML)")(plot_command)
 app.command(short_help="the whole graph on the synthetic market, end to end")(demo)
 app.command(short_help="find and remove what killed writes and downloads left behind")(doctor)
 app.command("ingest", short_help="pull Databento data into the vendor tables")(ingest)

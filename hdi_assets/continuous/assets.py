@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from hdi_assets import lake_io
+from hdi_assets.continuous import charts
 from hdi_assets.continuous import checks as chain_checks
 from hdi_assets.continuous.checks import ADJUSTMENT_CHECKS, DERIVED_BAR_CHECKS, ONE_SECOND_CHECKS, check_result
 from hdi_assets.continuous.second_bars import as_ticks, in_event_order, one_second_bars
@@ -322,6 +323,7 @@ def panama_adjusted_ticks(context: AssetExecutionContext):
             "method": method,
             "rolls_applied": events.num_rows,
             "windows_of_rolls": ", ".join(roll_windows) or "none",
+            **charts.adjusted_chart(context.asset_key, context.partition_key, method, table, events),
         }
     )
     limits = chain_checks.thresholds(product)
@@ -402,6 +404,7 @@ def ohlcv_bars(context: AssetExecutionContext):
         lake_io.write(bar_table(interval), context.partition_key, table)
         counts[f"bars_{interval}"] = table.num_rows
         derived[interval] = table
+    counts.update(charts.coverage_chart(ohlcv_1s.key, context.partition_key, one_second, sessions))  # ohlcv_1s strip
     yield MaterializeResult(metadata=counts)
     limits = chain_checks.thresholds(product)
     # The tables written above are what the database load reads: they are checked, not recomputed values.
