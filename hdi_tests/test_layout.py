@@ -26,6 +26,7 @@ ELSEWHERE = {
     "hdi_app.cli.api": "`hdi api serve`: hdi_tests/app/api/test_api.py starts the same server",
     "hdi_assets.continuous.checks": "the chain's checks: assets/continuous/test_defect_catalogue.py runs each one",
     "hdi_assets.continuous.second_bars": "ohlcv_1s's bars: materialized by assets/continuous/test_continuous_assets.py",
+    "hdi_assets.continuous.charts": "the charts on the materializations: assets/continuous/test_chart_assets.py",
     "hdi_gateway.tls": "every gateway test's TLS: hdi_tests/conftest.py makes the certificate with it",
     "hdi_gateway.source": "the protocol both sources implement: tested through them (gateway/, gateway/synthetic/)",
 }

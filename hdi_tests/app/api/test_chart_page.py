@@ -9,18 +9,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cdp import Browser, find_chromium
 from chart_fixtures import load_demo_like
+from repo_paths import REPO_ROOT
 
 from hdi_app.api import start_api_thread
 from hdi_resources import lake
 from hdi_resources.db import Database
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (CI installs it: apt-get install -y chromium)"
