@@ -221,25 +221,6 @@ def test_last_trades_fallback_reaches_back_over_the_holiday_session() -> None:
     assert ev["roll_gap"] == px(4831) - px(4790)
 
 
-def test_switch_between_windows_belongs_to_the_window_of_the_next_trade_date() -> None:
-    """A switch on Saturday 2024-06-29 00:00 UTC (Friday 19:00 CT, after H1's last close) takes effect on
-    trade date 2024-07-01, so it is window 2024-07-01's, not lost between the two windows."""
-    from hdi_assets.continuous.assets import session_range, switch_trade_dates
-    from hdi_assets.partitions import products
-
-    es = products()["ES"]
-    h1 = session_range(es, ct(2024, 1, 1, 0) - 6 * 3600 * NS, ct(2024, 7, 1, 0) - 5 * 3600 * NS)
-    h2 = session_range(es, ct(2024, 7, 1, 0) - 5 * 3600 * NS, ct(2025, 1, 1, 0) - 6 * 3600 * NS)
-    assert h1[1] == ct(2024, 6, 28, 16) and h2[0] == ct(2024, 6, 30, 17)
-    saturday = ct(2024, 6, 28, 19)
-    assert h1[1] <= saturday < h2[0]
-    sessions = es.sessions(ct(2024, 6, 20, 0), ct(2024, 7, 10, 0))
-    assert switch_trade_dates(np.array([saturday]), sessions)[0] == np.datetime64("2024-07-01")
-    # Christmas 2024: 00:00 UTC 12-25 (12-24 18:00 CT) takes effect on 12-26
-    late = es.sessions(ct(2024, 12, 20, 0), ct(2025, 1, 3, 0))
-    assert switch_trade_dates(np.array([ct(2024, 12, 24, 18)]), late)[0] == np.datetime64("2024-12-26")
-
-
 def utc_midnight(day: str) -> int:
     return int(dt.datetime.fromisoformat(f"{day}T00:00:00+00:00").timestamp()) * NS
 
