@@ -278,6 +278,24 @@ def storage_db(request: pytest.FixtureRequest) -> Iterator[Database]:
             yield database
 
 
+# ------------------------------------------------------------------------------------------ headless chromium
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Debian's headless chromium over the DevTools protocol (cdp.py), one per test module; closed after it."""
+    from cdp import Browser, find_chromium
+
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("chromium is not installed (CI installs it: apt-get install -y chromium)")
+    instance = Browser(chromium)
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
 # ------------------------------------------------------------------------------------------ dagster dev (UI tests)
 
 from ui_fixtures import dagster_ui  # noqa: E402, F401 - one `dagster dev` shared by test_ui_e2e and test_ui_browser

@@ -25,3 +25,22 @@ def minute_bars() -> pa.Table:
         "vwap": [4500.123456789, 0.1, -12.5, 1e8, 0.000000001],
         "adjustment_method": ["panama"] * n,
     })
+
+
+def random_walk_bars(ts_s: np.ndarray, seed: int, root: str, granularity: str, base: int, step: int) -> pa.Table:
+    """continuous_bars rows at `ts_s` (unix seconds): a seeded random walk of closes from `base` in `step`s
+    (fixed point 1e-9), each bar opening at the previous close."""
+    n = len(ts_s)
+    rng = np.random.default_rng(seed)
+    close = base + np.cumsum(rng.integers(-2, 3, n)) * step
+    open_ = np.concatenate(([close[0]], close[:-1]))
+    volume = rng.integers(1, 50, n)
+    return pa.table({
+        "root_symbol": pa.array([root] * n),
+        "granularity": pa.array([granularity] * n),
+        "ts": pa.array(ts_s * 1_000_000_000, pa.timestamp("ns", tz="UTC")),
+        "trade_date": pa.array((ts_s // 86_400).astype(np.int32)).cast(pa.date32()),
+        "open": open_, "high": np.maximum(open_, close) + step, "low": np.minimum(open_, close) - step,
+        "close": close, "volume": volume, "trade_count": volume // 2 + 1, "vwap": close / 1e9,
+        "adjustment_method": pa.array(["panama"] * n),
+    })

@@ -4,7 +4,6 @@ asset graph and ohlcv_1s's checks page of a running `dagster dev`; screenshots g
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from cdp import Browser, find_chromium
@@ -63,16 +62,6 @@ def clear_dialogs(browser: Browser, timeout: float = 20) -> None:
         elif time.monotonic() - absent_since > 2:
             return
         time.sleep(0.5)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM is not None
-    instance = Browser(CHROMIUM)
-    try:
-        yield instance
-    finally:
-        instance.close()
 
 
 def _press_alt(browser: Browser, key: str) -> None:

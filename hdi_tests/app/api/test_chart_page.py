@@ -64,16 +64,6 @@ def stored(storage_db: Database, tmp_path_factory: pytest.TempPathFactory) -> It
             server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM is not None
-    instance = Browser(CHROMIUM)
-    try:
-        yield instance
-    finally:
-        instance.close()
-
-
 def _wait(browser: Browser, ready: bool = True, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     state: dict[str, Any] = {}

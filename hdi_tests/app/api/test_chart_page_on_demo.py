@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cdp import Browser, find_chromium
+from cdp import find_chromium
 from repo_paths import REPO_ROOT
 from test_chart_page import _click_raw_toggle, _inked, _wait
 
@@ -48,22 +48,18 @@ def demo_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Da
             stop_embedded_server(Path(home))
 
 
-def test_the_chart_page_draws_the_demos_series_rolls_and_contracts(demo_api) -> None:
+def test_the_chart_page_draws_the_demos_series_rolls_and_contracts(demo_api, browser) -> None:
     url, database = demo_api
     rolls = read.rolls(database, "ES")
-    browser = Browser(CHROMIUM)
-    try:
-        browser.navigate(f"{url}/chart?symbol=ES&start=2024-01-01&end=2024-12-31&bars=1h")
-        state = _wait(browser, timeout=120)
-        assert state["candles"] > 1_000  # a year of hourly bars of the demo's ES
-        assert state["markers"] == rolls.num_rows >= 3 and all("→" in text for text in state["markerTexts"])
-        assert len(state["contracts"]) == state["markers"] + 1 and all(c["points"] > 0 for c in state["contracts"])
-        assert sorted(state["checks"]) == ["2024-01-01 ✓ passed", "2024-07-01 ✓ passed"]
-        with_raw = _inked(browser, at_least=20_000)
-        assert with_raw >= 20_000
-        browser.screenshot(REPO_ROOT / "test-artifacts" / "chart_page_demo.png")
-        _click_raw_toggle(browser)
-        assert not any(c["visible"] for c in _wait(browser)["contracts"])
-        assert _inked(browser, at_most=with_raw - 500) < with_raw - 500
-    finally:
-        browser.close()
+    browser.navigate(f"{url}/chart?symbol=ES&start=2024-01-01&end=2024-12-31&bars=1h")
+    state = _wait(browser, timeout=120)
+    assert state["candles"] > 1_000  # a year of hourly bars of the demo's ES
+    assert state["markers"] == rolls.num_rows >= 3 and all("→" in text for text in state["markerTexts"])
+    assert len(state["contracts"]) == state["markers"] + 1 and all(c["points"] > 0 for c in state["contracts"])
+    assert sorted(state["checks"]) == ["2024-01-01 ✓ passed", "2024-07-01 ✓ passed"]
+    with_raw = _inked(browser, at_least=20_000)
+    assert with_raw >= 20_000
+    browser.screenshot(REPO_ROOT / "test-artifacts" / "chart_page_demo.png")
+    _click_raw_toggle(browser)
+    assert not any(c["visible"] for c in _wait(browser)["contracts"])
+    assert _inked(browser, at_most=with_raw - 500) < with_raw - 500

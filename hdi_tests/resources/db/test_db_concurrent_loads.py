@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import reopen
+from sample_bars import random_walk_bars
 
 from hdi_core.errors import LoadBusyError
 from hdi_resources.db import Database, chunks, replace
@@ -29,20 +30,7 @@ def window_bars(window: str, seed: int) -> pa.Table:
     """The window's bars; every seed gives the same timestamps and its own prices."""
     first, end = (dt.datetime.fromisoformat(d).replace(tzinfo=dt.UTC) for d in WINDOWS[window])
     ts_s = np.arange(int(first.timestamp()), int(end.timestamp()), STEP_S, dtype=np.int64)
-    n = len(ts_s)
-    rng = np.random.default_rng(seed)
-    close = 80_000_000_000 + np.cumsum(rng.integers(-2, 3, n)) * 10_000_000
-    open_ = np.concatenate(([close[0]], close[:-1]))
-    volume = rng.integers(1, 50, n)
-    return pa.table({
-        "root_symbol": pa.array(["CL"] * n),
-        "granularity": pa.array(["1m"] * n),
-        "ts": pa.array(ts_s * 1_000_000_000, pa.timestamp("ns", tz="UTC")),
-        "trade_date": pa.array((ts_s // 86_400).astype(np.int32)).cast(pa.date32()),
-        "open": open_, "high": np.maximum(open_, close) + 10_000_000, "low": np.minimum(open_, close) - 10_000_000,
-        "close": close, "volume": volume, "trade_count": volume // 2 + 1, "vwap": close / 1e9,
-        "adjustment_method": pa.array(["panama"] * n),
-    })
+    return random_walk_bars(ts_s, seed, "CL", "1m", 80_000_000_000, 10_000_000)
 
 
 def open_database(database: Database) -> Database:

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 from conftest import reopen
 from repo_paths import REPO_ROOT, TESTS
+from sample_bars import random_walk_bars
 
 from hdi_resources.db import Database
 from hdi_resources.db.core import url_string
@@ -37,20 +38,7 @@ print("finished", flush=True)
 
 
 def bars_at(ts_s: np.ndarray, seed: int) -> pa.Table:
-    n = len(ts_s)
-    rng = np.random.default_rng(seed)
-    close = 2_000_000_000_000 + np.cumsum(rng.integers(-2, 3, n)) * 100_000_000
-    open_ = np.concatenate(([close[0]], close[:-1]))
-    volume = rng.integers(1, 50, n)
-    return pa.table({
-        "root_symbol": pa.array(["GC"] * n),
-        "granularity": pa.array(["1s"] * n),
-        "ts": pa.array(ts_s * 1_000_000_000, pa.timestamp("ns", tz="UTC")),
-        "trade_date": pa.array((ts_s // 86_400).astype(np.int32)).cast(pa.date32()),
-        "open": open_, "high": np.maximum(open_, close) + 100_000_000, "low": np.minimum(open_, close) - 100_000_000,
-        "close": close, "volume": volume, "trade_count": volume // 2 + 1, "vwap": close / 1e9,
-        "adjustment_method": pa.array(["panama"] * n),
-    })
+    return random_walk_bars(ts_s, seed, "GC", "1s", 2_000_000_000_000, 100_000_000)
 
 
 def first_bars() -> pa.Table:
