@@ -192,7 +192,7 @@ def _upsert_by_diff(db: Database, info: TableInfo, rows: pa.Table, key: list[str
             for i, month in enumerate(months):
                 if not rows_per_month[i]:
                     continue
-                cur.execute("SELECT hdi_stage_vendor_month(%s, %s)", (info.name, month))
+                cur.execute("SELECT hdi.hdi_stage_vendor_month(%s, %s)", (info.name, month))
                 stage = cur.fetchone()[0]
                 if stage is not None:
                     stored[i] = False
@@ -233,7 +233,7 @@ def _upsert_by_diff(db: Database, info: TableInfo, rows: pa.Table, key: list[str
                 new, changed = _merge_staged(cur, info, inside, key, in_span, span_params)
                 inserted, updated = inserted + new, updated + changed
         for month in fresh:  # last: the parent's lock taken by ATTACH is held only to the commit
-            cur.execute("SELECT hdi_attach_vendor_month(%s, %s)", (info.name, month))
+            cur.execute("SELECT hdi.hdi_attach_vendor_month(%s, %s)", (info.name, month))
         if invalid.num_rows:
             quarantine_rows(cur, info.name, invalid, rule_names, source=source, partition=None, run_id=run_id)
     return inserted, updated
