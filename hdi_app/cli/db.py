@@ -47,6 +47,9 @@ def info_command() -> None:
     if info.get("compression"):
         typer.echo("compression (TimescaleDB columnstore):")
     for table, size in info.get("compression", {}).items():
+        if not size["chunks"]:  # a vendor table never loaded: no chunks to report on
+            typer.echo(f"  {table:<18} no chunks")
+            continue
         typer.echo(f"  {table:<18} {size['compressed_chunks']}/{size['chunks']} chunks compressed, "
                    f"{_mib(size['before_compression_bytes'])} -> {_mib(size['after_compression_bytes'])} "
                    f"compressed; table total {_mib(size['total_bytes'])}")

@@ -62,7 +62,7 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
         existing = {start // interval for (start,) in cur.fetchall()}
         fresh = [int(s) for s, n in zip(ids, counts, strict=True) if n >= FRESH_CHUNK_MIN_ROWS and s not in existing]
     lo, hi = (datetime_micros(b) // interval for b in bounds)
-    cur.execute("SELECT hdi_drop_bar_chunk_stages(%s, %s, %s::timestamptz[])",
+    cur.execute("SELECT hdi.hdi_drop_bar_chunk_stages(%s, %s, %s::timestamptz[])",
                 (from_micros(lo * interval), from_micros((hi + 1) * interval),
                  [from_micros(s * interval) for s in fresh]))
     in_order = bool(np.all(slice_of_row[1:] >= slice_of_row[:-1]))
@@ -75,10 +75,10 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
             else:
                 rows = table.filter(pa.array(slice_of_row == s))
             constants = constant_columns(info, rows)
-            wcur.execute("SELECT hdi_stage_bar_chunk(%s, %s)", (from_micros(s * interval), json.dumps(constants)))
+            wcur.execute("SELECT hdi.hdi_stage_bar_chunk(%s, %s)", (from_micros(s * interval), json.dumps(constants)))
             stage = wcur.fetchone()[0]
             copy_rows(wcur, info, rows.drop_columns(list(constants)), target=stage, freeze=True)
-            wcur.execute("SELECT hdi_index_bar_chunk_stage(%s)", (from_micros(s * interval),))
+            wcur.execute("SELECT hdi.hdi_index_bar_chunk_stage(%s)", (from_micros(s * interval),))
             return rows.num_rows
         return fill
 
@@ -88,5 +88,6 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
     if routed.any():
         inserted += copy_rows(cur, info, table.filter(pa.array(routed)) if not routed.all() else table)
     for s in fresh:
-        cur.execute("SELECT hdi_attach_bar_chunk(%s, %s)", (from_micros(s * interval), from_micros((s + 1) * interval)))
+        cur.execute("SELECT hdi.hdi_attach_bar_chunk(%s, %s)",
+                    (from_micros(s * interval), from_micros((s + 1) * interval)))
     return inserted

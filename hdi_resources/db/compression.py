@@ -1,7 +1,9 @@
-"""TimescaleDB columnstore for continuous_bars: compress the chunks of a window once it is loaded, and sizes."""
+"""TimescaleDB columnstore: compress the chunks of a bars window once it is loaded, the closed (past) chunks a
+vendor upsert wrote once it commits, and sizes for `hdi db info`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -10,14 +12,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COMPRESSED_TABLES = ("continuous_bars",)  # hypertables with compression enabled by migration 0007
+VENDOR_TABLES = ("ohlcv_data", "trades_data", "tbbo_data", "statistics_data", "definitions_data")  # 0003/0011
+COMPRESSED_TABLES = ("continuous_bars", *VENDOR_TABLES)  # hypertables with compression enabled (0007, 0011)
+NO_DECOMPRESSION_LIMIT = "SELECT set_config('timescaledb.max_tuples_decompressed_per_dml_transaction', '0', true)"
 
-# Chunks overlapping the loaded rows' time span that are not compressed yet (or got rows since: partial).
+# Chunks of a hypertable overlapping the loaded rows' time span, ending by `closed_by` (None: any), that are not
+# compressed yet (or got rows since: partial).
 _CHUNKS_TO_COMPRESS = """
     SELECT format('%%I.%%I', c.chunk_schema, c.chunk_name)  -- %% : psycopg2 parameters
     FROM timescaledb_information.chunks c
-    WHERE c.hypertable_schema = 'public' AND c.hypertable_name = 'continuous_bars'
+    WHERE c.hypertable_schema = 'public' AND c.hypertable_name = %(table)s
       AND c.range_start <= %(last)s AND c.range_end > %(first)s
+      AND (%(closed_by)s::timestamptz IS NULL OR c.range_end <= %(closed_by)s::timestamptz)
       AND (NOT c.is_compressed OR EXISTS (
           SELECT 1 FROM _timescaledb_catalog.chunk k
           WHERE k.schema_name = c.chunk_schema AND k.table_name = c.chunk_name AND k.status & 8 = 8))
@@ -28,32 +34,70 @@ def compress_loaded_bars(db: Database, continuous_symbol: str, window: Any) -> i
     """Compress the chunks holding this symbol's window, now that its load has committed; returns how many.
     Chunks are shared by every symbol of those days: a later load into one is allowed (it becomes partially
     compressed) and that load recompresses it."""
-    import psycopg2.errors
-
     with db.raw("owner") as conn, conn.cursor() as cur:
         cur.execute('SELECT min(ts), max(ts) FROM continuous_bars WHERE continuous_symbol = %s AND "window" = %s',
                     (continuous_symbol, window))
         first, last = cur.fetchone()
         if first is None:
             return 0
-        cur.execute(_CHUNKS_TO_COMPRESS, {"first": first, "last": last})
-        chunks = [row[0] for row in cur.fetchall()]
-        done = 0
-        for chunk in chunks:
-            # Best effort, the load has committed: a concurrent load into the same chunk makes TimescaleDB abort
-            # the recompression (SerializationFailure); that load's own compression pass picks the chunk up.
-            cur.execute("SAVEPOINT compress_one")
-            try:
-                cur.execute("SELECT compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
-                cur.execute("RELEASE SAVEPOINT compress_one")
-                done += 1
-            except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected) as exc:
-                cur.execute("ROLLBACK TO SAVEPOINT compress_one")
-                log.info("chunk %s not compressed now (%s); a later load of its days compresses it", chunk,
-                         str(exc).strip())
-    log.info("compressed %d of %d continuous_bars chunk(s) of %s window %s", done, len(chunks),
+        done, total = _compress_chunks(cur, "continuous_bars", first, last, closed_by=None)
+    log.info("compressed %d of %d continuous_bars chunk(s) of %s window %s", done, total,
              continuous_symbol, window)
     return done
+
+
+def compress_upserted_history(db: Database, table: str, first: dt.datetime, last: dt.datetime) -> int:
+    """After a vendor upsert into `table` committed rows timed first..last: compress the chunks it wrote that
+    are closed, i.e. end by the start of the current UTC day (history; today's open chunk still takes rows).
+    Best effort, as the owner role (compression is the table owner's); returns how many were compressed."""
+    if db.storage_mode != "timescaledb" or table not in VENDOR_TABLES:
+        return 0
+    import psycopg2
+
+    try:
+        with db.raw("owner") as conn, conn.cursor() as cur:
+            cur.execute("SELECT date_trunc('day', now(), 'UTC')")
+            today = cur.fetchone()[0]
+            if first >= today:
+                return 0
+            done, total = _compress_chunks(cur, table, first, last, closed_by=today)
+    except psycopg2.Error as exc:  # the upsert has committed: a failed compression must not fail it
+        log.warning("%s: closed chunks not compressed now (%s); the next upsert of their days compresses them",
+                    table, str(exc).strip().splitlines()[0])
+        return 0
+    if total:
+        log.info("compressed %d of %d closed %s chunk(s)", done, total, table)
+    return done
+
+
+def allow_dml_on_compressed(db: Database, cur: Any) -> None:
+    """In a load transaction on TimescaleDB: updates and key checks in compressed chunks may decompress as many
+    rows as the load touches (the default limit of 100,000 per transaction would fail a day's reload)."""
+    if db.storage_mode == "timescaledb":
+        cur.execute(NO_DECOMPRESSION_LIMIT)
+
+
+def _compress_chunks(cur: Any, table: str, first: Any, last: Any, closed_by: Any) -> tuple[int, int]:
+    """Compress (or recompress, when partial) `table`'s chunks overlapping first..last and ending by
+    `closed_by`; returns (compressed, candidates)."""
+    import psycopg2.errors
+
+    cur.execute(_CHUNKS_TO_COMPRESS, {"table": table, "first": first, "last": last, "closed_by": closed_by})
+    chunks = [row[0] for row in cur.fetchall()]
+    done = 0
+    for chunk in chunks:
+        # Best effort, the load has committed: a concurrent load into the same chunk makes TimescaleDB abort
+        # the recompression (SerializationFailure); that load's own compression pass picks the chunk up.
+        cur.execute("SAVEPOINT compress_one")
+        try:
+            cur.execute("SELECT compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
+            cur.execute("RELEASE SAVEPOINT compress_one")
+            done += 1
+        except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected) as exc:
+            cur.execute("ROLLBACK TO SAVEPOINT compress_one")
+            log.info("chunk %s not compressed now (%s); a later load of its days compresses it", chunk,
+                     str(exc).strip())
+    return done, len(chunks)
 
 
 def compression_sizes(cur: Any) -> dict[str, dict[str, int]]:

@@ -282,11 +282,9 @@ class Database:
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {}",
         ):
             cur.execute(sql.SQL(statement).format(role))
-        # HDI's own functions by name: ON ALL FUNCTIONS would also touch an extension's (TimescaleDB puts
-        # thousands in public and each grant by a non-owner logs a warning).
-        cur.execute(_HDI_FUNCTIONS_SQL)
-        for (signature,) in cur.fetchall():
-            cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(signature), role))
+        # HDI's own functions, in their own schema (migration 0012): never an extension's in public.
+        cur.execute(sql.SQL("GRANT USAGE ON SCHEMA hdi TO {}").format(role))
+        cur.execute(sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA hdi TO {}").format(role))
         cur.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
             sql.Identifier(self.owner_url.database or ""), role))
         cur.execute(sql.SQL("REVOKE ALL ON schema_migrations, hdi_meta FROM {}").format(role))
@@ -393,13 +391,6 @@ class Database:
 
         return stats(self, symbol, schema, raw=raw)
 
-
-# public's functions named hdi_* that no extension owns, as regprocedure text (name and argument types).
-_HDI_FUNCTIONS_SQL = """
-    SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-    WHERE n.nspname = 'public' AND p.proname LIKE 'hdi\\_%' AND NOT EXISTS (
-        SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
-    ORDER BY 1"""
 
 INFO_TABLES = ("continuous_bars", "roll_events", "ohlcv_data", "trades_data", "tbbo_data", "statistics_data",
                "definitions_data", "data_ingest_runs", "quarantine")

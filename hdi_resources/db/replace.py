@@ -120,7 +120,7 @@ def _month_plan(cur: Any, symbol: str, table: pa.Table, lo: dt.datetime, last: d
     """SHARE-lock the symbol's existing months of [lo, last] (their advisory locks are held already) and plan
     each: "fresh" (no partition yet), "swap" (mostly replaced: rebuilt as a stage), "route" (DELETE + COPY)
     or "skip". Returns the months with their estimated rows, each new row's month index, and the plan."""
-    cur.execute("SELECT month_start, existing_rows FROM hdi_lock_bar_months(%s, %s, %s)", (symbol, lo, last))
+    cur.execute("SELECT month_start, existing_rows FROM hdi.hdi_lock_bar_months(%s, %s, %s)", (symbol, lo, last))
     months = cur.fetchall()
     starts = [m[0] for m in months]
     edges = np.array([datetime_micros(m) for m in [*starts, _next_month(starts[-1])]])
@@ -160,7 +160,7 @@ def _replace_bars_native(db: Database, cur: Any, info: TableInfo, table: pa.Tabl
     for i, p in enumerate(plan):  # a stage a killed load left; a staged month's worker drops its own
         if p not in ("fresh", "swap"):
             waiting.what = f"month {starts[i]:%Y-%m}'s leftover stage"
-            cur.execute("SELECT hdi_drop_bar_stage(%s, %s)", (symbol, starts[i]))
+            cur.execute("SELECT hdi.hdi_drop_bar_stage(%s, %s)", (symbol, starts[i]))
     waiting.what = "the rows it replaces"
     deleted = 0
     i = 0
@@ -194,7 +194,7 @@ def _replace_bars_native(db: Database, cur: Any, info: TableInfo, table: pa.Tabl
         inserted += copy_rows(cur, info, table.filter(pa.array(routed)))
     for i in staged:  # last: the swap's exclusive locks are short
         waiting.what = f"month {starts[i]:%Y-%m}'s swap"
-        cur.execute("SELECT hdi_swap_in_bar_stage(%s, %s)", (symbol, starts[i]))
+        cur.execute("SELECT hdi.hdi_swap_in_bar_stage(%s, %s)", (symbol, starts[i]))
     # Every earlier row lay inside the bounds, so all of them went: the bookkeeping's count is exact.
     return inserted, (previous_rows if previous_rows is not None else deleted)
 
@@ -209,13 +209,13 @@ def _stage_months(db: Database, info: TableInfo, symbol: str, key_json: str, cou
         def fill(cur: Any) -> tuple[int, int]:
             constants = constant_columns(info, rows)
             # The worker holds no lock the load needs: its own transaction may drop a killed load's stage.
-            cur.execute("SELECT hdi_drop_bar_stage(%s, %s)", (symbol, month))
-            cur.execute("SELECT hdi_stage_bar_month(%s, %s, %s, %s, %s)",
+            cur.execute("SELECT hdi.hdi_drop_bar_stage(%s, %s)", (symbol, month))
+            cur.execute("SELECT hdi.hdi_stage_bar_month(%s, %s, %s, %s, %s)",
                         (symbol, month, key_json, count, json.dumps(constants)))
             replaced = cur.fetchone()[0] or 0
             copy_rows(cur, info, rows.drop_columns(list(constants)),
                       target=f"{symbol_partition_name(symbol, month)}_stage", freeze=True)
-            cur.execute("SELECT hdi_index_bar_stage(%s, %s)", (symbol, month))
+            cur.execute("SELECT hdi.hdi_index_bar_stage(%s, %s)", (symbol, month))
             return rows.num_rows, replaced
         return fill
 

@@ -160,11 +160,11 @@ def ensure_partitions(db: Database, info: TableInfo, table: pa.Table, fixed: dic
             if "continuous_symbol" not in fixed:
                 raise HdiError("replace_partition(continuous_bars): key_columns_values must include "
                                "continuous_symbol")
-            cur.execute("SELECT hdi_ensure_bar_symbol(%s)", (str(fixed["continuous_symbol"]),))
+            cur.execute("SELECT hdi.hdi_ensure_bar_symbol(%s)", (str(fixed["continuous_symbol"]),))
             return
         span = time_range(info, table)
         if span:
-            cur.execute("SELECT hdi_ensure_partitions(%s, %s, %s)", (info.name, *span))
+            cur.execute("SELECT hdi.hdi_ensure_partitions(%s, %s, %s)", (info.name, *span))
 
 
 def datetime_micros(value: dt.datetime) -> int:

@@ -18,6 +18,7 @@ from hdi_core.errors import HdiError
 
 from .binary import PgColumn, to_unix_micros
 from .catalog import refresh_after_load
+from .compression import allow_dml_on_compressed, compress_upserted_history
 from .copy import copy_rows
 from .prepare import prepare
 from .quarantine import quarantine_rows
@@ -96,8 +97,18 @@ def upsert_rows(db: Database, table: str, data: Any, key: list[str] | None = Non
     result = UpsertResult(inserted, updated, distinct_rows - inserted - updated, invalid.num_rows,
                           prepared.num_rows - distinct_rows, time.monotonic() - started, dict(rules.counts))
     log.info("%s upsert: %s", table, result)
+    _compress_history(db, info, prepared)
     refresh_after_load(db, table, prepared)  # readers resolve symbols and ranges from the catalogue
     return result
+
+
+def _compress_history(db: Database, info: TableInfo, rows: pa.Table) -> None:
+    """TimescaleDB: the upsert has committed; compress the closed (past) chunks its rows went to."""
+    time_col = TIME_COLUMN.get(info.name)
+    if db.storage_mode != "timescaledb" or not rows.num_rows or time_col not in rows.column_names:
+        return
+    micros = to_unix_micros(rows.column(time_col).combine_chunks(), time_col)[0]
+    compress_upserted_history(db, info.name, from_micros(int(micros.min())), from_micros(int(micros.max())))
 
 
 def _with_exact_time(info: TableInfo, table: pa.Table) -> pa.Table:
@@ -169,6 +180,7 @@ def _upsert_by_diff(db: Database, info: TableInfo, rows: pa.Table, key: list[str
     inserted = updated = 0
     with db.raw() as conn, conn.cursor() as cur:
         cur.execute("SET LOCAL synchronous_commit = off")  # a lost last commit on OS crash is re-run safely
+        allow_dml_on_compressed(db, cur)  # history is compressed after each upsert; a reload rewrites it
         cur.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")  # attached months' index sorts
         fresh: list[dt.datetime] = []
         partitions: list[str] = []
@@ -180,7 +192,7 @@ def _upsert_by_diff(db: Database, info: TableInfo, rows: pa.Table, key: list[str
             for i, month in enumerate(months):
                 if not rows_per_month[i]:
                     continue
-                cur.execute("SELECT hdi_stage_vendor_month(%s, %s)", (info.name, month))
+                cur.execute("SELECT hdi.hdi_stage_vendor_month(%s, %s)", (info.name, month))
                 stage = cur.fetchone()[0]
                 if stage is not None:
                     stored[i] = False
@@ -221,7 +233,7 @@ def _upsert_by_diff(db: Database, info: TableInfo, rows: pa.Table, key: list[str
                 new, changed = _merge_staged(cur, info, inside, key, in_span, span_params)
                 inserted, updated = inserted + new, updated + changed
         for month in fresh:  # last: the parent's lock taken by ATTACH is held only to the commit
-            cur.execute("SELECT hdi_attach_vendor_month(%s, %s)", (info.name, month))
+            cur.execute("SELECT hdi.hdi_attach_vendor_month(%s, %s)", (info.name, month))
         if invalid.num_rows:
             quarantine_rows(cur, info.name, invalid, rule_names, source=source, partition=None, run_id=run_id)
     return inserted, updated
@@ -294,6 +306,7 @@ def _upsert_on_conflict(db: Database, info: TableInfo, prepared: pa.Table, key: 
     stage_info = TableInfo("_hdi_stage", stage_columns, [])
     with db.raw() as conn, conn.cursor() as cur:
         cur.execute("SET LOCAL synchronous_commit = off")
+        allow_dml_on_compressed(db, cur)
         cur.execute(sql.SQL("CREATE TEMP TABLE _hdi_stage ON COMMIT DROP AS "
                             "SELECT {}, 0::bigint AS _hdi_row FROM {} WITH NO DATA")
                     .format(col_list, ident(table)))

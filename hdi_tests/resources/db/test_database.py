@@ -279,7 +279,7 @@ def test_stage_left_by_a_killed_load_is_invisible_then_dropped(db: Database) -> 
     month = from_micros(START_UNIX * 1_000_000)
     stage = f"{symbol_partition_name('ZF.v.0', month)}_stage"
     with db.raw() as conn, conn.cursor() as cur:  # what a worker had committed when its load was killed
-        cur.execute("SELECT hdi_stage_bar_month(%s, %s, %s, false, '{}')",
+        cur.execute("SELECT hdi.hdi_stage_bar_month(%s, %s, %s, false, '{}')",
                     ("ZF.v.0", month, '{"window": "1999-01-01"}'))
         cur.execute(f"INSERT INTO {stage} SELECT * FROM {stage}")  # rows a reader must never see
     assert db.query("ZF.v.0", "ohlcv-1s").drop_columns(["loaded_at"]).equals(before)

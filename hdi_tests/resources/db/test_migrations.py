@@ -60,16 +60,24 @@ def test_a_second_runner_on_the_same_database_applies_nothing(storage_db: Databa
 
 
 def test_the_app_role_may_run_hdi_functions_only(storage_db: Database) -> None:
-    """Grants name HDI's own functions; none goes to an extension's (TimescaleDB ships thousands in public)."""
+    """HDI's functions live in schema hdi (migration 0012) and the app role may run those alone: no grant on
+    any function elsewhere (TimescaleDB ships thousands in public), none of HDI's left in public."""
     app = storage_db.app_url.username
     if app == storage_db.owner_url.username:
         pytest.skip("this server's app role is the owner: no grants to check")
     granted = _rows(storage_db, """
-        SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
+        SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
              aclexplode(p.proacl) a JOIN pg_roles r ON r.oid = a.grantee
-        WHERE n.nspname = 'public' AND r.rolname = %s AND a.privilege_type = 'EXECUTE'""", (app,))
-    names = {name for (name,) in granted}
-    assert names and all(name.startswith("hdi_") for name in names), names
+        WHERE r.rolname = %s AND a.privilege_type = 'EXECUTE'""", (app,))
+    assert granted and all(schema == "hdi" and name.startswith("hdi_") for schema, name in granted), granted
+    left = _rows(storage_db, """SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                                WHERE n.nspname = 'public' AND p.proname LIKE %s""", ("hdi\\_%",))
+    assert left == []
+    assert _rows(storage_db, "SELECT has_schema_privilege(%s, 'hdi', 'USAGE')", (app,)) == [(True,)]
+    public_calls = _rows(storage_db, """
+        SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'hdi' AND has_function_privilege('public', p.oid, 'EXECUTE')""")
+    assert public_calls == [(0,)]
 
 
 def test_loaded_bars_window_is_compressed_and_reloads(storage_db: Database) -> None:

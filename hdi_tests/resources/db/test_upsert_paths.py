@@ -141,11 +141,11 @@ def test_partition_creation_waits_for_a_month_being_filled(db: Database) -> None
 
     def ensure() -> None:
         with db.raw() as conn, conn.cursor() as cur:
-            cur.execute("SELECT hdi_ensure_partitions('trades_data', '2023-09-05', '2023-09-06')")
+            cur.execute("SELECT hdi.hdi_ensure_partitions('trades_data', '2023-09-05', '2023-09-06')")
             created.append(cur.fetchone()[0])
 
     with db.raw() as conn, conn.cursor() as cur:
-        cur.execute("SELECT hdi_stage_vendor_month('trades_data', '2023-09-10')")
+        cur.execute("SELECT hdi.hdi_stage_vendor_month('trades_data', '2023-09-10')")
         assert cur.fetchone()[0] == "trades_data_p202309_stage"
         other = threading.Thread(target=ensure)
         other.start()
@@ -153,7 +153,7 @@ def test_partition_creation_waits_for_a_month_being_filled(db: Database) -> None
         while not rows(db, "SELECT 1 FROM pg_locks WHERE NOT granted") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not created
-        cur.execute("SELECT hdi_attach_vendor_month('trades_data', '2023-09-10')")
+        cur.execute("SELECT hdi.hdi_attach_vendor_month('trades_data', '2023-09-10')")
     other.join(60)
     assert created == [0]
     assert rows(db, "SELECT to_regclass('trades_data_p202309') IS NOT NULL") == [(True,)]
