@@ -284,9 +284,11 @@ class Database:
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {}",
         ):
             cur.execute(sql.SQL(statement).format(role))
-        # HDI's own functions, in their own schema (migration 0012): never an extension's in public.
-        cur.execute(sql.SQL("GRANT USAGE ON SCHEMA hdi TO {}").format(role))
-        cur.execute(sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA hdi TO {}").format(role))
+        # HDI's own functions, in their own schema (migration 0012; absent while older versions are applied).
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'hdi'")
+        if cur.fetchone():
+            cur.execute(sql.SQL("GRANT USAGE ON SCHEMA hdi TO {}").format(role))
+            cur.execute(sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA hdi TO {}").format(role))
         cur.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
             sql.Identifier(self.owner_url.database or ""), role))
         cur.execute(sql.SQL("REVOKE ALL ON schema_migrations, hdi_meta FROM {}").format(role))
