@@ -13,6 +13,9 @@ from hdi_resources.settings import ENV_API_KEY, hdi_home
 
 DEMO_SYMBOLS = ("ES", "NQ", "GC", "ZB", "ZC")  # the five products of seed 000
 DEMO_WINDOWS = ("2024-01-01", "2024-07-01")
+# By default: ES and NQ over both windows (rolls across a window edge), the others over the later one (~5 min).
+DEMO_PLAN = (("ES", DEMO_WINDOWS), ("NQ", DEMO_WINDOWS), ("GC", DEMO_WINDOWS[1:]), ("ZB", DEMO_WINDOWS[1:]),
+             ("ZC", DEMO_WINDOWS[1:]))
 DEMO_TICKS_PER_SESSION = 20_000
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -28,8 +31,9 @@ def demo(
     ticks_per_session: int = typer.Option(
         DEMO_TICKS_PER_SESSION, help="Synthetic trades per session per product."
     ),
-    symbols: list[str] = typer.Option(list(DEMO_SYMBOLS), "--symbol", help="Products to build."),
-    windows: list[str] = typer.Option(list(DEMO_WINDOWS), "--window", help="Half-year windows to build."),
+    symbols: list[str] = typer.Option([], "--symbol", help="Products to build (default: all five)."),
+    windows: list[str] = typer.Option([], "--window", help="Half-year windows to build (default: ES and NQ "
+                                      "2024-01-01 and 2024-07-01, the others 2024-07-01)."),
 ) -> None:
     """Start the gateway over the synthetic market and materialize the whole graph, checks and loads included."""
     from hdi_gateway.server import start_gateway_process
@@ -48,7 +52,8 @@ def demo(
             # The local gateway accepts any key starting with "db-"; a real key is never needed here.
             os.environ[ENV_API_KEY] = "db-hdi-local-demo"
         typer.echo(f"gateway: {gateway.url} (pid {gateway.pid})")
-        partitions = run_pipeline(symbols, windows)
+        plan = [(s, tuple(windows) or dict(DEMO_PLAN).get(s, DEMO_WINDOWS)) for s in symbols or DEMO_SYMBOLS]
+        partitions = run_pipeline(plan)
         print_summary(partitions)
     finally:
         gateway.stop()
@@ -61,18 +66,20 @@ def demo(
         raise typer.Exit(1)
 
 
-def run_pipeline(symbols: list[str], windows: list[str]) -> list[dict]:
-    """Materialize every partition, later windows first: backward adjustment of a window needs the rolls of
-    every later window."""
+def run_pipeline(plan: list[tuple[str, tuple[str, ...]]]) -> list[dict]:
+    """Materialize every partition, in the order the product's adjustment reads rolls: later windows first for a
+    backward method (a window needs the rolls of every later one), earlier windows first for a forward one."""
     from dagster import DagsterInstance, materialize
 
     from hdi_assets.definitions import PIPELINE_ASSETS, build_resources
-    from hdi_assets.partitions import partition_key
+    from hdi_assets.partitions import partition_key, products
+    from hdi_core.continuous.adjust import DIRECTION
 
     instance = DagsterInstance.get()
     resources = build_resources()
     partitions = []
-    steps = [(s, w) for s in symbols for w in sorted(windows, reverse=True)]
+    steps = [(s, w) for s, windows in plan
+             for w in sorted(windows, reverse=DIRECTION[products()[s].adjustment] == "backward")]
     for n, (symbol, window) in enumerate(steps, 1):
         started = time.monotonic()
         typer.echo(f"[{n}/{len(steps)}] {symbol} {window}: fetch, rolls, adjust, bars, checks, load ...")
