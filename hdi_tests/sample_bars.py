@@ -1,4 +1,5 @@
-"""Five minute bars with awkward prices (tiny, negative, huge), shared by the read tests at any depth."""
+"""Sample rows shared by tests at any depth: five minute bars with awkward prices (tiny, negative, huge), random
+walks of continuous bars, vendor trades one per second, and a one-query helper."""
 
 from __future__ import annotations
 
@@ -44,3 +45,25 @@ def random_walk_bars(ts_s: np.ndarray, seed: int, root: str, granularity: str, b
         "close": close, "volume": volume, "trade_count": volume // 2 + 1, "vwap": close / 1e9,
         "adjustment_method": pa.array(["panama"] * n),
     })
+
+
+def trades_at(start_s: int, seconds: np.ndarray, instrument: int, base_price: int, flags: int = 0) -> pa.Table:
+    """Vendor trades (DBN field names) one per given second after `start_s` (unix seconds), sequence numbered by
+    that second, prices a quarter point apart from `base_price` (fixed point 1e-9)."""
+    n = len(seconds)
+    ts = (start_s + seconds.astype(np.int64)) * 1_000_000_000
+    return pa.table({
+        "ts_event": pa.array(ts, pa.uint64()), "ts_recv": pa.array(ts + 5_000, pa.uint64()),
+        "publisher_id": np.full(n, 1, np.int16), "instrument_id": np.full(n, instrument, np.int32),
+        "price": base_price + seconds.astype(np.int64) * 250_000_000,
+        "size": np.ones(n, np.int32), "action": ["T"] * n, "side": np.where(seconds % 2 == 0, "A", "B"),
+        "flags": np.full(n, flags, np.int16), "depth": np.zeros(n, np.int16),
+        "sequence": seconds.astype(np.int64), "ts_in_delta": np.full(n, 100, np.int32),
+    })
+
+
+def rows(db, sql: str, params: tuple = ()) -> list[tuple]:  # noqa: ANN001 - any hdi_resources Database
+    """All rows of one query on the app role's connection."""
+    with db.raw() as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import skip_unless_native
+from sample_bars import rows, trades_at
 
 from hdi_resources.db import Database
 
@@ -26,22 +27,9 @@ def db(storage_db: Database) -> Database:
 
 def trades(instrument: int, seconds: np.ndarray, flags: int = 0) -> pa.Table:
     """Trades one per given second after 2023-05-30 (so a few days span May and June)."""
-    n = len(seconds)
-    ts = (MAY_30 + seconds.astype(np.int64)) * SECOND
-    return pa.table({
-        "ts_event": pa.array(ts, pa.uint64()), "ts_recv": pa.array(ts + 5_000, pa.uint64()),
-        "publisher_id": np.full(n, 1, np.int16), "instrument_id": np.full(n, instrument, np.int32),
-        "price": 4_500_250_000_000 + seconds.astype(np.int64) * 250_000_000,
-        "size": np.ones(n, np.int32), "action": ["T"] * n, "side": np.where(seconds % 2 == 0, "A", "B"),
-        "flags": np.full(n, flags, np.int16), "depth": np.zeros(n, np.int16),
-        "sequence": seconds.astype(np.int64), "ts_in_delta": np.full(n, 100, np.int32),
-    })
+    return trades_at(MAY_30, seconds, instrument, 4_500_250_000_000, flags)
 
 
-def rows(db: Database, sql: str, params: tuple = ()) -> list[tuple]:
-    with db.raw() as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
 
 
 def counts(result: object) -> tuple[int, ...]:

@@ -9,6 +9,7 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pytest
+from sample_bars import rows, trades_at
 
 from hdi_resources.db import Database
 from hdi_resources.db.compression import VENDOR_TABLES
@@ -27,22 +28,9 @@ def db(storage_db: Database) -> Database:
 
 def trades(start: dt.datetime, seconds: np.ndarray, flags: int = 0) -> pa.Table:
     """One trade per given second after `start`, sequence numbered by that second."""
-    n = len(seconds)
-    ts = (int(start.timestamp()) + seconds.astype(np.int64)) * SECOND
-    return pa.table({
-        "ts_event": pa.array(ts, pa.uint64()), "ts_recv": pa.array(ts + 5_000, pa.uint64()),
-        "publisher_id": np.full(n, 1, np.int16), "instrument_id": np.full(n, INSTRUMENT, np.int32),
-        "price": 5_100_250_000_000 + seconds.astype(np.int64) * 250_000_000,
-        "size": np.ones(n, np.int32), "action": ["T"] * n, "side": np.where(seconds % 2 == 0, "A", "B"),
-        "flags": np.full(n, flags, np.int16), "depth": np.zeros(n, np.int16),
-        "sequence": seconds.astype(np.int64), "ts_in_delta": np.full(n, 100, np.int32),
-    })
+    return trades_at(int(start.timestamp()), seconds, INSTRUMENT, 5_100_250_000_000, flags)
 
 
-def rows(db: Database, sql: str, params: tuple = ()) -> list[tuple]:
-    with db.raw() as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
 
 
 def chunk_states(db: Database, table: str) -> dict[dt.date, str]:
