@@ -80,7 +80,7 @@ def replay_mbp(inst: np.ndarray, oidx: np.ndarray, price: np.ndarray, size: np.n
             lvl = off[k] + (price[r] - base[k]) // tick[k]
             g = s * total + lvl
             old = o_lvl[o]
-            old_depth = depth_n
+            moved = False
             if a == 67:
                 lsize[g] -= size[r]
                 o_size[o] -= size[r]
@@ -94,9 +94,7 @@ def replay_mbp(inst: np.ndarray, oidx: np.ndarray, price: np.ndarray, size: np.n
                     lcount[old] -= 1
                     if lsize[old] == 0 and best[2 * k + old // total] == old_lvl:
                         _rescan(best, lsize, off, total, k, old // total)
-                    if old != g:
-                        old_depth = _better_levels(lsize, best[2 * k + old // total], old_lvl, old // total,
-                                                   total, depth_n)
+                    moved = old != g
                 lsize[g] += size[r]
                 lcount[g] += 1
                 o_lvl[o] = g
@@ -107,7 +105,11 @@ def replay_mbp(inst: np.ndarray, oidx: np.ndarray, price: np.ndarray, size: np.n
             if lsize[g] == 0 and best[2 * k + s] == lvl:
                 _rescan(best, lsize, off, total, k, s)
             depth = _better_levels(lsize, best[2 * k + s], lvl, s, total, depth_n)
-            emit = depth < depth_n or old_depth < depth_n
+            emit = depth < depth_n
+            if moved:  # a price change counts at its old level too
+                old_side = old // total
+                emit = emit or _better_levels(lsize, best[2 * k + old_side], old - old_side * total, old_side,
+                                              total, depth_n) < depth_n
         elif a == 84 and s >= 0:  # T: the resting side at the trade price
             rest = ASK if s == BID else BID
             lvl = off[k] + (price[r] - base[k]) // tick[k]
