@@ -20,7 +20,8 @@ F_LAST, F_SNAPSHOT, F_BAD_TS_RECV = 128, 32, 8
 SNAPSHOT_LEVELS = 10  # levels a side of every contract's opening book
 NOISE_MAX = 5  # background events before a trade: 1..NOISE_MAX
 NEAR_LEVELS = 10  # background adds land within this many ticks of the touch
-QUOTE_GAP = 3  # ticks: the side opposite a trade is quoted at least this close to the trade price
+QUOTE_GAP = 1  # ticks: the side opposite a trade is quoted at least this close to the trade price
+INSIDE_ODDS = 3  # one background add in INSIDE_ODDS improves a touch when the spread is wider than a tick
 UNDEF_PRICE = np.iinfo(np.int64).max
 
 
@@ -176,12 +177,13 @@ def generate_book(ts_event: np.ndarray, ts_recv: np.ndarray, price: np.ndarray, 
             side = _below(state, 2)
             if r < 55:
                 bb, ba = best[2 * k + BID], best[2 * k + ASK]
+                inside = bb >= 0 and ba >= 0 and ba - bb > 1 and _below(state, INSIDE_ODDS) == 0
                 if side == BID:
                     ref = bb if bb >= 0 else (ba - 1 if ba >= 0 else lp - 1)
-                    lvl = ref - _below(state, NEAR_LEVELS)
+                    lvl = bb + 1 if inside else ref - _below(state, NEAR_LEVELS)
                 else:
                     ref = ba if ba >= 0 else (bb + 1 if bb >= 0 else lp + 1)
-                    lvl = ref + _below(state, NEAR_LEVELS)
+                    lvl = ba - 1 if inside else ref + _below(state, NEAR_LEVELS)
                 if lvl < off[k] or lvl >= off[k + 1]:
                     continue
                 qty = 1 + _below(state, 10) + (_below(state, 50) if _below(state, 8) == 0 else 0)

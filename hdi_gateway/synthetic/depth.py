@@ -22,6 +22,7 @@ MBP_RTYPES = {1: 0x01, 10: 0x0A}
 UNDEF_PRICE = dbn.UNDEF_PRICE
 F_LAST = 128
 BID, ASK = 0, 1
+LEVEL_BYTES = MBP_DTYPES[10].fields["bid_px_01"][1] - MBP_DTYPES[10].fields["bid_px_00"][1]  # a BidAskPair
 
 
 @njit(cache=True, nogil=True)
@@ -49,12 +50,35 @@ def _rescan(best: np.ndarray, lsize: np.ndarray, off: np.ndarray, total: int, k:
 
 
 @njit(cache=True, nogil=True)
+def _write_levels(n: int, k: int, best: np.ndarray, lsize: np.ndarray, lcount: np.ndarray, base: np.ndarray,
+                  off: np.ndarray, tick: np.ndarray, total: int, depth_n: int, px: np.ndarray, sz: np.ndarray,
+                  ct: np.ndarray, sd: int) -> None:  # pragma: no cover - compiled
+    """The depth_n best non-empty levels of one side into row n (UNDEF_PRICE, 0, 0 past the last)."""
+    at = best[2 * k + sd]
+    j = 0
+    while j < depth_n and at >= off[k] and at < off[k + 1]:
+        g = sd * total + at
+        if lsize[g] > 0:
+            px[n, j] = base[k] + (at - off[k]) * tick[k]
+            sz[n, j] = lsize[g]
+            ct[n, j] = lcount[g]
+            j += 1
+        at += -1 if sd == BID else 1
+    for jj in range(j, depth_n):
+        px[n, jj] = UNDEF_PRICE
+        sz[n, jj] = 0
+        ct[n, jj] = 0
+
+
+@njit(cache=True, nogil=True)
 def replay_mbp(inst: np.ndarray, oidx: np.ndarray, price: np.ndarray, size: np.ndarray, action: np.ndarray,
                side: np.ndarray, flags: np.ndarray, base: np.ndarray, off: np.ndarray, tick: np.ndarray,
-               n_orders: int, depth_n: int, emit_lo: int, emit_hi: int, src: np.ndarray, out_depth: np.ndarray,
-               out_flags: np.ndarray, px: np.ndarray, sz: np.ndarray, ct: np.ndarray) -> int:  # pragma: no cover
-    """Replay records [0, emit_hi) and write the mbp records of those in [emit_lo, emit_hi): source row,
-    depth, flags and the top levels (px/sz/ct[record, side, level]). Returns the mbp record count."""
+               n_orders: int, depth_n: int, emit_lo: int, emit_hi: int, write: bool, src: np.ndarray,
+               out_depth: np.ndarray, out_flags: np.ndarray, bid_px: np.ndarray, ask_px: np.ndarray,
+               bid_sz: np.ndarray, ask_sz: np.ndarray, bid_ct: np.ndarray,
+               ask_ct: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Replay records [0, emit_hi); count the mbp records of those in [emit_lo, emit_hi) and, when `write`,
+    write their source row, depth, flags and top levels ([record, level] views into the output records)."""
     n_inst = len(off) - 1
     total = off[n_inst]
     lsize = np.zeros(2 * total, np.int64)
@@ -117,26 +141,16 @@ def replay_mbp(inst: np.ndarray, oidx: np.ndarray, price: np.ndarray, size: np.n
             emit = True
         if r >= emit_lo:
             if emit:
-                src[n] = r
-                out_depth[n] = min(depth, 255)
-                out_flags[n] = flags[r]
-                for sd in (BID, ASK):
-                    at = best[2 * k + sd]
-                    j = 0
-                    while j < depth_n and at >= off[k] and at < off[k + 1]:
-                        g = sd * total + at
-                        if lsize[g] > 0:
-                            px[n, sd, j] = base[k] + (at - off[k]) * tick[k]
-                            sz[n, sd, j] = lsize[g]
-                            ct[n, sd, j] = lcount[g]
-                            j += 1
-                        at += -1 if sd == BID else 1
-                    for jj in range(j, depth_n):
-                        px[n, sd, jj] = UNDEF_PRICE
-                        sz[n, sd, jj] = 0
-                        ct[n, sd, jj] = 0
+                if write:
+                    src[n] = r
+                    out_depth[n] = min(depth, 255)
+                    out_flags[n] = flags[r]
+                    _write_levels(n, k, best, lsize, lcount, base, off, tick, total, depth_n, bid_px, bid_sz,
+                                  bid_ct, BID)
+                    _write_levels(n, k, best, lsize, lcount, base, off, tick, total, depth_n, ask_px, ask_sz,
+                                  ask_ct, ASK)
                 n += 1
-            elif flags[r] & F_LAST and n > 0 and src[n - 1] >= event_start:
+            elif write and flags[r] & F_LAST and n > 0 and src[n - 1] >= event_start:
                 out_flags[n - 1] |= F_LAST  # the event's last record was dropped: its last kept one ends it
         if flags[r] & F_LAST:
             event_start = r + 1
@@ -166,29 +180,34 @@ def mbp_from_mbo(mbo: np.ndarray, depth_n: int, ticks: dict[int, int], emit_lo: 
     hi = np.maximum(hi, lo)
     off = np.concatenate([[0], np.cumsum((hi - lo) // tick + 1)]).astype(np.int64)
     order_ids, oidx = np.unique(mbo["order_id"], return_inverse=True)
-    n_cap = max(emit_hi - emit_lo, 0)
-    src = np.empty(n_cap, np.int64)
-    depth = np.empty(n_cap, np.uint8)
-    flags = np.empty(n_cap, np.uint8)
-    px = np.empty((n_cap, 2, depth_n), np.int64)
-    sz = np.empty((n_cap, 2, depth_n), np.uint32)
-    ct = np.empty((n_cap, 2, depth_n), np.uint32)
-    n = replay_mbp(inst.astype(np.int64), oidx.astype(np.int64), price, mbo["size"].astype(np.int64),
-                   mbo["action"].view(np.uint8), mbo["side"].view(np.uint8), mbo["flags"], lo, off, tick,
-                   len(order_ids), depth_n, emit_lo, emit_hi, src, depth, flags, px, sz, ct)
     dtype = MBP_DTYPES[depth_n]
+    args = (inst.astype(np.int64), oidx.astype(np.int64), price, mbo["size"].astype(np.int64),
+            mbo["action"].view(np.uint8), mbo["side"].view(np.uint8), mbo["flags"], lo, off, tick,
+            len(order_ids), depth_n, emit_lo, emit_hi)
+    none_i8, none_u1 = np.empty(0, np.int64), np.empty(0, np.uint8)
+    none_2d_i8, none_2d_u4 = np.empty((0, depth_n), np.int64), np.empty((0, depth_n), np.uint32)
+    n = replay_mbp(*args, False, none_i8, none_u1, none_u1, none_2d_i8, none_2d_i8, none_2d_u4, none_2d_u4,
+                   none_2d_u4, none_2d_u4)  # count first: the output is allocated once, exactly
     out = np.zeros(n, dtype=dtype)
-    rows = mbo[src[:n]]
+    if n == 0:
+        return out
+    src, depth, flags = np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.uint8)
+    views = [_level_view(out, f"{name}_00", depth_n) for name in ("bid_px", "ask_px", "bid_sz", "ask_sz",
+                                                                     "bid_ct", "ask_ct")]
+    replay_mbp(*args, True, src, depth, flags, *views)
+    rows = mbo[src]
     out["length"] = dtype.itemsize // 4
     out["rtype"] = MBP_RTYPES[depth_n]
     for field in ("publisher_id", "instrument_id", "ts_event", "price", "size", "action", "side", "ts_recv",
                   "ts_in_delta", "sequence"):
         out[field] = rows[field]
-    out["flags"] = flags[:n]
-    out["depth"] = depth[:n]
-    for j in range(depth_n):
-        for sd, name in ((BID, "bid"), (ASK, "ask")):
-            out[f"{name}_px_{j:02d}"] = px[:n, sd, j]
-            out[f"{name}_sz_{j:02d}"] = sz[:n, sd, j]
-            out[f"{name}_ct_{j:02d}"] = ct[:n, sd, j]
+    out["flags"] = flags
+    out["depth"] = depth
     return out
+
+
+def _level_view(out: np.ndarray, first_field: str, depth_n: int) -> np.ndarray:
+    """[record, level] view of one level field (bid_px_00, bid_px_01, ... are LEVEL_BYTES apart)."""
+    field_dtype, offset = out.dtype.fields[first_field][:2]
+    return np.ndarray((len(out), depth_n), dtype=field_dtype, buffer=out, offset=offset,
+                      strides=(out.dtype.itemsize, LEVEL_BYTES))
