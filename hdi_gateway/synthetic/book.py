@@ -7,8 +7,10 @@ book_kernel.py; the mbp-1/mbp-10 views derived from these records are in depth.p
 What a session's MBO holds (DBN v3 MboMsg layout, in ts_recv order):
 - at the session open, per contract: a clear ('R') then the opening book (adds), all flagged
   F_SNAPSHOT | F_BAD_TS_RECV, the contract's last one F_LAST, as Databento's MBO snapshots;
-- between trades, single-record events (each F_LAST): adds, cancels (full or partial, size = size removed),
-  size-down modifies (size = the new size; the order keeps its priority) and the set-up of the next trade;
+- between trades, single-record events (each F_LAST; when the trades' sequence numbers leave no room for them
+  they open the next trade's packet instead, at its times and sequence): adds, cancels (full or partial,
+  size = the size removed), size-down modifies (size = the new size; the order keeps its priority) and the
+  set-up of the next trade;
 - each trade of the `trades` schema as one packet at its ts_event/ts_recv/sequence: 'T' (aggressor side,
   trade price and size, order_id 0), an 'F' per resting order filled in FIFO order (resting side), then a 'C'
   per fill (the fills' book change, as Databento normalizes CME), the last one F_LAST.

@@ -267,17 +267,23 @@ def generate_book(ts_event: np.ndarray, ts_recv: np.ndarray, price: np.ndarray, 
                 out_u1[n, 1], out_u1[n, 2] = A_ADD, S_BID if buy else S_ASK
             slots += 1
             n += 1
-        # the gap's events: times between the previous trade and this one, each its own event (F_LAST)
+        # the gap's events: each its own event (F_LAST) at times between the previous trade and this one when
+        # the venue's sequence numbers leave room between the two trades, else the first records of the trade's
         m = n - g0
+        own = int(sequence[i]) - seq_prev - 1 >= m
         if n <= cap:
             for j in range(m):
                 r = g0 + j
-                out_i8[r, 0] = te_prev + (ts_event[i] - te_prev) * (j + 1) // (m + 1)
-                out_i8[r, 1] = tr_prev + (ts_recv[i] - tr_prev) * (j + 1) // (m + 1)
-                out_u4[r, 1] = seq_prev + min(j + 1, max(int(sequence[i]) - seq_prev - 1, 0))
+                if own:
+                    out_i8[r, 0] = te_prev + (ts_event[i] - te_prev) * (j + 1) // (m + 1)
+                    out_i8[r, 1] = tr_prev + (ts_recv[i] - tr_prev) * (j + 1) // (m + 1)
+                    out_u4[r, 1] = seq_prev + j + 1
+                    out_u1[r, 0] = F_LAST
+                else:
+                    out_i8[r, 0], out_i8[r, 1], out_u4[r, 1] = ts_event[i], ts_recv[i], sequence[i]
+                    out_u1[r, 0] = 0
                 out_u4[r, 2] = k
                 out_u4[r, 3] = ts_in_delta[i]
-                out_u1[r, 0] = F_LAST
         # the BBO just before the trade (tbbo)
         for side in (BID, ASK):
             lvl = best[2 * k + side]

@@ -165,7 +165,8 @@ def mbp_from_mbo(mbo: np.ndarray, depth_n: int, ticks: dict[int, int], emit_lo: 
     if depth_n not in MBP_DTYPES:
         raise HdiError(f"mbp depth {depth_n} is not a Databento schema; use 1 or 10")
     emit_hi = len(mbo) if emit_hi is None else emit_hi
-    ids, inst = np.unique(mbo["instrument_id"], return_inverse=True)
+    ids = np.unique(mbo["instrument_id"])
+    inst = np.searchsorted(ids, mbo["instrument_id"])
     try:
         tick = np.array([ticks[int(i)] for i in ids], dtype=np.int64)
     except KeyError as missing:
@@ -179,11 +180,11 @@ def mbp_from_mbo(mbo: np.ndarray, depth_n: int, ticks: dict[int, int], emit_lo: 
     lo = np.where(lo > hi, 0, lo)
     hi = np.maximum(hi, lo)
     off = np.concatenate([[0], np.cumsum((hi - lo) // tick + 1)]).astype(np.int64)
-    order_ids, oidx = np.unique(mbo["order_id"], return_inverse=True)
+    oidx, n_orders = _order_index(mbo["order_id"])
     dtype = MBP_DTYPES[depth_n]
     args = (inst.astype(np.int64), oidx.astype(np.int64), price, mbo["size"].astype(np.int64),
             mbo["action"].view(np.uint8), mbo["side"].view(np.uint8), mbo["flags"], lo, off, tick,
-            len(order_ids), depth_n, emit_lo, emit_hi)
+            n_orders, depth_n, emit_lo, emit_hi)
     none_i8, none_u1 = np.empty(0, np.int64), np.empty(0, np.uint8)
     none_2d_i8, none_2d_u4 = np.empty((0, depth_n), np.int64), np.empty((0, depth_n), np.uint32)
     n = replay_mbp(*args, False, none_i8, none_u1, none_u1, none_2d_i8, none_2d_i8, none_2d_u4, none_2d_u4,
@@ -195,15 +196,27 @@ def mbp_from_mbo(mbo: np.ndarray, depth_n: int, ticks: dict[int, int], emit_lo: 
     views = [_level_view(out, f"{name}_00", depth_n) for name in ("bid_px", "ask_px", "bid_sz", "ask_sz",
                                                                      "bid_ct", "ask_ct")]
     replay_mbp(*args, True, src, depth, flags, *views)
-    rows = mbo[src]
     out["length"] = dtype.itemsize // 4
     out["rtype"] = MBP_RTYPES[depth_n]
     for field in ("publisher_id", "instrument_id", "ts_event", "price", "size", "action", "side", "ts_recv",
                   "ts_in_delta", "sequence"):
-        out[field] = rows[field]
+        out[field] = mbo[field][src]
     out["flags"] = flags
     out["depth"] = depth
     return out
+
+
+def _order_index(order_id: np.ndarray) -> tuple[np.ndarray, int]:
+    """A dense index of each order id: an offset when the ids are dense (the synthetic market's; id 0, no
+    order, gets a slot of its own), else a sort."""
+    real = order_id != 0
+    if not real.any():
+        return np.zeros(len(order_id), np.int64), 1
+    lo, hi = int(order_id[real].min()), int(order_id.max())
+    if hi - lo < 4 * len(order_id):
+        return np.where(real, order_id - np.uint64(lo), np.uint64(hi - lo + 1)).astype(np.int64), hi - lo + 2
+    ids, index = np.unique(order_id, return_inverse=True)
+    return index.astype(np.int64), len(ids)
 
 
 def _level_view(out: np.ndarray, first_field: str, depth_n: int) -> np.ndarray:

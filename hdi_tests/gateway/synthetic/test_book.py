@@ -272,3 +272,22 @@ def test_book_schemas_through_the_databento_client(synthetic_client: db.Historic
         assert (df["bid_px_00"] < df["ask_px_00"]).all()
         if schema == "tbbo":
             assert set(df["action"]) == {"T"}
+
+
+def _packets_end_with_f_last(records: np.ndarray) -> None:
+    """A packet (same instrument, ts_recv and sequence, contiguous): only its last record is F_LAST."""
+    key = np.stack([records["instrument_id"].astype(np.int64), records["ts_recv"].astype(np.int64),
+                    records["sequence"].astype(np.int64)], axis=1)
+    last = np.ones(len(records), dtype=bool)
+    last[:-1] = (key[1:] != key[:-1]).any(axis=1)
+    flagged = (records["flags"] & F_LAST) != 0
+    wrong = np.flatnonzero(last != flagged)
+    assert len(wrong) == 0, records[wrong[:3]]
+    trades = np.flatnonzero(records["action"] == b"T")
+    assert not flagged[trades].any(), "a trade's fills and cancels follow it in its packet"
+
+
+@pytest.mark.parametrize("schema", ["mbo", "mbp-1", "mbp-10"])
+def test_each_packet_ends_with_f_last(market: SyntheticMarket, session: dict, schema: str) -> None:
+    records = session["mbo"] if schema == "mbo" else market.session_mbp("ES", DAY, int(schema[4:]))
+    _packets_end_with_f_last(records)
