@@ -41,8 +41,18 @@ class BookSchemas:
 
     def session_mbp(self, product: str, trade_date: dt.date, depth_n: int = 10) -> np.ndarray:
         """One product's session of mbp-`depth_n` records (1 or 10), derived from session_mbo."""
-        mbo = self.session_mbo(product, trade_date)
-        return depth.mbp_from_mbo(mbo, depth_n, _ticks(mbo))
+        return self._mbp_cursor(product, trade_date, depth_n).records(0, len(self.session_mbo(product, trade_date)))
+
+    def _mbp_cursor(self, product: str, trade_date: dt.date, depth_n: int) -> depth.MbpCursor:
+        """The session's resumable mbp replay (a few kept): a live gateway's windows in order cost their rows."""
+        root = self._product(product).root  # type: ignore[attr-defined]
+        key = ("cursor", root, trade_date, depth_n)
+        cursor = self._cached(key)  # type: ignore[attr-defined]
+        if cursor is None:
+            mbo = self.session_mbo(root, trade_date)
+            cursor = depth.MbpCursor(mbo, depth_n, _ticks(mbo))
+            self._store(key, cursor)  # type: ignore[attr-defined]
+        return cursor
 
     def _book_records(self, schema: str, ids: np.ndarray | None, start_ns: int, end_ns: int) -> np.ndarray:
         """mbo / mbp-N records with ts_recv in [start_ns, end_ns) (Databento filters on ts_recv)."""
@@ -58,7 +68,7 @@ class BookSchemas:
                 if schema == "mbo":
                     part = mbo[a:b]
                 else:
-                    part = depth.mbp_from_mbo(mbo[:b], MBP_DEPTH[schema], _ticks(mbo), emit_lo=int(a))
+                    part = self._mbp_cursor(root, day, MBP_DEPTH[schema]).records(int(a), int(b))
                 if ids is not None:
                     part = part[np.isin(part["instrument_id"], ids)]
                 if len(part):
