@@ -190,7 +190,7 @@ class MbpCursor:
         self.base = np.where(lo > hi, 0, lo)
         hi = np.maximum(hi, self.base)
         self.off = np.concatenate([[0], np.cumsum((hi - self.base) // self.tick + 1)]).astype(np.int64)
-        self.oidx, self.n_orders = _order_index(mbo["order_id"])
+        self.oidx, self.n_orders = order_index(mbo["order_id"])
         self._lock = threading.Lock()
         self._reset()
 
@@ -236,7 +236,7 @@ class MbpCursor:
         return out
 
 
-def _order_index(order_id: np.ndarray) -> tuple[np.ndarray, int]:
+def order_index(order_id: np.ndarray) -> tuple[np.ndarray, int]:
     """A dense index of each order id: an offset when the ids are dense (the synthetic market's; id 0, no
     order, gets a slot of its own), else a sort."""
     real = order_id != 0
