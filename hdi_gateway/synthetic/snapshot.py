@@ -78,7 +78,7 @@ def mbo_snapshot(mbo: np.ndarray, upto: int, ts_recv: int, instrument_ids: np.nd
     clears["action"], clears["side"], clears["price"] = b"R", b"N", UNDEF_PRICE
     clears["ts_event"] = ts_recv
     adds = np.zeros(len(rows), dtype=MBO_DTYPE)
-    for field in ("instrument_id", "ts_event", "order_id", "price", "side"):
+    for field in ("instrument_id", "ts_event", "order_id", "price", "side", "sequence"):  # of its priority event
         adds[field] = head[field][rows]
     adds["action"] = b"A"
     adds["size"] = o_size[live]
