@@ -135,10 +135,11 @@ def replay_mbp(inst: np.ndarray, oidx: np.ndarray, price: np.ndarray, size: np.n
                 old_side = old // total
                 emit = emit or _better_levels(lsize, best[2 * k + old_side], old - old_side * total, old_side,
                                               total, depth_n) < depth_n
-        elif a == 84 and s >= 0:  # T: the resting side at the trade price
-            rest = ASK if s == BID else BID
-            lvl = off[k] + (price[r] - base[k]) // tick[k]
-            depth = _better_levels(lsize, best[2 * k + rest], lvl, rest, total, depth_n)
+        elif a == 84:  # T: depth of the trade price on the resting side (0 when no side is given)
+            if s >= 0:
+                rest = ASK if s == BID else BID
+                lvl = off[k] + (price[r] - base[k]) // tick[k]
+                depth = _better_levels(lsize, best[2 * k + rest], lvl, rest, total, depth_n)
             emit = True
         if r >= emit_lo:
             if emit:
