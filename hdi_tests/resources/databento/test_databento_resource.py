@@ -282,9 +282,9 @@ def test_every_retry_reason_survives_and_returns_the_same_rows(
 def test_non_retryable_4xx_is_not_retried(clean_gateway: Gateway, tmp_path: Path, requests_seen: RequestLog,
                                           caplog: pytest.LogCaptureFixture) -> None:
     resource = resource_for(clean_gateway, tmp_path / "cache")
-    # mbo is a valid Databento schema the synthetic dataset does not serve: the gateway answers 422.
+    # imbalance is a valid Databento schema the synthetic dataset does not serve: the gateway answers 422.
     with pytest.raises(HdiError) as info:
-        resource.get_range(DATASET, "mbo", "ES.v.0", START, END, stype_in="continuous")
+        resource.get_range(DATASET, "imbalance", "ES.v.0", START, END, stype_in="continuous")
     message = str(info.value)
     assert "HTTP 422" in message and "\n" not in message and "after" not in message
     assert requests_seen.count("metadata.get_cost") == 1 and requests_seen.count("timeseries.get_range") == 0
@@ -466,7 +466,7 @@ def test_secrets_never_in_logs_messages_or_repr(faulty_gateway: Gateway, tmp_pat
         except HdiError as exc:
             messages.append(str(exc))
     with pytest.raises(HdiError) as info:
-        resource.get_range(DATASET, "mbo", None, START, END)
+        resource.get_range(DATASET, "imbalance", None, START, END)
     messages.append(str(info.value))
     assert retry_lines(caplog.text), "expected retries to be logged"
     assert KEY not in caplog.text
