@@ -15,7 +15,7 @@ import databento_dbn as dbn
 
 from hdi_gateway.live import messages, protocol
 from hdi_gateway.live.clock import ReplayClock
-from hdi_gateway.live.faults import FaultSource, LiveFaults
+from hdi_gateway.live.faults import DEFAULT_SEND_BUFFER_BYTES, FaultSource, LiveFaults
 from hdi_gateway.live.protocol import AuthRequest, ControlError, SubscriptionRequest
 from hdi_gateway.live.stream import Batch, StreamPlan
 from hdi_gateway.live.subscriptions import Selection, SubscriptionRefused, resolve
@@ -29,6 +29,7 @@ TARGET_RECORDS = 50_000  # records per window the adaptive window size aims for
 MIN_WINDOW_NS = 1_000_000
 MAX_WINDOW_NS = 6 * 3600 * 1_000_000_000
 CLOSE_GRACE_S = 2.0  # wall seconds a closing connection may flush before it is aborted
+SLOW_READER_CLOSE_GRACE_S = 30.0  # ... a slow reader's, so its ErrorMsg still reaches it if it reads again
 _session_ids = itertools.count(1)
 
 
@@ -171,7 +172,7 @@ class LiveSession:
                     f"{faults.slow_reader_s:g} s; disconnecting")
             self.writer.write(messages.error_message(self.state.clock.now(), text,
                                                      messages.ERROR_SKIPPED_RECORDS_AFTER_SLOW_READING))
-            await self._close()
+            await self._close(SLOW_READER_CLOSE_GRACE_S)
             raise SessionClosed(text) from None
 
     def _reset(self) -> None:
@@ -181,10 +182,10 @@ class LiveSession:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.writer.transport.abort()
 
-    async def _close(self) -> None:
+    async def _close(self, grace_s: float = CLOSE_GRACE_S) -> None:
         self.writer.close()
         try:
-            await asyncio.wait_for(self.writer.wait_closed(), CLOSE_GRACE_S)
+            await asyncio.wait_for(self.writer.wait_closed(), grace_s)
         except (TimeoutError, OSError):
             self.writer.transport.abort()
 
@@ -202,6 +203,11 @@ class LiveSession:
         self.writer.write(self._metadata(start_now))
         await self._subscribe_pending(start_now)
         data_end = self.state.source.dataset_range(self.dataset)[1]
+        send_buffer = self._fault_state().send_buffer_bytes
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None and send_buffer < DEFAULT_SEND_BUFFER_BYTES:
+            # a bounded send buffer means the kernel's too, or megabytes hide in it before the gateway notices
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         cursor = min(self.plan.first_start() or start_now, start_now)
         window = 1_000_000_000
         later = asyncio.create_task(self._read_later_subscriptions())
@@ -254,6 +260,8 @@ class LiveSession:
                     self.writer.write(head.tobytes())
                     await asyncio.wait_for(self.writer.drain(), faults.slow_reader_s)
                 self.sent_records += head.count
+                if head.count:
+                    self.state.clock.advance(int(head.send_ns[-1]))
                 self._reset()
                 raise SessionClosed(f"dropped after {self.sent_records} records (fault drop_after)")
         if batch.count:
