@@ -12,12 +12,13 @@ import time
 from dataclasses import dataclass, field
 
 import databento_dbn as dbn
+import numpy as np
 
 from hdi_gateway.live import messages, protocol
 from hdi_gateway.live.clock import ReplayClock
 from hdi_gateway.live.faults import DEFAULT_SEND_BUFFER_BYTES, FaultSource, LiveFaults
 from hdi_gateway.live.protocol import AuthRequest, ControlError, SubscriptionRequest
-from hdi_gateway.live.stream import Batch, StreamPlan
+from hdi_gateway.live.stream import Batch, StreamPlan, record_ends, with_ts_out
 from hdi_gateway.live.subscriptions import Selection, SubscriptionRefused, resolve
 from hdi_gateway.source import DataSource
 
@@ -62,6 +63,7 @@ class LiveSession:
         self.last_write = time.monotonic()
         self.fault_generation = -1
         self.fault_base = 0  # records sent when the current fault generation was first seen
+        self.ts_out = False  # the client asked for each record's send time (ts_out) appended
 
     # ------------------------------------------------------------------ control phase
 
@@ -89,8 +91,6 @@ class LiveSession:
                 error = f"Unsupported encoding {request.encoding!r}; the gateway sends dbn"
             elif request.compression not in ("none", ""):
                 error = f"Unsupported compression {request.compression!r}; the offline gateway sends none"
-            elif request.ts_out:
-                error = "ts_out=1 is not supported by the offline gateway"
         except ControlError as exc:
             error = str(exc)
         if error is not None:
@@ -99,6 +99,7 @@ class LiveSession:
             raise SessionClosed(f"authentication refused: {error}")
         self.dataset = request.dataset
         self.heartbeat_s = float(request.heartbeat_interval_s)
+        self.ts_out = request.ts_out
         self.writer.write(protocol.format_line(success=1, session_id=self.session_id))
 
     async def _read_until_start(self) -> None:
@@ -132,7 +133,7 @@ class LiveSession:
             schema=dbn.Schema(schemas.pop()) if len(schemas) == 1 else None,
             stype_in=dbn.SType(stypes.pop()) if len(stypes) == 1 else None,
             stype_out=dbn.SType.INSTRUMENT_ID, symbols=[], partial=[], not_found=[], mappings=[],
-            ts_out=False, version=3,
+            ts_out=self.ts_out, version=3,
         )
         return bytes(meta)
 
@@ -144,9 +145,9 @@ class LiveSession:
                 selection: Selection = await asyncio.to_thread(
                     resolve, self.state.source, self.dataset, request, now_ns)
             except SubscriptionRefused as refused:
-                self.writer.write(refused.record)
+                self.writer.write(self._records(refused.record))
                 continue
-            self.writer.write(selection.mappings + b"".join(selection.errors))
+            self.writer.write(self._records(selection.mappings + b"".join(selection.errors)))
             self.plan.add(selection)
 
     async def _send(self, data: bytes, faults: LiveFaults) -> None:
@@ -170,10 +171,21 @@ class LiveSession:
         except TimeoutError:
             text = (f"Slow reader: the client did not read {faults.send_buffer_bytes} buffered bytes within "
                     f"{faults.slow_reader_s:g} s; disconnecting")
-            self.writer.write(messages.error_message(self.state.clock.now(), text,
-                                                     messages.ERROR_SKIPPED_RECORDS_AFTER_SLOW_READING))
+            self.writer.write(self._records(messages.error_message(
+                self.state.clock.now(), text, messages.ERROR_SKIPPED_RECORDS_AFTER_SLOW_READING)))
             await self._close(SLOW_READER_CLOSE_GRACE_S)
             raise SessionClosed(text) from None
+
+    def _records(self, data: bytes) -> bytes:
+        """Live-only records (mappings, system, errors) as sent: with ts_out when the session asked for it."""
+        if not self.ts_out or not data:
+            return data
+        return with_ts_out(np.frombuffer(data, dtype=np.uint8), record_ends(data), time.time_ns())
+
+    def _batch_bytes(self, batch: Batch) -> bytes:
+        if not self.ts_out:
+            return batch.tobytes()
+        return with_ts_out(batch.payload, batch.ends, time.time_ns())
 
     def _reset(self) -> None:
         """Drop the connection as a network failure would: TCP reset, unsent bytes lost."""
@@ -241,7 +253,7 @@ class LiveSession:
                     cursor = target
                     clock.advance(cursor)
                 if time.monotonic() - self.last_write >= self.heartbeat_s:
-                    await self._send(messages.heartbeat(cursor), faults)
+                    await self._send(self._records(messages.heartbeat(cursor)), faults)
                 if clock.is_max and cursor < data_end:
                     await asyncio.sleep(0)
                 elif not clock.is_max and clock.now() - cursor < window:
@@ -257,7 +269,7 @@ class LiveSession:
             if batch.count >= remaining and faults.claim(f"drop:{faults.generation}"):
                 head = batch.head(remaining)
                 if head.count:
-                    self.writer.write(head.tobytes())
+                    self.writer.write(self._batch_bytes(head))
                     await asyncio.wait_for(self.writer.drain(), faults.slow_reader_s)
                 self.sent_records += head.count
                 if head.count:
@@ -265,7 +277,7 @@ class LiveSession:
                 self._reset()
                 raise SessionClosed(f"dropped after {self.sent_records} records (fault drop_after)")
         if batch.count:
-            await self._send(batch.tobytes(), faults)
+            await self._send(self._batch_bytes(batch), faults)
             self.sent_records += batch.count
 
     async def run(self) -> None:

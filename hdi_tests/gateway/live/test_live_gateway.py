@@ -4,6 +4,7 @@ equal to the historical gateway's get_range for the same span, symbology and err
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 
 import databento as db
@@ -211,3 +212,30 @@ def test_bad_symbol_and_bad_schema_are_error_records(gateway_at) -> None:
     assert "imbalance" in errors[int(dbn.ErrorCode.INVALID_SUBSCRIPTION)]
     assert [m.stype_in_symbol for m in got.of(dbn.SymbolMappingMsg)] == ["ESH4"]
     assert {r.instrument_id for r in got.data()} == {got.of(dbn.SymbolMappingMsg)[0].instrument_id}
+
+
+def test_ts_out_appends_the_gateway_send_time_to_every_record(gateway_at, synthetic_client) -> None:
+    gateway = gateway_at(BUSY_AT)
+    lo, hi = ns_of(BUSY_AT), ns_of(BUSY_AT) + 2 * 3600 * NS
+    client = db.Live(KEY, gateway="127.0.0.1", port=gateway.port, ts_out=True)
+    from live_client import Collector
+
+    got = Collector()
+    client.add_callback(got)
+    client.subscribe(DATASET, "trades", "ES.FUT", stype_in="parent")
+    before = time.time_ns()
+    client.start()
+    try:
+        got.wait_until(lambda rs: any(isinstance(r, dbn.TradeMsg) and r.ts_recv >= hi for r in rs[-5:]))
+    finally:
+        client.terminate()
+    after = time.time_ns()
+    assert all(before <= r.ts_out <= after for r in got.records)  # mappings too: every record carries it
+    stripped = []
+    for record in got.data():
+        if record.ts_recv < hi:
+            raw = bytearray(bytes(record)[:-8])  # the record without its ts_out, length back to the plain size
+            raw[0] -= 2
+            stripped.append(bytes(raw))
+    expected = [bytes(r) for r in _historical_span(synthetic_client, "trades", "ES.FUT", "parent", lo, hi)]
+    assert stripped == expected and expected
