@@ -30,6 +30,7 @@ TARGET_RECORDS = 50_000  # records per window the adaptive window size aims for
 MIN_WINDOW_NS = 1_000_000
 MAX_WINDOW_NS = 6 * 3600 * 1_000_000_000
 CLOSE_GRACE_S = 2.0  # wall seconds a closing connection may flush before it is aborted
+MAX_SPEED_READER_PAUSE_S = 300.0  # at speed max, how long a reader may stop reading before it is dropped
 SLOW_READER_CLOSE_GRACE_S = 30.0  # ... a slow reader's, so its ErrorMsg still reaches it if it reads again
 _session_ids = itertools.count(1)
 
@@ -156,21 +157,14 @@ class LiveSession:
         transport = self.writer.transport
         if transport.get_write_buffer_size() <= faults.send_buffer_bytes:
             return
-        if self.state.clock.is_max:
-            # at max speed the gateway paces itself to the reader: backpressure is not a slow reader
-            while transport.get_write_buffer_size() > faults.send_buffer_bytes:
-                if transport.is_closing():
-                    raise SessionClosed("client gone")
-                try:
-                    await asyncio.wait_for(self.writer.drain(), faults.slow_reader_s)
-                except TimeoutError:
-                    continue
-            return
+        # at max speed the gateway paces itself to the reader: backpressure is a slow reader only when the
+        # reader stops altogether
+        patience = MAX_SPEED_READER_PAUSE_S if self.state.clock.is_max else faults.slow_reader_s
         try:
-            await asyncio.wait_for(self.writer.drain(), faults.slow_reader_s)
+            await asyncio.wait_for(self.writer.drain(), patience)
         except TimeoutError:
             text = (f"Slow reader: the client did not read {faults.send_buffer_bytes} buffered bytes within "
-                    f"{faults.slow_reader_s:g} s; disconnecting")
+                    f"{patience:g} s; disconnecting")
             self.writer.write(self._records(messages.error_message(
                 self.state.clock.now(), text, messages.ERROR_SKIPPED_RECORDS_AFTER_SLOW_READING)))
             await self._close(SLOW_READER_CLOSE_GRACE_S)
