@@ -241,6 +241,9 @@ class LiveSession:
                         target = edge
                 target = min(target, data_end)
                 if target > cursor:
+                    listings = self.plan.new_listings(target)
+                    if listings:
+                        self.writer.write(self._records(listings))
                     batch: Batch = await asyncio.to_thread(self.plan.window, cursor, target)
                     window = _adapt(window, batch.count)
                     await self._send_batch(batch, faults)

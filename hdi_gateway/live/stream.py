@@ -130,6 +130,10 @@ class StreamPlan:
         order = np.argsort(send, kind="stable")
         return records[order], send[order]
 
+    def new_listings(self, until_ns: int) -> bytes:
+        """Mapping records of contracts listed before until_ns that parent / ALL_SYMBOLS subscriptions take in."""
+        return b"".join(s.take_new_listings(self.source, self.dataset, until_ns) for s in self.selections)
+
     def window(self, lo: int, hi: int) -> Batch:
         """Every subscribed record with send time in [lo, hi), in send order."""
         if hi <= lo:

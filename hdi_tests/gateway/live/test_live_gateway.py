@@ -239,3 +239,29 @@ def test_ts_out_appends_the_gateway_send_time_to_every_record(gateway_at, synthe
             stripped.append(bytes(raw))
     expected = [bytes(r) for r in _historical_span(synthetic_client, "trades", "ES.FUT", "parent", lo, hi)]
     assert stripped == expected and expected
+
+
+def test_parent_subscription_takes_in_a_contract_listed_mid_session(gateway_at, synthetic_market,
+                                                                   synthetic_client) -> None:
+    listed = [i for i in synthetic_market.instruments(DATASET, ns_of("2024-03-15T12:00"), ns_of("2024-03-16"))
+              if i.parent == "ES.FUT" and i.activation_ns > ns_of("2024-03-15T12:00")]
+    assert len(listed) == 1  # ESH5, listed as ESH4 expires
+    new = listed[0]
+    gateway = gateway_at("2024-03-15T12:00")
+    lo, hi = ns_of("2024-03-15T12:00"), ns_of("2024-03-18T00:00")
+    client, got = stream(gateway.port, "statistics", "ES.FUT", stype_in="parent", heartbeat_interval_s=1)
+    try:
+        got.wait_until(lambda rs: any(send_ns(r) >= hi for r in rs[-5:] if isinstance(r, dbn.StatMsg)))
+    finally:
+        client.terminate()
+    announced = [k for k, r in enumerate(got.records) if isinstance(r, dbn.SymbolMappingMsg)
+                 and r.instrument_id == new.instrument_id]
+    assert len(announced) == 1
+    mapping = got.records[announced[0]]
+    assert (mapping.stype_in_symbol, mapping.stype_out_symbol, mapping.ts_event) == (
+        "ES.FUT", new.raw_symbol, new.activation_ns)
+    first_record = next(k for k, r in enumerate(got.records)
+                        if isinstance(r, dbn.StatMsg) and r.instrument_id == new.instrument_id)
+    assert announced[0] < first_record  # announced before its first record
+    expected = [bytes(r) for r in _historical_span(synthetic_client, "statistics", "ES.FUT", "parent", lo, hi)]
+    assert [bytes(r) for r in got.data() if send_ns(r) < hi] == expected
