@@ -29,6 +29,12 @@ IDLE_TICK_S = 0.005  # wall seconds between windows once the stream has caught u
 TARGET_RECORDS = 50_000  # records per window the adaptive window size aims for
 MIN_WINDOW_NS = 1_000_000
 MAX_WINDOW_NS = 6 * 3600 * 1_000_000_000
+# Data ahead of the stream is produced early in the background (the source caches it), so a new trade date's
+# generation (seconds for a book) does not stall a live stream: this far ahead in market time, or this many wall
+# seconds ahead at the session's speed, whichever is further.
+PREFETCH_MARKET_NS = 15 * 60 * 1_000_000_000
+PREFETCH_WALL_S = 20.0
+PREFETCH_PROBE_NS = 1_000_000  # the window read at the prefetch point: enough to make the source generate it
 CLOSE_GRACE_S = 2.0  # wall seconds a closing connection may flush before it is aborted
 MAX_SPEED_READER_PAUSE_S = 300.0  # at speed max, how long a reader may stop reading before it is dropped
 SLOW_READER_CLOSE_GRACE_S = 30.0  # ... a slow reader's, so its ErrorMsg still reaches it if it reads again
@@ -138,10 +144,15 @@ class LiveSession:
         )
         return bytes(meta)
 
-    async def _subscribe_pending(self, now_ns: int) -> None:
+    async def _subscribe_pending(self, now_ns: int, started: bool = False) -> None:
         assert self.plan is not None
         requests, self.pending = self.pending, []
         for request in requests:
+            if started and request.start_ns is not None:  # as Databento: replay only before the session starts
+                self.writer.write(self._records(messages.error_message(
+                    now_ns, "start= cannot be given once the session has started",
+                    messages.ERROR_INVALID_SUBSCRIPTION)))
+                continue
             try:
                 selection: Selection = await asyncio.to_thread(
                     resolve, self.state.source, self.dataset, request, now_ns)
@@ -217,6 +228,8 @@ class LiveSession:
         cursor = min(self.plan.first_start() or start_now, start_now)
         window = 1_000_000_000
         later = asyncio.create_task(self._read_later_subscriptions())
+        prefetch: asyncio.Future | None = None
+        prefetched_to = cursor
         try:
             while True:
                 if later.done():
@@ -225,7 +238,7 @@ class LiveSession:
                     raise SessionClosed("client gone")
                 faults = self._fault_state()
                 if self.pending:
-                    await self._subscribe_pending(cursor)
+                    await self._subscribe_pending(cursor, started=True)
                 stall = faults.stall_s > 0 and (faults.stall_at_ns is None or cursor >= faults.stall_at_ns)
                 if stall and faults.claim(f"stall:{faults.generation}"):
                     log.info("session %s: stalling %.1f s (fault)", self.session_id, faults.stall_s)
@@ -249,6 +262,11 @@ class LiveSession:
                     await self._send_batch(batch, faults)
                     cursor = target
                     clock.advance(cursor)
+                ahead = self._prefetch_point(cursor)
+                if ahead is not None and ahead > prefetched_to and (prefetch is None or prefetch.done()):
+                    prefetch = asyncio.ensure_future(asyncio.to_thread(
+                        self.plan.window, ahead, ahead + PREFETCH_PROBE_NS))
+                    prefetched_to = ahead + PREFETCH_PROBE_NS
                 if time.monotonic() - self.last_write >= self.heartbeat_s:
                     await self._send(self._records(messages.heartbeat(cursor)), faults)
                 if clock.is_max and cursor < data_end:
@@ -259,6 +277,17 @@ class LiveSession:
                     await asyncio.sleep(0 if cursor < data_end else IDLE_TICK_S * 20)
         finally:
             later.cancel()
+            if prefetch is not None:
+                prefetch.cancel()
+
+    def _prefetch_point(self, cursor: int) -> int | None:
+        """Where to produce data ahead of the stream (None at speed max: the stream itself is ahead)."""
+        speed = self.state.clock.speed
+        if speed is None or self.plan is None or not self.plan.selections:
+            return None
+        ahead = max(PREFETCH_MARKET_NS, int(PREFETCH_WALL_S * speed * 1_000_000_000))
+        # probe once per market minute: the source generates whole trade dates, so finer probes add nothing
+        return (cursor + ahead) // 60_000_000_000 * 60_000_000_000
 
     async def _send_batch(self, batch: Batch, faults: LiveFaults) -> None:
         if faults.drop_after is not None:

@@ -265,3 +265,23 @@ def test_parent_subscription_takes_in_a_contract_listed_mid_session(gateway_at, 
     assert announced[0] < first_record  # announced before its first record
     expected = [bytes(r) for r in _historical_span(synthetic_client, "statistics", "ES.FUT", "parent", lo, hi)]
     assert [bytes(r) for r in got.data() if send_ns(r) < hi] == expected
+
+
+def test_subscription_after_the_start_joins_live(gateway_at) -> None:
+    gateway = gateway_at(BUSY_AT, speed=600.0)
+    client, got = stream(gateway.port, "trades", "ESH4", heartbeat_interval_s=1)
+    try:
+        got.wait_until(lambda rs: len(got.data()) >= 3, timeout=30)
+        before = got.data()[-1].ts_recv  # the stream has passed this when the subscription is sent
+        client.subscribe(DATASET, "trades", "NQH4")
+        got.wait_until(lambda rs: any(m.stype_in_symbol == "NQH4" for m in got.of(dbn.SymbolMappingMsg)))
+        mapped_by = gateway.state.clock.now()
+        got.wait_until(lambda rs: any(r.ts_recv >= mapped_by + 20 * 60 * NS for r in got.data()[-3:]))
+    finally:
+        client.terminate()
+    (mapping,) = [m for m in got.of(dbn.SymbolMappingMsg) if m.stype_in_symbol == "NQH4"]
+    assert before <= mapping.ts_event <= mapped_by  # it joins where the stream is when the line arrives
+    joined = [r for r in got.data() if r.instrument_id == mapping.instrument_id]
+    assert joined and min(r.ts_recv for r in joined) >= mapping.ts_event  # live from the join, no replay
+    times = [r.ts_recv for r in got.data()]
+    assert times == sorted(times)
