@@ -285,3 +285,16 @@ def test_subscription_after_the_start_joins_live(gateway_at) -> None:
     assert joined and min(r.ts_recv for r in joined) >= mapping.ts_event  # live from the join, no replay
     times = [r.ts_recv for r in got.data()]
     assert times == sorted(times)
+
+
+def test_start_zero_replays_the_last_24_hours(gateway_at, synthetic_client) -> None:
+    at = ns_of(BUSY_AT)
+    gateway = gateway_at(BUSY_AT)
+    lo, hi = at - 24 * 3600 * NS, at + 3600 * NS
+    client, got = stream(gateway.port, "statistics", "ES.FUT", stype_in="parent", start=0)
+    try:
+        got.wait_until(lambda rs: any(isinstance(r, dbn.StatMsg) and r.ts_recv >= hi for r in rs[-5:]))
+    finally:
+        client.terminate()
+    expected = [bytes(r) for r in _historical_span(synthetic_client, "statistics", "ES.FUT", "parent", lo, hi)]
+    assert [bytes(r) for r in got.data() if r.ts_recv < hi] == expected and expected
