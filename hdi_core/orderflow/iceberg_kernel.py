@@ -14,8 +14,8 @@ from hdi_core.orderflow.book import ADD, CANCEL, CLEAR, FILL, MODIFY
 
 # order slot fields
 (O_ID, O_SIDE, O_PRICE, O_SHOWN, O_REMAIN, O_SINCE, O_FILLED, O_MAX, O_UPS, O_FIRST, O_FIRST_TS, O_FIRST_SEQ,
- O_LAST, O_LAST_TS, O_LAST_SEQ) = range(15)
-N_ORDER = 15
+ O_LAST, O_LAST_TS, O_LAST_SEQ, O_PEND) = range(16)
+N_ORDER = 16  # O_PEND: fills not yet followed by the cancel/modify that shows them on the book
 # price-level slot fields (one per side and price ever seen)
 (L_SIDE, L_PRICE, L_STATUS, L_MEMBER, L_DEADLINE, L_EXHAUSTED, L_REFILLS, L_MAX, L_EXEC, L_FIRST, L_FIRST_TS,
  L_FIRST_SEQ, L_LAST, L_LAST_TS, L_LAST_SEQ, L_SERIAL, L_FIRST_ORDER, L_ORDERS) = range(18)
@@ -142,6 +142,7 @@ def _add_order(i: int, idx: int, ts: np.ndarray, seq: np.ndarray, oid: np.ndarra
     o[O_LAST] = idx
     o[O_LAST_TS] = t
     o[O_LAST_SEQ] = seq[i]
+    o[O_PEND] = 0
     key = price[i] * 2 + (1 if side[i] == 66 else 0)
     if key not in level_ids:
         level_ids[key] = counters[C_LEVELS]
@@ -206,6 +207,7 @@ def iceberg_kernel(ts: np.ndarray, seq: np.ndarray, oid: np.ndarray, action: np.
             if a == FILL:
                 o[O_SINCE] += size[i]
                 o[O_FILLED] += size[i]
+                o[O_PEND] += size[i]
                 o[O_LAST] = idx
                 o[O_LAST_TS] = t
                 o[O_LAST_SEQ] = seq[i]
@@ -218,6 +220,7 @@ def iceberg_kernel(ts: np.ndarray, seq: np.ndarray, oid: np.ndarray, action: np.
                     lv[L_LAST_SEQ] = seq[i]
             elif a == CANCEL:
                 o[O_REMAIN] -= size[i]
+                o[O_PEND] = 0
                 if o[O_REMAIN] <= 0:
                     m = _remove_order(slot, orders, ids, free, counters, levels, level_ids, t, window,
                                       min_refills, out, m)
@@ -229,13 +232,14 @@ def iceberg_kernel(ts: np.ndarray, seq: np.ndarray, oid: np.ndarray, action: np.
                 m = _add_order(i, idx, ts, seq, oid, side, price, size, orders, ids, free, levels, level_ids,
                                members, counters, tolerance, min_refills, out, m)
             else:
-                if size[i] > o[O_REMAIN] and o[O_SINCE] > 0:  # shown size topped up after fills: a refill
+                if size[i] > o[O_REMAIN] - o[O_PEND] and o[O_SINCE] > 0:  # topped up after fills: a refill
                     o[O_UPS] += 1
                     o[O_SHOWN] = size[i]
                     o[O_SINCE] = 0
                     if size[i] > o[O_MAX]:
                         o[O_MAX] = size[i]
                 o[O_REMAIN] = size[i]
+                o[O_PEND] = 0
         elif a == CLEAR:
             for j in range(counters[C_LEVELS]):
                 m = close_chain(levels[j], min_refills, out, m)
