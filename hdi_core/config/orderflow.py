@@ -74,7 +74,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=8)
-def _load(path: str) -> OrderflowConfig:
+def _load(path: str, mtime_ns: int) -> OrderflowConfig:  # mtime in the key: an edited file is read again
     config = load_model(path, OrderflowConfig)
     for symbol in config.products:  # an override's typo fails now, naming its product
         _product_params(path, config, symbol)
@@ -93,7 +93,7 @@ def _product_params(path: str, config: OrderflowConfig, symbol: str) -> Orderflo
 def load_orderflow() -> OrderflowConfig:
     """The validated orderflow.yaml of the config folder (HDI_CONFIG_DIR honoured); defaults when it is absent."""
     path = config_dir() / ORDERFLOW_FILE
-    return _load(str(path)) if path.exists() else OrderflowConfig()
+    return _load(str(path), path.stat().st_mtime_ns) if path.exists() else OrderflowConfig()
 
 
 def orderflow_params(symbol: str) -> OrderflowParams:

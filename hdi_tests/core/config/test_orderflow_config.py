@@ -26,9 +26,12 @@ def test_product_override_and_typos(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("HDI_CONFIG_DIR", str(tmp_path))
     assert orderflow_params("ES").icebergs.min_refills == 5
     assert orderflow_params("NQ").icebergs.min_refills == 3
-    (tmp_path / "orderflow.yaml").write_text("products:\n  ES:\n    icebergs: {min_refill: 5}\n")
+    typo = tmp_path / "typo"
+    typo.mkdir()
+    monkeypatch.setenv("HDI_CONFIG_DIR", str(typo))
+    (typo / "orderflow.yaml").write_text("products:\n  ES:\n    icebergs: {min_refill: 5}\n")
     with pytest.raises(ConfigError, match=r"products\.ES\.icebergs\.min_refill"):
         load_orderflow()
-    (tmp_path / "orderflow.yaml").write_text("defaults:\n  profile: {value_area_share: 1.5}\n")
+    (typo / "orderflow.yaml").write_text("defaults:\n  profile: {value_area_share: 1.5}\n")
     with pytest.raises(ConfigError, match=r"orderflow.yaml: defaults\.profile\.value_area_share"):
         load_orderflow()
