@@ -157,7 +157,9 @@ def query_orderflow(db: Database, symbol: str, schema: str, start: Any = None, e
             params.append(day if by_date else stamp)
     where = " AND ".join(clauses)
     with _cursor(db) as cur:
-        cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {clauses[0]} LIMIT 1) t", [text])
+        stored = 2 if granularity else 1  # the symbol (and granularity) clauses: is anything stored at all
+        cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {' AND '.join(clauses[:stored])} LIMIT 1) t",
+                    params[:stored])
         if not cur.fetchone()[0]:
             raise NotFound(f"no {key} rows stored for {text!r}")
         if limit is None and max_rows is not None:
