@@ -59,3 +59,17 @@ def test_load_assets_read_what_the_assets_write() -> None:
     assert {k.to_user_string() for k in tables.orderflow_book_tables.dependency_keys} == {
         "absorption_zones", "iceberg_candidates"}
     assert orderflow_delta.check_keys
+
+
+def test_the_domain_merges_into_the_root_definitions() -> None:
+    from hdi_assets.definitions import defs
+    from hdi_assets.orderflow.definitions import ORDERFLOW_ASSETS
+
+    graph = defs.resolve_asset_graph()
+    keys = {a.key for a in ORDERFLOW_ASSETS}
+    assert keys <= graph.get_all_asset_keys()
+    assert all(graph.get(k).partitions_def is not None for k in keys)
+    assert defs.resolve_job_def("orderflow_job").partitions_def is not None
+    names = {k.name for k in graph.asset_check_keys if k.asset_key in keys}
+    assert names == {"flow_volume_matches_bars", "footprint_volume_matches_bars", "profile_volume_matches_sessions",
+                     "absorption_evidence_exists", "iceberg_evidence_exists"}
