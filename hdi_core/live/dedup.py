@@ -45,18 +45,18 @@ class GapFilter:
             boundary.unmatched = Counter(boundary.at_last)
 
     def admit(self, schema: str, records: np.ndarray) -> np.ndarray:
-        """The records not held yet (and remember them as held). Records must be one schema, arrival order."""
+        """The mask of `records` not held yet (and remember those as held). One schema, arrival order."""
         boundary = self.boundaries.setdefault(schema, _Boundary())
+        keep = np.ones(len(records), dtype=bool)
         if not len(records):
-            return records
+            return keep
         ts = records["ts_recv"].astype(np.int64)
         if boundary.replaying:
             keep = ts > boundary.last_ts
             same = np.flatnonzero(ts == boundary.last_ts)
             if len(same):
-                rows = records[same]
                 left = boundary.unmatched
-                for i, raw in zip(same, (r.tobytes() for r in rows), strict=True):
+                for i, raw in zip(same, (r.tobytes() for r in records[same]), strict=True):
                     if left[raw] > 0:
                         left[raw] -= 1
                     else:
@@ -64,11 +64,12 @@ class GapFilter:
             if keep.any():  # the replay is past what was held once a new record appears
                 boundary.replaying = False
             self.duplicates_dropped += int(len(keep) - np.count_nonzero(keep))
-            records, ts = records[keep], ts[keep]
-            if not len(records):
-                return records
+            if not keep.any():
+                return keep
+            self._hold(boundary, records[keep], ts[keep])
+            return keep
         self._hold(boundary, records, ts)
-        return records
+        return keep
 
     @staticmethod
     def _hold(boundary: _Boundary, records: np.ndarray, ts: np.ndarray) -> None:
