@@ -56,3 +56,50 @@ def _announce(line: str) -> None:
     """Print and flush at once: scripts wait for these lines before they connect."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+@replay_app.command("live")
+def live(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0 = any free port).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
+    ticks_per_session: Annotated[
+        int | None, typer.Option(help="Synthetic trades per instrument and session.")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(help="Market time the replay clock starts at (ISO, UTC). Default: a recent ES session's open."),
+    ] = None,
+    speed: Annotated[str, typer.Option(help="Replay speed: 1 = real time, 60 = a minute a second, or 'max'.")] = "1",
+    faults: Annotated[
+        str | None,
+        typer.Option(help='Faults, e.g. "drop_after=5000", "stall_at=2024-03-05T15:00,stall_s=5", '
+                          '"send_buffer_kb=256,slow_reader_s=2" (see hdi_gateway/live/faults.py).'),
+    ] = None,
+    control: Annotated[
+        Path | None, typer.Option(help="Fault control file: its fault spec applies whenever it changes.")
+    ] = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="API key to accept (repeatable; env HDI_GATEWAY_KEYS). Default: db-local-key."),
+    ] = None,
+    pid_file: Annotated[Path | None, typer.Option(help="Write this process's pid here while it serves.")] = None,
+) -> None:
+    """Serve Databento's live protocol over TCP: print `export HDI_DATABENTO_LIVE=host:port`, serve until killed."""
+    import numpy as np
+
+    from hdi_core.errors import HdiError
+    from hdi_gateway.live import default_at_ns, make_state, parse_speed, serve_forever
+    from hdi_gateway.synthetic import SyntheticMarket
+
+    market = (SyntheticMarket(seed=seed) if ticks_per_session is None
+              else SyntheticMarket(seed=seed, ticks_per_session=ticks_per_session))
+    if at is None:
+        at_ns = default_at_ns(market)
+    else:
+        try:
+            at_ns = int(np.datetime64(at.rstrip("Z"), "ns").astype(np.int64))
+        except ValueError:
+            raise HdiError(f"--at {at!r} is not an ISO time (e.g. 2024-03-05T14:30)") from None
+    state = make_state(market, at_ns, parse_speed(speed), key, faults, control)
+    serve_forever(state, host, port, announce=_announce, pid_file=pid_file)
