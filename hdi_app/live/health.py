@@ -150,6 +150,7 @@ def judge(status: dict[str, Any], now: float | None = None) -> tuple[str, int]:
 
 def prometheus_text(health: Health) -> str:
     now = time.time()
+    lag = "NaN" if health.lag_s is None else f"{health.lag_s:.6f}"
     since = now - health.last_data_at if health.last_data_at else now - health.started_at
     lines = [
         "# HELP hdi_live_messages_total Market-data records captured.",
@@ -158,7 +159,7 @@ def prometheus_text(health: Health) -> str:
         "# HELP hdi_live_message_rate Records per second over the last 10 s.",
         "# TYPE hdi_live_message_rate gauge", f"hdi_live_message_rate {health.message_rate:.3f}",
         "# HELP hdi_live_lag_seconds Wall time minus the gateway's send time (ts_out) of the newest record.",
-        "# TYPE hdi_live_lag_seconds gauge", f"hdi_live_lag_seconds {health.lag_s if health.lag_s is not None else 'NaN'}",
+        "# TYPE hdi_live_lag_seconds gauge", f"hdi_live_lag_seconds {lag}",
         "# HELP hdi_live_seconds_since_data Seconds since the last record or heartbeat.",
         "# TYPE hdi_live_seconds_since_data gauge", f"hdi_live_seconds_since_data {since:.3f}",
         "# HELP hdi_live_last_record_timestamp_seconds Market time (ts_recv) of the newest record.",

@@ -17,7 +17,8 @@ DAY_START = int(np.datetime64("2024-03-05T00:00", "ns").astype(np.int64))
 @pytest.fixture(scope="module")
 def session_trades(synthetic_market) -> np.ndarray:
     """One ES trade date of the synthetic market, the front contract only, in delivery (ts_recv) order."""
-    trades = synthetic_market.records("GLBX.MDP3", "trades", None, DAY_START - 7 * 3600 * NS, DAY_START + 22 * 3600 * NS)
+    span = (DAY_START - 7 * 3600 * NS, DAY_START + 22 * 3600 * NS)
+    trades = synthetic_market.records("GLBX.MDP3", "trades", None, *span)
     es = trades[trades["instrument_id"] // 1000 == trades["instrument_id"][0] // 1000]
     ids, counts = np.unique(es["instrument_id"], return_counts=True)
     return es[es["instrument_id"] == ids[np.argmax(counts)]]
