@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import databento_dbn as dbn
+import numpy as np
 
 from hdi_gateway.live import messages, protocol
 from hdi_gateway.live.clock import ReplayClock
@@ -61,6 +62,7 @@ class LiveSession:
         self.last_write = time.monotonic()
         self.fault_generation = -1
         self.fault_base = 0  # records sent when the current fault generation was first seen
+        self.ts_out = False  # the client asked for the send time (ts_out) after every record
 
     # ------------------------------------------------------------------ control phase
 
@@ -88,8 +90,6 @@ class LiveSession:
                 error = f"Unsupported encoding {request.encoding!r}; the gateway sends dbn"
             elif request.compression not in ("none", ""):
                 error = f"Unsupported compression {request.compression!r}; the offline gateway sends none"
-            elif request.ts_out:
-                error = "ts_out=1 is not supported by the offline gateway"
         except ControlError as exc:
             error = str(exc)
         if error is not None:
@@ -97,6 +97,7 @@ class LiveSession:
             await self._close()
             raise SessionClosed(f"authentication refused: {error}")
         self.dataset = request.dataset
+        self.ts_out = request.ts_out
         self.heartbeat_s = float(request.heartbeat_interval_s)
         self.writer.write(protocol.format_line(success=1, session_id=self.session_id))
 
@@ -131,7 +132,7 @@ class LiveSession:
             schema=dbn.Schema(schemas.pop()) if len(schemas) == 1 else None,
             stype_in=dbn.SType(stypes.pop()) if len(stypes) == 1 else None,
             stype_out=dbn.SType.INSTRUMENT_ID, symbols=[], partial=[], not_found=[], mappings=[],
-            ts_out=False, version=3,
+            ts_out=self.ts_out, version=3,
         )
         return bytes(meta)
 
@@ -143,9 +144,9 @@ class LiveSession:
                 selection: Selection = await asyncio.to_thread(
                     resolve, self.state.source, self.dataset, request, now_ns)
             except SubscriptionRefused as refused:
-                self.writer.write(refused.record)
+                self.writer.write(self._stamped(refused.record))
                 continue
-            self.writer.write(selection.mappings + b"".join(selection.errors))
+            self.writer.write(self._stamped(selection.mappings + b"".join(selection.errors)))
             self.plan.add(selection)
 
     async def _send(self, data: bytes, faults: LiveFaults) -> None:
@@ -169,10 +170,25 @@ class LiveSession:
         except TimeoutError:
             text = (f"Slow reader: the client did not read {faults.send_buffer_bytes} buffered bytes within "
                     f"{faults.slow_reader_s:g} s; disconnecting")
-            self.writer.write(messages.error_message(self.state.clock.now(), text,
-                                                     messages.ERROR_SKIPPED_RECORDS_AFTER_SLOW_READING))
+            self.writer.write(self._stamped(messages.error_message(
+                self.state.clock.now(), text, messages.ERROR_SKIPPED_RECORDS_AFTER_SLOW_READING)))
             await self._close()
             raise SessionClosed(text) from None
+
+    def _batch_bytes(self, batch: Batch) -> bytes:
+        if not self.ts_out or not batch.count:
+            return batch.tobytes()
+        return with_ts_out(batch.payload, batch.ends, time.time_ns())
+
+    def _stamped(self, data: bytes) -> bytes:
+        """Control-time records (mappings, heartbeats, errors) carry ts_out too when the client asked for it."""
+        if not self.ts_out or not data:
+            return data
+        ends, pos = [], 0
+        while pos < len(data):  # a handful of records: their lengths walked one by one
+            pos += data[pos] * 4
+            ends.append(pos)
+        return with_ts_out(np.frombuffer(data, np.uint8), np.asarray(ends, np.int64), time.time_ns())
 
     def _reset(self) -> None:
         """Drop the connection as a network failure would: TCP reset, unsent bytes lost."""
@@ -235,7 +251,7 @@ class LiveSession:
                     cursor = target
                     clock.advance(cursor)
                 if time.monotonic() - self.last_write >= self.heartbeat_s:
-                    await self._send(messages.heartbeat(cursor), faults)
+                    await self._send(self._stamped(messages.heartbeat(cursor)), faults)
                 if clock.is_max and cursor < data_end:
                     await asyncio.sleep(0)
                 elif not clock.is_max and clock.now() - cursor < window:
@@ -251,13 +267,13 @@ class LiveSession:
             if batch.count >= remaining and faults.claim(f"drop:{faults.generation}"):
                 head = batch.head(remaining)
                 if head.count:
-                    self.writer.write(head.tobytes())
+                    self.writer.write(self._batch_bytes(head))
                     await asyncio.wait_for(self.writer.drain(), faults.slow_reader_s)
                 self.sent_records += head.count
                 self._reset()
                 raise SessionClosed(f"dropped after {self.sent_records} records (fault drop_after)")
         if batch.count:
-            await self._send(batch.tobytes(), faults)
+            await self._send(self._batch_bytes(batch), faults)
             self.sent_records += batch.count
 
     async def run(self) -> None:
@@ -275,6 +291,20 @@ class LiveSession:
             self.state.sessions.pop(self.session_id, None)
             if not self.writer.transport.is_closing():
                 await self._close()
+
+
+def with_ts_out(payload: np.ndarray, ends: np.ndarray, ts_out_ns: int) -> bytes:
+    """Each record followed by the 8-byte send time, its `length` counting it (Databento's ts_out), columnar."""
+    sizes = np.diff(ends, prepend=0)
+    n = len(ends)
+    new_ends = ends + 8 * np.arange(1, n + 1, dtype=np.int64)
+    new_starts = new_ends - sizes - 8
+    out = np.empty(int(new_ends[-1]), dtype=np.uint8)
+    out[np.arange(len(payload), dtype=np.int64) + 8 * np.repeat(np.arange(n, dtype=np.int64), sizes)] = payload
+    out[new_starts] = ((sizes + 8) // 4).astype(np.uint8)
+    stamp = np.full(n, ts_out_ns, dtype="<u8").view(np.uint8).reshape(n, 8)
+    out[(new_ends - 8)[:, None] + np.arange(8, dtype=np.int64)] = stamp
+    return out.tobytes()
 
 
 def _adapt(window: int, count: int) -> int:
