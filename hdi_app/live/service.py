@@ -286,6 +286,8 @@ class CaptureService:
                 self.lake.compact(schema, product, day)
         if self.publisher is not None:
             self.publisher.close()
+        self.health.duplicates_dropped = self.gap.duplicates_dropped
+        self.health.late_trades = sum(s.bars.late_trades for s in self.series.values())
 
 
 def run_capture(config: CaptureConfig, db: Database | None, on_start: Callable[[CaptureService], None] | None = None

@@ -158,7 +158,7 @@ class LiveFeed:
         `give_up_s`; a refused key is not retried; `stopping()` ends the waits early."""
         stop = stop_after_delay(give_up_s)
         retrying = Retrying(
-            wait=wait_exponential_jitter(initial=initial_s, max=max_wait_s),
+            wait=wait_exponential_jitter(multiplier=initial_s, max=max_wait_s, jitter=initial_s),
             stop=lambda state: stopping() or stop(state),
             retry=retry_if_exception(_transient), reraise=True,
             before_sleep=lambda state: log.warning("live feed: %s; retrying in %.1f s",

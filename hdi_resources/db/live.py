@@ -39,6 +39,11 @@ _UPSERT = (f"INSERT INTO live_bars ({', '.join(_COLUMNS)}) VALUES %s "
            "WHERE NOT live_bars.is_closed OR EXCLUDED.is_closed")
 
 
+def _dsn(db: Database) -> str:
+    """libpq's URL form of the app role's URL (SQLAlchemy's names the driver, libpq refuses that)."""
+    return url_string(db.app_url.set(drivername="postgresql"))
+
+
 def _price(fixed: int) -> str:
     return str(Decimal(int(fixed)) / PRICE_SCALE)
 
@@ -58,7 +63,7 @@ class LiveBars:
 def bar_rows(update: LiveBars) -> list[tuple[Any, ...]]:
     b = update.bars
     days = b["trade_date"].astype("datetime64[D]").astype(object)
-    stamps = b["ts_event"].astype("datetime64[us]").astype(object)
+    stamps = b["ts_event"].astype("datetime64[ns]").astype("datetime64[us]").astype(object)
     return [(update.symbol, f"{stamps[i].isoformat()}+00:00", int(b["ts_event"][i]), days[i], int(b["session_id"][i]),
              update.instrument_id, update.raw_symbol, int(b["open"][i]), int(b["high"][i]), int(b["low"][i]),
              int(b["close"][i]), int(b["volume"][i]), int(b["trade_count"][i]), float(b["vwap"][i]), update.closed)
@@ -87,7 +92,7 @@ class LiveBarPublisher:
 
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg2.connect(url_string(self.db.app_url), connect_timeout=15,
+            self._conn = psycopg2.connect(_dsn(self.db), connect_timeout=15,
                                           options="-c timezone=UTC", application_name="hdi-live-capture")
         return self._conn
 
@@ -202,7 +207,7 @@ class LiveBarListener:
         while not self._stop.is_set():
             conn = None
             try:
-                conn = psycopg2.connect(url_string(self.db.app_url), connect_timeout=15,
+                conn = psycopg2.connect(_dsn(self.db), connect_timeout=15,
                                         application_name="hdi-live-listen")
                 conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
                 with conn.cursor() as cur:
