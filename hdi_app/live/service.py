@@ -170,6 +170,10 @@ class CaptureService:
         if used != len(data):  # the client writes whole records; a remainder means a broken stream
             raise HdiError(f"live stream: {len(data) - used} bytes of a cut-off record")
         self.health.last_data_at = time.time()
+        if self.health.state == State.STALLED:
+            log.info("live feed flowing again")
+            self.health.state = State.STREAMING
+            self._stall_logged = False
         self.health.heartbeats += batch.heartbeats()
         if len(batch.errors):
             for err in batch.errors["err"]:
