@@ -51,10 +51,34 @@ def main() -> None:
     elapsed = time.perf_counter() - t0
     print(f"ES ohlcv-1m last 3 days (cached sessions): {len(bars):,} bars in {elapsed:.3f} s")
 
+    book_figures(market, market.trade_dates("ES", utc_ns(start), utc_ns(end))[:3])
+
     t0 = time.perf_counter()
     daily = SyntheticMarket().daily_stats(DATASET, dt.date(2019, 1, 1), dt.date(2024, 1, 1))
     print(f"daily_stats 2019..2023, all products (no ticks): {len(daily):,} rows in "
           f"{time.perf_counter() - t0:.2f} s")
+
+
+def book_figures(market: SyntheticMarket, days: list[dt.date]) -> None:
+    """The order book at default volume: MBO generation (trades cached), then mbp-1 and mbp-10 derived."""
+    rows = []
+    for day in days:
+        trades = len(market._session_trades("ES", day)["price"])
+        t0 = time.perf_counter()
+        mbo = market.session_mbo("ES", day)
+        t_mbo = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        mbp1 = market.session_mbp("ES", day, 1)
+        t_mbp1 = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        mbp10 = market.session_mbp("ES", day, 10)
+        t_mbp10 = time.perf_counter() - t0
+        rows.append((trades, len(mbo), t_mbo, len(mbp1), t_mbp1, len(mbp10), t_mbp10))
+    for day, (trades, n_mbo, t_mbo, n1, t1, n10, t10) in zip(days, rows, strict=True):
+        print(f"ES {day} book: {trades:,} trades -> {n_mbo:,} mbo records ({n_mbo / trades:.1f}/trade) in "
+              f"{t_mbo:.2f} s = {n_mbo / t_mbo:,.0f} events/s; mbp-1 {n1:,} in {t1:.2f} s "
+              f"({n_mbo / t1:,.0f} mbo events/s replayed); mbp-10 {n10:,} in {t10:.2f} s "
+              f"({n_mbo / t10:,.0f} mbo events/s replayed)")
 
 
 if __name__ == "__main__":

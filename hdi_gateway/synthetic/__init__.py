@@ -1,9 +1,20 @@
 """The deterministic synthetic CME Globex market (GLBX.MDP3), split by job:
 
 products.py (contract specifications and listings), prices.py (the price and volume model), records.py (DBN
-record layouts), market.py (the DataSource with its cache). The exchange calendar is hdi_gateway.exchange_calendar.
+record layouts), market.py (the DataSource with its cache), book.py + book_kernel.py (the order book: MBO around
+the trades), depth.py (mbp-1/mbp-10 from MBO), book_market.py (the book schemas of the market, cached).
+The exchange calendar is hdi_gateway.exchange_calendar.
+
+Order-book API (one product's session, NumPy structured arrays in the DBN v3 layouts):
+    SyntheticMarket.session_mbo(product, trade_date) -> MboMsg records (MBO_DTYPE), ts_recv order
+    SyntheticMarket.session_mbp(product, trade_date, depth_n=10) -> MBP10Msg (or MBP1Msg, depth_n=1) records
+    SyntheticMarket.records(dataset, "mbo" | "mbp-1" | "mbp-10" | "tbbo", ids, start_ns, end_ns): any window
+    mbp_from_mbo(mbo, depth_n, ticks) -> mbp records of any MBO stream (e.g. a live capture)
 """
 
+from hdi_gateway.synthetic.book import MBO_DTYPE
+from hdi_gateway.synthetic.book_kernel import F_BAD_TS_RECV, F_LAST, F_SNAPSHOT
+from hdi_gateway.synthetic.depth import MBP_DTYPES, mbp_from_mbo
 from hdi_gateway.synthetic.market import (
     CACHE_BYTE_LIMITS,
     CACHE_LIMITS,
@@ -27,6 +38,7 @@ from hdi_gateway.synthetic.records import (
 )
 
 __all__ = [
+    "F_BAD_TS_RECV", "F_LAST", "F_SNAPSHOT", "MBO_DTYPE", "MBP_DTYPES", "mbp_from_mbo",
     "CACHE_BYTE_LIMITS", "CACHE_LIMITS", "DATASET", "DATA_END", "DEFAULT_TICKS_PER_SESSION", "FINAL_DELAY_NS",
     "OPEN_INTEREST_DELAY_NS", "ORIGIN", "PRELIMINARY_DELAY_NS", "PRODUCTS", "SCHEMAS_SERVED", "SESSION_CACHE_BYTES",
     "SETTLEMENT_FINAL_FLAGS", "SETTLEMENT_PRELIMINARY_FLAGS", "STAT_CLEARED_VOLUME", "STAT_OPEN_INTEREST",

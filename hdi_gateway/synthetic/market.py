@@ -21,6 +21,7 @@ from hdi_gateway import exchange_calendar as calendar
 from hdi_gateway.exchange_calendar import DAY_NS, NS
 from hdi_gateway.source import Instrument
 from hdi_gateway.synthetic import prices, records
+from hdi_gateway.synthetic.book_market import BOOK_SCHEMAS, BookSchemas
 from hdi_gateway.synthetic.prices import SessionPlan
 from hdi_gateway.synthetic.products import DATA_END, DATASET, ID_STRIDE, ORIGIN, PRODUCTS, Product, product_contracts
 
@@ -29,10 +30,12 @@ DEFAULT_TICKS_PER_SESSION = {"ES": 300_000, "NQ": 200_000, "GC": 60_000, "ZB": 8
 # Generated trade dates are kept by bytes, not count: ES at default volume is ~12 MB a session, so the
 # default holds a ~2-week ALL_SYMBOLS request at default volume (~270 MB) or years at test volume.
 SESSION_CACHE_BYTES = int(os.environ.get("HDI_REPLAY_SESSION_CACHE_MB", "384")) << 20
-CACHE_LIMITS = {"trades": 1 << 30, "path": 64, "plan": 8192}  # entries; "trades" is bounded by bytes
-CACHE_BYTE_LIMITS = {"trades": SESSION_CACHE_BYTES}
+# entries; "trades" and "book" (a session's MBO: ~8 records of 56 bytes a trade) are bounded by bytes
+CACHE_LIMITS = {"trades": 1 << 30, "book": 1 << 30, "path": 64, "plan": 8192}
+CACHE_BYTE_LIMITS = {"trades": SESSION_CACHE_BYTES, "book": SESSION_CACHE_BYTES}
 SCHEMAS_SERVED = (
-    "trades", "tbbo", "ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d", "statistics", "definition",
+    "trades", "tbbo", "mbo", "mbp-1", "mbp-10", "ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d", "statistics",
+    "definition",
 )
 
 
@@ -54,7 +57,7 @@ def _empty_trades() -> dict[str, np.ndarray]:
             "ts_in_delta": np.empty(0, np.int32), "sequence": np.empty(0, np.uint32)}
 
 
-class SyntheticMarket:
+class SyntheticMarket(BookSchemas):
     """Deterministic synthetic GLBX.MDP3 data source implementing the gateway's DataSource."""
 
     def __init__(self, seed: int = 7, ticks_per_session: int | dict[str, int] | None = None) -> None:
@@ -133,7 +136,10 @@ class SyntheticMarket:
         ids = None if instrument_ids is None else np.asarray(instrument_ids, dtype=np.uint32)
         start_ns, end_ns = int(start_ns), int(end_ns)
         if schema in ("trades", "tbbo"):
-            return records.trade_records(self._trade_parts(start_ns, end_ns, ids), tbbo=schema == "tbbo")
+            parts = self._trade_parts(start_ns, end_ns, ids, with_book=schema == "tbbo")
+            return records.trade_records(parts, tbbo=schema == "tbbo")
+        if schema in BOOK_SCHEMAS:
+            return self._book_records(schema, ids, start_ns, end_ns)
         if schema in records.OHLCV_RTYPE:
             interval = records.OHLCV_INTERVAL_NS[schema]
             lo, hi = start_ns // interval * interval, -(-end_ns // interval) * interval
@@ -291,15 +297,19 @@ class SyntheticMarket:
         codes = set((ids // ID_STRIDE).tolist())
         return [root for root, p in PRODUCTS.items() if p.code in codes]
 
-    def _trade_parts(self, start_ns: int, end_ns: int, ids: np.ndarray | None) -> list[dict[str, np.ndarray]]:
+    def _trade_parts(self, start_ns: int, end_ns: int, ids: np.ndarray | None,
+                     with_book: bool = False) -> list[dict[str, np.ndarray]]:
         """Trades with ts_event in [start_ns, end_ns) as column dicts in time order (one per trade date when
-        one product is asked; products with different calendars interleave, so several are merged)."""
+        one product is asked; products with different calendars interleave, so several are merged); with_book
+        adds the book's BBO just before each trade (bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct)."""
         by_root: list[list[dict[str, np.ndarray]]] = []
         for root in self._roots_for(ids):
             contracts = product_contracts(root)
             parts: list[dict[str, np.ndarray]] = []
             for day in self.trade_dates(root, start_ns, end_ns):
                 cols = self._session_trades(root, day)
+                if with_book:
+                    cols = {**cols, **self.session_book(root, day)[1]}
                 a, b = np.searchsorted(cols["ts_event"], [start_ns, end_ns], side="left")
                 part = {k: v[a:b] for k, v in cols.items()}
                 if ids is not None and not np.isin(

@@ -12,9 +12,7 @@ from hdi_gateway.exchange_calendar import DAY_NS, NS
 from hdi_gateway.synthetic.prices import SessionPlan
 from hdi_gateway.synthetic.products import (
     FIXED,
-    ID_STRIDE,
     PUBLISHER_ID,
-    TICK_BY_CODE,
     UNDEF_PRICE,
     Contracts,
     Product,
@@ -68,22 +66,12 @@ def _fill_trade_fields(out: np.ndarray, cols: dict[str, np.ndarray], rtype: int)
 
 
 def _fill_tbbo_fields(out: np.ndarray, cols: dict[str, np.ndarray]) -> None:
-    """Each trade with the BBO just before it: the aggressor's side was the touch the trade took."""
+    """Each trade with the order book's BBO just before it (book.py: the side the aggressor took sits at the
+    trade price with at least the trade's size)."""
     _fill_trade_fields(out, cols, RTYPE_MBP1)
-    tick = TICK_BY_CODE[cols["instrument_id"] // ID_STRIDE]
-    buy = cols["side"] == ord("B")
-    price = cols["price"]
-    out["bid_px_00"] = np.where(buy, price - tick, price)
-    out["ask_px_00"] = np.where(buy, price, price + tick)
-    # book sizes: a deterministic hash of the sequence number; the side taken holds at least the trade
-    h = (cols["sequence"].astype(np.uint64) * np.uint64(2654435761)) >> np.uint64(7)
-    resting = (h % np.uint64(40)).astype(np.uint32)
-    other = 1 + ((h >> np.uint64(8)) % np.uint64(40)).astype(np.uint32)
-    size = cols["size"]
-    out["ask_sz_00"] = np.where(buy, size + resting, other)
-    out["bid_sz_00"] = np.where(buy, other, size + resting)
-    out["ask_ct_00"] = 1 + (h >> np.uint64(16)) % out["ask_sz_00"].astype(np.uint64)
-    out["bid_ct_00"] = 1 + (h >> np.uint64(20)) % out["bid_sz_00"].astype(np.uint64)
+    for side in ("bid", "ask"):
+        for field in ("px", "sz", "ct"):
+            out[f"{side}_{field}_00"] = cols[f"{side}_{field}"]
 
 
 def trade_records(parts: list[dict[str, np.ndarray]], tbbo: bool = False) -> np.ndarray:

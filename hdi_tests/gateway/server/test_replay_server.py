@@ -174,7 +174,7 @@ def test_auth_errors(synthetic_gateway) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"schema": "mbp-10"}, "schema"),  # a real schema the synthetic market does not hold
+        ({"schema": "imbalance"}, "schema"),  # a real schema the synthetic market does not hold
         ({"dataset": "XNAS.ITCH"}, "dataset"),
         ({"start": NEXT_DAY, "end": DAY}, "end"),
         ({"start": "yesterday-ish"}, "start"),

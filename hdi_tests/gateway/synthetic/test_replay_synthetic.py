@@ -327,7 +327,7 @@ def test_default_volume_is_realistic() -> None:
 def test_bad_requests_raise_hdi_error(market: SyntheticMarket) -> None:
     with pytest.raises(HdiError, match="XNAS.ITCH"):
         market.records("XNAS.ITCH", "trades", None, WEEK_START, WEEK_END)
-    with pytest.raises(HdiError, match="mbo"):
-        market.records(DATASET, "mbo", None, WEEK_START, WEEK_END)
+    with pytest.raises(HdiError, match="imbalance"):
+        market.records(DATASET, "imbalance", None, WEEK_START, WEEK_END)
     assert market.schemas(DATASET) == list(SCHEMAS_SERVED)
     assert len(market.records(DATASET, "trades", None, utc_ns(2024, 6, 15), utc_ns(2024, 6, 16))) == 0
