@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from hdi_core.config.symbols import load_symbols
 from hdi_core.errors import HdiError
@@ -33,6 +34,7 @@ log = logging.getLogger("hdi.live")
 
 READ_WAIT_S = 0.02  # longest wait for bytes before the loop looks at the clock, stalls and flushes
 PROGRESS_EVERY_S = 10.0
+FLOW_KIND = "orderflow-1m"  # lake folder of the aggressor-flow bars built in stream (hdi_core.orderflow)
 UNMAPPED = "_unmapped"  # lake folder for records whose instrument no mapping message named (never expected)
 
 
@@ -240,6 +242,12 @@ class CaptureService:
                                                                  else mine)
 
     def _publish(self, updates: list[SeriesUpdate | None]) -> None:
+        for u in updates:
+            if u is not None and u.flow is not None and u.flow.num_rows:
+                product = u.symbol.split(".", 1)[0]
+                days = u.flow["trade_date"].cast("string").to_numpy(zero_copy_only=False)
+                for day in np.unique(days):
+                    self.lake.append(FLOW_KIND, product, str(day), u.flow.filter(pa.array(days == day)))
         if self.publisher is None:
             return
         bars: list[LiveBars] = []

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from hdi_core.calendar import Sessions, calendar_sessions
 from hdi_core.live.bars import BAR_DTYPE, DEFAULT_GRACE_NS, SecondBars
 from hdi_core.live.records import RecordBatch
+from hdi_core.orderflow import FlowAccumulator, Trades
 from hdi_core.units import DAY_NS
 
 SESSIONS_BEFORE_NS = 3 * DAY_NS  # calendar reach around the capture's start: a long weekend either side
@@ -44,6 +46,7 @@ class SeriesUpdate:
     closed: np.ndarray = field(default_factory=lambda: np.empty(0, BAR_DTYPE))
     provisional: np.ndarray = field(default_factory=lambda: np.empty(0, BAR_DTYPE))
     sent_ns: int = 0  # the gateway's send time (ts_out) of the batch's last trade, 0 when unknown
+    flow: pa.Table | None = None  # order-flow (aggressor delta) bars the batch closed (hdi_core.orderflow)
 
 
 def trade_source(schemas: Sequence[str]) -> str:
@@ -58,7 +61,8 @@ class ContinuousSeries:
     """One product's continuous symbol: mapping, trades of the mapped contract, bars."""
 
     def __init__(self, symbol: str, calendar: str, start_ns: int, source: str = "trades",
-                 grace_ns: int = DEFAULT_GRACE_NS, sessions: Sessions | None = None) -> None:
+                 grace_ns: int = DEFAULT_GRACE_NS, sessions: Sessions | None = None,
+                 flow_interval: str | None = "1m") -> None:
         self.symbol = symbol
         self.source = source
         self.sessions = sessions if sessions is not None else calendar_sessions(
@@ -67,6 +71,8 @@ class ContinuousSeries:
         self.instrument_id: int | None = None
         self.raw_symbol = ""
         self.trades_seen = 0
+        # the order-flow hook: helper "flow"'s incremental accumulator, fed the same trades as the bars
+        self.flow = FlowAccumulator(self.sessions, flow_interval) if flow_interval else None
 
     def on_mappings(self, mappings: np.ndarray) -> bool:
         """Take the mapping of this symbol, if the batch has one; True when the contract changed."""
@@ -94,22 +100,35 @@ class ContinuousSeries:
             trades = records[mine]
             if len(trades):
                 sent = int(batch.ts_out[self.source][mine][-1])
+        flow = None
         if len(trades):
             self.trades_seen += len(trades)
             update = self.bars.push(trades["ts_event"].astype(np.int64), trades["price"],
                                     trades["size"].astype(np.int64), clock_ns)
+            flow = self._feed_flow(trades)
         else:
             update = self.bars.advance(clock_ns)
             if not len(update.closed):
                 return None
             update.provisional = np.empty(0, BAR_DTYPE)
         return SeriesUpdate(self.symbol, self.instrument_id or 0, self.raw_symbol, update.closed,
-                            update.provisional, sent)
+                            update.provisional, sent, flow)
+
+    def _feed_flow(self, trades: np.ndarray) -> pa.Table | None:
+        """Aggressor flow bars, from the batch's trades in ts_event order (the accumulator takes sorted tapes)."""
+        if self.flow is None:
+            return None
+        order = np.argsort(trades["ts_event"], kind="stable")
+        tape = Trades(trades["ts_event"][order].astype(np.int64), trades["price"][order].astype(np.int64),
+                      trades["size"][order].astype(np.int64), trades["side"][order].view(np.uint8))
+        closed = self.flow.feed(tape)
+        return closed if closed.num_rows else None
 
     def flush(self) -> SeriesUpdate:
         """The end of the capture: every held trade committed, the open bar closed."""
         update = self.bars.flush()
-        return SeriesUpdate(self.symbol, self.instrument_id or 0, self.raw_symbol, update.closed)
+        flow = self.flow.flush() if self.flow is not None else None
+        return SeriesUpdate(self.symbol, self.instrument_id or 0, self.raw_symbol, update.closed, flow=flow)
 
     def next_resubscribe_ns(self, clock_ns: int) -> int | None:
         """The open of the next trade date after `clock_ns` (its first segment), where a continuous

@@ -75,15 +75,17 @@ class LiveLake:
             self._manifests[part] = _read_manifest(self.store, part)
         return self._manifests[part]
 
-    def append(self, schema: str, symbol: str, trade_date: str, records: np.ndarray) -> str | None:
-        """One new chunk file with `records` (a DBN structured array), then the manifest; None if empty."""
+    def append(self, schema: str, symbol: str, trade_date: str, records: np.ndarray | pa.Table) -> str | None:
+        """One new chunk file with `records` (a DBN structured array, or a derived table such as order-flow
+        bars), then the manifest; None if empty."""
         if not len(records):
             return None
+        table = records if isinstance(records, pa.Table) else records_to_table(records)
         part = live_partition(self.store, schema, symbol, trade_date)
         manifest = self._manifest(part)
         self.store.make_dirs(part)
         name = f"chunk-{time.time_ns():020d}-{len(manifest.files):06d}.parquet"
-        self.store.put_atomic(self.store.join(part, name), _table_bytes(records_to_table(records)))
+        self.store.put_atomic(self.store.join(part, name), _table_bytes(table))
         manifest.files.append(name)
         manifest.rows += len(records)
         self.store.put_atomic(self.store.join(part, MANIFEST), manifest.to_json())

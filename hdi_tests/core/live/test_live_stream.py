@@ -55,3 +55,15 @@ def test_resubscribe_at_the_next_trade_date_open() -> None:
     series = ContinuousSeries("ES.v.0", "CME Globex Equity", T0)
     at = series.next_resubscribe_ns(T0)
     assert at == int(np.datetime64("2024-03-05T23:00", "ns").astype(np.int64))  # 17:00 CT (CST)
+
+
+def test_order_flow_bars_ride_on_the_stream() -> None:
+    series = ContinuousSeries("ES.v.0", "CME Globex Equity", T0)
+    series.on_mappings(_mapping("ES.v.0", 7, "ESH4"))
+    trades = _trades([7, 7, 7])
+    trades["side"] = [b"A", b"B", b"A"]  # the aggressor: A sells into the bid, B buys the offer
+    trades["size"] = [2, 5, 1]
+    assert series.on_batch(RecordBatch(records={"trades": trades}, ts_out={"trades": np.zeros(3, np.uint64)}),
+                           T0).flow is None  # the minute is still open
+    flow = series.flush().flow
+    assert flow is not None and flow["buy_volume"].to_pylist() == [5] and flow["sell_volume"].to_pylist() == [3]
