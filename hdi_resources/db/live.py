@@ -74,6 +74,8 @@ def bar_json(row: tuple[Any, ...], sent_ns: int) -> str:
     """The NOTIFY payload: prices as exact decimal text and as fixed-point integers (well under 8000 bytes)."""
     doc = dict(zip(_COLUMNS, row, strict=True))
     doc["trade_date"] = str(doc["trade_date"])
+    if not isinstance(doc["ts"], str):  # a row read back: a datetime
+        doc["ts"] = doc["ts"].isoformat()
     for name in ("open", "high", "low", "close"):
         doc[name] = _price(doc[f"{name}_fixed"])
     doc["sent_ns"] = int(sent_ns)
