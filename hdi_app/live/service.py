@@ -8,6 +8,7 @@ handled in arrival order and the gap filter sees what is held exactly.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import defaultdict
@@ -34,6 +35,7 @@ log = logging.getLogger("hdi.live")
 
 READ_WAIT_S = 0.02  # longest wait for bytes before the loop looks at the clock, stalls and flushes
 PROGRESS_EVERY_S = 10.0
+LAKE_STOP_WAIT_S = 120.0  # the lake writer's last chunks at a stop
 FLOW_KIND = "orderflow-1m"  # lake folder of the aggressor-flow bars built in stream (hdi_core.orderflow)
 UNMAPPED = "_unmapped"  # lake folder for records whose instrument no mapping message named (never expected)
 
@@ -79,12 +81,15 @@ class CaptureService:
                                        schemas=list(config.schemas), stall_after_s=config.stall_after_s)
         self.series: dict[str, ContinuousSeries] = {}
         self.product_of: dict[int, str] = {}  # instrument_id -> product, from the mapping messages
-        self.pending: dict[tuple[str, str, str], list[np.ndarray]] = defaultdict(list)
+        self.pending: dict[tuple[str, str, str], list[np.ndarray | pa.Table]] = defaultdict(list)
         self.clock_ns: int | None = None
         self.next_resubscribe_ns: int | None = None
         self.stop_event = threading.Event()
         self._last_flush = self._last_status = self._last_progress = time.monotonic()
         self._stall_logged = False
+        self._lake_queue: queue.Queue[list | None] = queue.Queue()
+        self._lake_thread = threading.Thread(target=self._lake_writer, daemon=True, name="hdi-live-lake")
+        self._lake_thread.start()
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -225,21 +230,28 @@ class CaptureService:
                          self.series[product].instrument_id or 0)
 
     def _to_lake(self, schema: str, records: np.ndarray) -> None:
+        """Queue records for their (product, trade date) partition: one grouping pass, no per-record work."""
         ids = records["instrument_id"]
-        for instrument in np.unique(ids):
-            product = self.product_of.get(int(instrument), UNMAPPED)
-            mine = records[ids == instrument] if len(np.unique(ids)) > 1 else records
+        if ids[0] == ids[-1] and (len(ids) < 3 or (ids == ids[0]).all()):
+            groups = [(int(ids[0]), records)]
+        else:
+            uniq, inverse = np.unique(ids, return_inverse=True)
+            groups = [(int(u), records[inverse == k]) for k, u in enumerate(uniq)]
+        for instrument, mine in groups:
+            product = self.product_of.get(instrument, UNMAPPED)
             series = self.series.get(product)
             if series is None:
                 self.pending[(schema, product, "unknown")].append(mine)
                 continue
             s = series.sessions
             recv = mine["ts_recv"].astype(np.int64)
-            row = np.clip(np.searchsorted(s.open_ns, recv, side="right") - 1, 0, len(s) - 1)
-            days = s.trade_date[row]
+            row = np.clip(np.searchsorted(s.open_ns, recv[[0, -1]], side="right") - 1, 0, len(s) - 1)
+            if s.trade_date[row[0]] == s.trade_date[row[1]]:  # arrival order: one trade date unless it changed
+                self.pending[(schema, product, str(s.trade_date[row[0]]))].append(mine)
+                continue
+            days = s.trade_date[np.clip(np.searchsorted(s.open_ns, recv, side="right") - 1, 0, len(s) - 1)]
             for day in np.unique(days):
-                self.pending[(schema, product, str(day))].append(mine[days == day] if len(np.unique(days)) > 1
-                                                                 else mine)
+                self.pending[(schema, product, str(day))].append(mine[days == day])
 
     def _publish(self, updates: list[SeriesUpdate | None]) -> None:
         for u in updates:
@@ -247,7 +259,7 @@ class CaptureService:
                 product = u.symbol.split(".", 1)[0]
                 days = u.flow["trade_date"].cast("string").to_numpy(zero_copy_only=False)
                 for day in np.unique(days):
-                    self.lake.append(FLOW_KIND, product, str(day), u.flow.filter(pa.array(days == day)))
+                    self.pending[(FLOW_KIND, product, str(day))].append(u.flow.filter(pa.array(days == day)))
         if self.publisher is None:
             return
         bars: list[LiveBars] = []
@@ -268,15 +280,37 @@ class CaptureService:
 
     # -- lake and the end -----------------------------------------------------------------------------------------
     def _flush_lake(self) -> None:
+        """Hand what is held to the lake writer thread: Parquet encoding never stalls the stream."""
         self._last_flush = time.monotonic()
-        for (schema, product, day), parts in list(self.pending.items()):
-            if parts:
-                self.lake.append(schema, product, day, np.concatenate(parts))
-        self.pending.clear()
+        work = [(key, parts) for key, parts in self.pending.items() if parts]
+        self.pending = defaultdict(list)
+        if work:
+            self._lake_queue.put(work)
         self.health.lake_files = self.lake.files_written
+
+    def _lake_writer(self) -> None:
+        while True:
+            work = self._lake_queue.get()
+            try:
+                if work is None:
+                    return
+                for (schema, product, day), parts in work:
+                    data = pa.concat_tables(parts) if isinstance(parts[0], pa.Table) else np.concatenate(parts)
+                    self.lake.append(schema, product, day, data)
+            except Exception as exc:  # noqa: BLE001 - reported; the replay after a restart refills the lake
+                message = redact(" ".join(str(exc).split()))[:300]
+                log.error("live lake write failed: %s", message)
+                self.health.errors.append(f"lake: {message}")
+            finally:
+                self._lake_queue.task_done()
+
+    def _lake_settled(self) -> None:
+        """Every queued chunk written (before a compaction reads the partitions)."""
+        self._lake_queue.join()
 
     def _compact_before(self, clock_ns: int) -> None:
         """Compact every partition of a trade date that is over (its product's clock moved past it)."""
+        self._lake_settled()
         for schema, product, day in self.lake.partitions():
             series = self.series.get(product)
             if series is None:
@@ -293,6 +327,9 @@ class CaptureService:
         if ended:
             self._publish([s.flush() for s in self.series.values()])
         self._flush_lake()
+        self._lake_queue.put(None)
+        self._lake_thread.join(timeout=LAKE_STOP_WAIT_S)
+        self.health.lake_files = self.lake.files_written
         if self.config.compact_on_stop and ended:
             for schema, product, day in self.lake.partitions():
                 self.lake.compact(schema, product, day)

@@ -71,9 +71,20 @@ def _walk(buf: np.ndarray, offsets: np.ndarray) -> tuple[int, int]:  # pragma: n
     return n, pos
 
 
+@njit(cache=True, nogil=True)
+def _copy_rows(buf: np.ndarray, starts: np.ndarray, width: int, out: np.ndarray) -> None:  # pragma: no cover
+    for i in range(len(starts)):
+        s = starts[i]
+        o = i * width
+        for j in range(width):
+            out[o + j] = buf[s + j]
+
+
 def _gather(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    """Bytes [start, start + width) of each start, as one contiguous (n, width) block."""
-    return buf[starts[:, None] + np.arange(width, dtype=np.int64)]
+    """Bytes [start, start + width) of each start, as one contiguous block (a compiled copy)."""
+    out = np.empty(len(starts) * width, dtype=np.uint8)
+    _copy_rows(buf, np.ascontiguousarray(starts, dtype=np.int64), width, out)
+    return out
 
 
 def schema_of_rtype(schemas: list[str] | tuple[str, ...]) -> dict[int, str]:
@@ -108,19 +119,23 @@ def split_records(data: bytes | bytearray | memoryview, rtype_schema: dict[int, 
     known = np.zeros(256, dtype=bool)
     known[list(kinds)] = True
     batch.other = int(np.count_nonzero(~known[rtypes]))
-    for rtype in np.unique(rtypes):
+    present = np.flatnonzero(np.bincount(rtypes, minlength=256))
+    for rtype in present:
         if not known[rtype]:
             continue
         name, dtype = kinds[int(rtype)]
-        mine = rtypes == rtype
-        starts, length = offsets[mine], lengths[mine]
+        if len(present) == 1:
+            starts, length = offsets, lengths
+        else:
+            mine = rtypes == rtype
+            starts, length = offsets[mine], lengths[mine]
         width = dtype.itemsize
         with_out = length == width + TS_OUT_BYTES
         if not np.all((length == width) | with_out):
             bad = int(starts[(length != width) & ~with_out][0])
             raise LiveRecordError(f"live stream: {name} record at byte {bad} has length {int(buf[bad]) * 4}, "
                                   f"expected {width} (or {width + TS_OUT_BYTES} with ts_out)")
-        records = _gather(buf, starts, width).view(dtype).ravel()
+        records = _gather(buf, starts, width).view(dtype)
         if name in ("mappings", "system", "errors"):
             setattr(batch, name, records)
             continue
@@ -128,6 +143,6 @@ def split_records(data: bytes | bytearray | memoryview, rtype_schema: dict[int, 
         batch.records[name] = records
         out = np.zeros(len(starts), dtype=np.uint64)
         if with_out.any():
-            out[with_out] = _gather(buf, starts[with_out] + width, TS_OUT_BYTES).view("<u8").ravel()
+            out[with_out] = _gather(buf, starts[with_out] + width, TS_OUT_BYTES).view("<u8")
         batch.ts_out[name] = out
     return batch, int(used)

@@ -95,7 +95,8 @@ class ByteSink(io.RawIOBase):
                 self._buffer += data
                 self.bytes_in += size
             self.last_write = time.monotonic()
-        self._ready.set()
+        if not self._ready.is_set():  # one wake-up per batch, not per record: the client calls this per record
+            self._ready.set()
         return size
 
     def take(self, timeout_s: float) -> bytearray:
