@@ -130,8 +130,9 @@ def run_rate(rate: int, market_rate: float, seconds: float, db: Database, api_po
     third = max(1, len(lat) // 3)
     growth = statistics.median(lat[-third:]) - statistics.median(lat[:third])
     sustained = (after - before) / elapsed
+    p50, p99 = np.percentile(lat, 50), np.percentile(lat, 99)
     print(f"  {rate:>7,}/s target (speed {speed:6.0f}x): mbo {sustained:9,.0f}/s sustained, "
-          f"{len(lat):6,} bar updates; latency p50 {np.percentile(lat, 50):7.1f} ms  p99 {np.percentile(lat, 99):7.1f} ms"
+          f"{len(lat):6,} bar updates; latency p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
           f"  max {lat.max():7.1f} ms; lag growth first->last third {growth:+.1f} ms", flush=True)
 
 
