@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from hdi_app.api.live import PATH
 from hdi_app.api.server import start_api_thread
 from hdi_core.live.bars import BAR_DTYPE
 from hdi_resources.db.live import LiveBarPublisher, LiveBars
@@ -47,7 +48,7 @@ def test_bar_updates_arrive_as_server_sent_events(storage_db) -> None:
         publisher = LiveBarPublisher(storage_db)
         publisher.publish([LiveBars("ES.v.0", 10291, "ESH4", _bars(5_000 * 10**9, 1), False)])  # the newest stored
         got: list = []
-        reader = threading.Thread(target=_events, args=(port, "/live/bars?symbol=ES.v.0&timeout=20", 3, got))
+        reader = threading.Thread(target=_events, args=(port, f"{PATH}?symbol=ES.v.0&timeout=20", 2, got))
         reader.start()
         time.sleep(1.0)  # the client is listening
         publisher.publish([LiveBars("NQ.v.0", 1, "NQH4", _bars(5_001 * 10**9, 2), False)])  # another symbol
