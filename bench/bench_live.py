@@ -76,7 +76,7 @@ class Reader(threading.Thread):
     def __init__(self, port: int, symbol: str, seconds: float) -> None:
         super().__init__(daemon=True)
         self.port, self.symbol, self.seconds = port, symbol, seconds
-        self.samples: list[tuple[int, int]] = []
+        self.samples: list[tuple[int, int, int]] = []
 
     def run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.seconds + 30)
@@ -85,9 +85,9 @@ class Reader(threading.Thread):
         while line := answer.fp.readline():
             if line.startswith(b"data: "):
                 now = time.time_ns()
-                sent = json.loads(line[6:])["sent_ns"]
-                if sent:
-                    self.samples.append((now, sent))
+                doc = json.loads(line[6:])
+                if doc["sent_ns"]:
+                    self.samples.append((now, doc["sent_ns"], doc["published_ns"]))
         conn.close()
 
 
@@ -126,7 +126,8 @@ def run_rate(rate: int, market_rate: float, seconds: float, db: Database, api_po
     if not samples:
         print(f"  {rate:>7,}/s  no bar updates received (speed {speed:.0f}x)")
         return
-    lat = np.array([(now - sent) / 1e6 for now, sent in samples])
+    lat = np.array([(now - sent) / 1e6 for now, sent, _ in samples])
+    capture_part = np.array([(published - sent) / 1e6 for _, sent, published in samples])
     third = max(1, len(lat) // 3)
     growth = statistics.median(lat[-third:]) - statistics.median(lat[:third])
     sustained = (after - before) / elapsed
@@ -134,6 +135,8 @@ def run_rate(rate: int, market_rate: float, seconds: float, db: Database, api_po
     print(f"  {rate:>7,}/s target (speed {speed:6.0f}x): mbo {sustained:9,.0f}/s sustained, "
           f"{len(lat):6,} bar updates; latency p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
           f"  max {lat.max():7.1f} ms; lag growth first->last third {growth:+.1f} ms", flush=True)
+    print(f"             of which gateway send -> capture's publish: p50 {np.percentile(capture_part, 50):7.1f} ms  "
+          f"p99 {np.percentile(capture_part, 99):7.1f} ms (the rest: NOTIFY -> API -> reader)", flush=True)
 
 
 def main() -> None:

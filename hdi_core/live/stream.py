@@ -22,12 +22,13 @@ from hdi_core.calendar import Sessions, calendar_sessions
 from hdi_core.live.bars import BAR_DTYPE, DEFAULT_GRACE_NS, SecondBars
 from hdi_core.live.records import RecordBatch
 from hdi_core.orderflow import FlowAccumulator, Trades
-from hdi_core.units import DAY_NS
+from hdi_core.units import DAY_NS, NS
 
 SESSIONS_BEFORE_NS = 3 * DAY_NS  # calendar reach around the capture's start: a long weekend either side
 SESSIONS_AFTER_NS = 14 * DAY_NS
 # where the series takes its trades from, first subscribed wins: trades, else tbbo, else MBO trade actions
 TRADE_SOURCES = ("trades", "tbbo", "mbo")
+MINUTE_NS = 60 * NS
 
 
 class StreamAccumulator(Protocol):
@@ -73,6 +74,8 @@ class ContinuousSeries:
         self.trades_seen = 0
         # the order-flow hook: helper "flow"'s incremental accumulator, fed the same trades as the bars
         self.flow = FlowAccumulator(self.sessions, flow_interval) if flow_interval else None
+        self._flow_held: list[np.ndarray] = []  # trades not yet given to the accumulator (the open minute's)
+        self._flow_minute = -1  # the minute (ns // 60 s) of the first held trade
 
     def on_mappings(self, mappings: np.ndarray) -> bool:
         """Take the mapping of this symbol, if the batch has one; True when the contract changed."""
@@ -114,20 +117,36 @@ class ContinuousSeries:
         return SeriesUpdate(self.symbol, self.instrument_id or 0, self.raw_symbol, update.closed,
                             update.provisional, sent, flow)
 
-    def _feed_flow(self, trades: np.ndarray) -> pa.Table | None:
-        """Aggressor flow bars, from the batch's trades in ts_event order (the accumulator takes sorted tapes)."""
+    def _feed_flow(self, trades: np.ndarray, final: bool = False) -> pa.Table | None:
+        """Aggressor flow bars. The accumulator re-indexes the open bar's trades on every feed, so trades are held
+        here until a later minute begins (then fed at once: the same tape in fewer pieces, the same output)."""
         if self.flow is None:
             return None
-        order = np.argsort(trades["ts_event"], kind="stable")
-        tape = Trades(trades["ts_event"][order].astype(np.int64), trades["price"][order].astype(np.int64),
-                      trades["size"][order].astype(np.int64), trades["side"][order].view(np.uint8))
+        if len(trades):
+            if not self._flow_held:
+                self._flow_minute = int(trades["ts_event"].min()) // MINUTE_NS
+            self._flow_held.append(trades)
+            if int(trades["ts_event"].max()) // MINUTE_NS == self._flow_minute and not final:
+                return None
+        if not self._flow_held:
+            return None
+        held = np.concatenate(self._flow_held)
+        self._flow_held = []
+        order = np.argsort(held["ts_event"], kind="stable")  # the accumulator takes tapes in ts_event order
+        tape = Trades(held["ts_event"][order].astype(np.int64), held["price"][order].astype(np.int64),
+                      held["size"][order].astype(np.int64), held["side"][order].view(np.uint8))
         closed = self.flow.feed(tape)
         return closed if closed.num_rows else None
 
     def flush(self) -> SeriesUpdate:
         """The end of the capture: every held trade committed, the open bar closed."""
         update = self.bars.flush()
-        flow = self.flow.flush() if self.flow is not None else None
+        flow = None
+        if self.flow is not None:
+            fed = self._feed_flow(np.empty(0, self._flow_held[0].dtype) if self._flow_held else np.empty(0),
+                                  final=True)
+            last = self.flow.flush()
+            flow = pa.concat_tables([fed, last]) if fed is not None else last
         return SeriesUpdate(self.symbol, self.instrument_id or 0, self.raw_symbol, update.closed, flow=flow)
 
     def next_resubscribe_ns(self, clock_ns: int) -> int | None:

@@ -4,6 +4,7 @@ trade-date change where a continuous subscription is renewed."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from hdi_core.dbn.schemas import SCHEMA_DTYPES
 from hdi_core.live.records import SYMBOL_MAPPING_DTYPE, RecordBatch
@@ -67,3 +68,24 @@ def test_order_flow_bars_ride_on_the_stream() -> None:
                            T0).flow is None  # the minute is still open
     flow = series.flush().flow
     assert flow is not None and flow["buy_volume"].to_pylist() == [5] and flow["sell_volume"].to_pylist() == [3]
+
+
+def test_order_flow_from_any_split_equals_one_feed(synthetic_market) -> None:
+    day = int(np.datetime64("2024-03-05T00:00", "ns").astype(np.int64))
+    trades = synthetic_market.records("GLBX.MDP3", "trades", None, day + 14 * 3600 * NS, day + 16 * 3600 * NS)
+    front = int(np.bincount(trades["instrument_id"]).argmax())
+    trades = trades[trades["instrument_id"] == front]
+    outputs = []
+    for cuts in (np.array([], int), np.arange(7, len(trades), 7)):
+        series = ContinuousSeries("ES.v.0", "CME Globex Equity", T0)
+        series.on_mappings(_mapping("ES.v.0", front, "ESH4"))
+        flows = []
+        for part in np.split(trades, cuts):
+            update = series.on_batch(RecordBatch(records={"trades": part},
+                                                 ts_out={"trades": np.zeros(len(part), np.uint64)}),
+                                     int(part["ts_recv"].max()))
+            if update is not None and update.flow is not None:
+                flows.append(update.flow)
+        flows.append(series.flush().flow)
+        outputs.append(pa.concat_tables(flows))
+    assert outputs[0].num_rows > 60 and outputs[0].equals(outputs[1])
