@@ -84,6 +84,7 @@ class CaptureService:
         self.pending: dict[tuple[str, str, str], list[np.ndarray | pa.Table]] = defaultdict(list)
         self.clock_ns: int | None = None
         self.next_resubscribe_ns: int | None = None
+        self._resubscribe_at: int | None = None  # a batch crossed the boundary: resubscribe from there
         self.stop_event = threading.Event()
         self._last_flush = self._last_status = self._last_progress = time.monotonic()
         self._stall_logged = False
@@ -120,16 +121,23 @@ class CaptureService:
     def stop(self) -> None:
         self.stop_event.set()
 
-    def _connect(self, first: bool = False) -> None:
+    def _connect(self, first: bool = False, at_ns: int | None = None) -> None:
+        """(Re)connect with backoff: replay from the last record held (a gap fill), or from `at_ns` (a
+        resubscription where the continuous mapping changes)."""
         self.health.state = State.CONNECTING if first else State.RECONNECTING
         write_status(self.health)
 
         def start() -> int | None:
+            if at_ns is not None:
+                return at_ns
             held = self.gap.resume_from()
             return held if held is not None else self.config.start_ns
 
         self.feed.open_with_backoff(start, self.config.reconnect_give_up_s, stopping=self.stop_event.is_set)
-        self.gap.reconnected()
+        if at_ns is not None:
+            self.gap.resubscribed(at_ns, self.config.schemas)
+        else:
+            self.gap.reconnected()
         self.health.state = State.STREAMING
         self._stall_logged = False
 
@@ -149,14 +157,16 @@ class CaptureService:
                 self.health.reconnects += 1
                 self._flush_lake()
                 self._connect()
-            elif self.next_resubscribe_ns is not None and self.clock_ns is not None \
-                    and self.clock_ns >= self.next_resubscribe_ns:
-                log.info("trade date changed: resubscribing so the continuous symbols map afresh")
+            elif self._resubscribe_at is not None:
+                at, self._resubscribe_at = self._resubscribe_at, None
+                log.info("trade date or UTC date changed: resubscribing from %d so the continuous symbols map "
+                         "afresh", at)
                 self.health.resubscribes += 1
                 self._flush_lake()
-                self._compact_before(self.clock_ns)
-                self.next_resubscribe_ns = None
-                self._connect()
+                self._compact_before(at)
+                self._connect(at_ns=at)
+                times = [s.next_resubscribe_ns(at) for s in self.series.values()]
+                self.next_resubscribe_ns = min((t for t in times if t is not None), default=None)
         if now - self._last_flush >= self.config.flush_interval_s:
             self._flush_lake()
         if now - self._last_status >= STATUS_EVERY_S:
@@ -190,7 +200,15 @@ class CaptureService:
         self._take_mappings(batch.mappings)
         admitted = RecordBatch(mappings=batch.mappings)
         newest_out = 0
+        cut = self.next_resubscribe_ns if self._resubscribe_at is None else None
         for schema, records in batch.records.items():
+            if cut is not None and len(records) and int(records["ts_recv"].max()) >= cut:
+                # records past the boundary come again from the fresh subscription, mapped afresh
+                self._resubscribe_at = cut
+                before = records["ts_recv"].astype(np.int64) < cut
+                records, batch.ts_out[schema] = records[before], batch.ts_out[schema][before]
+            if self._resubscribe_at is not None and cut is None:
+                continue  # waiting for the resubscription: this connection's records are replayed by it
             keep = self.gap.admit(schema, records)
             records, ts_out = records[keep], batch.ts_out[schema][keep]
             if not len(records):

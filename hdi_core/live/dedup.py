@@ -44,6 +44,16 @@ class GapFilter:
             boundary.replaying = boundary.last_ts >= 0
             boundary.unmatched = Counter(boundary.at_last)
 
+    def resubscribed(self, at_ns: int, schemas: list[str]) -> None:
+        """A fresh subscription replays from `at_ns` (a resubscription at a mapping change): what it sends
+        before `at_ns` belongs to the old mapping's time and is dropped; from `at_ns` on nothing is held."""
+        for schema in schemas:
+            boundary = self.boundaries.setdefault(schema, _Boundary())
+            if boundary.last_ts < at_ns - 1:
+                boundary.last_ts, boundary.at_last = at_ns - 1, Counter()
+            boundary.unmatched = Counter(boundary.at_last)
+            boundary.replaying = True
+
     def admit(self, schema: str, records: np.ndarray) -> np.ndarray:
         """The mask of `records` not held yet (and remember those as held). One schema, arrival order."""
         boundary = self.boundaries.setdefault(schema, _Boundary())

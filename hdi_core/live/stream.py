@@ -150,10 +150,13 @@ class ContinuousSeries:
         return SeriesUpdate(self.symbol, self.instrument_id or 0, self.raw_symbol, update.closed, flow=flow)
 
     def next_resubscribe_ns(self, clock_ns: int) -> int | None:
-        """The open of the next trade date after `clock_ns` (its first segment), where a continuous
-        subscription must be made afresh to be mapped to that day's front contract."""
+        """When a continuous subscription must next be made afresh: the open of the next trade date (its first
+        segment) or the next 00:00 UTC, whichever comes first. Databento's continuous mapping changes with the
+        UTC date, so on a roll day the new front contract is mapped from 00:00 UTC on; the trade-date open is
+        where the series' day begins (history switches contracts there, hdi_assets.continuous.roll_inputs)."""
         s = self.sessions
         now = int(np.searchsorted(s.open_ns, clock_ns, side="right")) - 1
         today = s.trade_date[now] if now >= 0 else None
         later = np.flatnonzero((s.open_ns > clock_ns) & (s.trade_date != today))
-        return int(s.open_ns[later[0]]) if len(later) else None
+        midnight = (clock_ns // DAY_NS + 1) * DAY_NS
+        return min(int(s.open_ns[later[0]]), midnight) if len(later) else midnight

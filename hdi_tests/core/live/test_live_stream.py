@@ -52,10 +52,12 @@ def test_mbo_trade_actions_are_the_fallback_source() -> None:
     assert update is not None and update.provisional["trade_count"].tolist() == [1]
 
 
-def test_resubscribe_at_the_next_trade_date_open() -> None:
+def test_resubscribe_at_the_next_trade_date_open_and_utc_midnight() -> None:
     series = ContinuousSeries("ES.v.0", "CME Globex Equity", T0)
     at = series.next_resubscribe_ns(T0)
     assert at == int(np.datetime64("2024-03-05T23:00", "ns").astype(np.int64))  # 17:00 CT (CST)
+    then = series.next_resubscribe_ns(at)  # Databento's mapping moves with the UTC date
+    assert then == int(np.datetime64("2024-03-06T00:00", "ns").astype(np.int64))
 
 
 def test_order_flow_bars_ride_on_the_stream() -> None:
