@@ -323,8 +323,12 @@ class CaptureService:
                 self._lake_queue.task_done()
 
     def _lake_settled(self) -> None:
-        """Every queued chunk written (before a compaction reads the partitions)."""
-        self._lake_queue.join()
+        """Every queued chunk written (before a compaction reads the partitions); bounded like every wait."""
+        deadline = time.monotonic() + LAKE_STOP_WAIT_S
+        while self._lake_queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self._lake_queue.unfinished_tasks:
+            raise HdiError(f"the live lake writer did not finish within {LAKE_STOP_WAIT_S:.0f} s")
 
     def _compact_before(self, clock_ns: int) -> None:
         """Compact every partition of a trade date that is over (its product's clock moved past it)."""
@@ -347,6 +351,8 @@ class CaptureService:
         self._flush_lake()
         self._lake_queue.put(None)
         self._lake_thread.join(timeout=LAKE_STOP_WAIT_S)
+        if self._lake_thread.is_alive():
+            log.error("the live lake writer did not finish within %.0f s", LAKE_STOP_WAIT_S)
         self.health.lake_files = self.lake.files_written
         if self.config.compact_on_stop and ended:
             for schema, product, day in self.lake.partitions():

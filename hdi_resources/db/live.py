@@ -29,6 +29,7 @@ log = logging.getLogger("hdi.live")
 CHANNEL = "hdi_live_bars"
 LISTEN_POLL_S = 1.0  # the listener wakes this often to notice a stop request or a dead connection
 RECONNECT_WAIT_S = 2.0
+STATEMENT_TIMEOUT_MS = 10_000  # an upsert of a batch's bars never waits longer on a lock or a busy server
 QUEUE_LIMIT = 10_000  # a subscriber this far behind loses its oldest updates (it is told so)
 _COLUMNS = ("continuous_symbol", "ts", "ts_ns", "trade_date", "session_id", "instrument_id", "raw_symbol",
             "open_fixed", "high_fixed", "low_fixed", "close_fixed", "volume", "trade_count", "vwap", "is_closed")
@@ -95,7 +96,8 @@ class LiveBarPublisher:
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg2.connect(_dsn(self.db), connect_timeout=15,
-                                          options="-c timezone=UTC", application_name="hdi-live-capture")
+                                          options=f"-c timezone=UTC -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                                          application_name="hdi-live-capture")
         return self._conn
 
     def publish(self, updates: Iterable[LiveBars]) -> int:
