@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterable
@@ -114,8 +115,6 @@ def serve_forever(
     state: GatewayState, host: str, port: int, announce: Callable[[str], None], pid_file: Path | None = None
 ) -> None:
     """Bind, announce `export HDI_DATABENTO_LIVE=host:port`, serve until SIGTERM/SIGINT."""
-    import os
-
     async def main() -> None:
         server = await _serve(state, host, port)
         bound = server.sockets[0].getsockname()[1]

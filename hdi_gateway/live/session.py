@@ -16,9 +16,9 @@ import numpy as np
 
 from hdi_gateway.live import messages, protocol
 from hdi_gateway.live.clock import ReplayClock
-from hdi_gateway.live.faults import FaultSource, LiveFaults
+from hdi_gateway.live.faults import DEFAULT_SEND_BUFFER_BYTES, FaultSource, LiveFaults
 from hdi_gateway.live.protocol import AuthRequest, ControlError, SubscriptionRequest
-from hdi_gateway.live.stream import Batch, StreamPlan
+from hdi_gateway.live.stream import Batch, StreamPlan, record_ends, with_ts_out
 from hdi_gateway.live.subscriptions import Selection, SubscriptionRefused, resolve
 from hdi_gateway.source import DataSource
 
@@ -29,7 +29,15 @@ IDLE_TICK_S = 0.005  # wall seconds between windows once the stream has caught u
 TARGET_RECORDS = 50_000  # records per window the adaptive window size aims for
 MIN_WINDOW_NS = 1_000_000
 MAX_WINDOW_NS = 6 * 3600 * 1_000_000_000
+# Data ahead of the stream is produced early in the background (the source caches it), so a new trade date's
+# generation (seconds for a book) does not stall a live stream: this far ahead in market time, or this many wall
+# seconds ahead at the session's speed, whichever is further.
+PREFETCH_MARKET_NS = 15 * 60 * 1_000_000_000
+PREFETCH_WALL_S = 20.0
+PREFETCH_PROBE_NS = 1_000_000  # the window read at the prefetch point: enough to make the source generate it
 CLOSE_GRACE_S = 2.0  # wall seconds a closing connection may flush before it is aborted
+MAX_SPEED_READER_PAUSE_S = 300.0  # at speed max, how long a reader may stop reading before it is dropped
+SLOW_READER_CLOSE_GRACE_S = 30.0  # ... a slow reader's, so its ErrorMsg still reaches it if it reads again
 _session_ids = itertools.count(1)
 
 
@@ -62,7 +70,7 @@ class LiveSession:
         self.last_write = time.monotonic()
         self.fault_generation = -1
         self.fault_base = 0  # records sent when the current fault generation was first seen
-        self.ts_out = False  # the client asked for the send time (ts_out) after every record
+        self.ts_out = False  # the client asked for each record's send time (ts_out) appended
 
     # ------------------------------------------------------------------ control phase
 
@@ -97,8 +105,8 @@ class LiveSession:
             await self._close()
             raise SessionClosed(f"authentication refused: {error}")
         self.dataset = request.dataset
-        self.ts_out = request.ts_out
         self.heartbeat_s = float(request.heartbeat_interval_s)
+        self.ts_out = request.ts_out
         self.writer.write(protocol.format_line(success=1, session_id=self.session_id))
 
     async def _read_until_start(self) -> None:
@@ -136,17 +144,22 @@ class LiveSession:
         )
         return bytes(meta)
 
-    async def _subscribe_pending(self, now_ns: int) -> None:
+    async def _subscribe_pending(self, now_ns: int, started: bool = False) -> None:
         assert self.plan is not None
         requests, self.pending = self.pending, []
         for request in requests:
+            if started and request.start_ns is not None:  # as Databento: replay only before the session starts
+                self.writer.write(self._records(messages.error_message(
+                    now_ns, "start= cannot be given once the session has started",
+                    messages.ERROR_INVALID_SUBSCRIPTION)))
+                continue
             try:
                 selection: Selection = await asyncio.to_thread(
                     resolve, self.state.source, self.dataset, request, now_ns)
             except SubscriptionRefused as refused:
-                self.writer.write(self._stamped(refused.record))
+                self.writer.write(self._records(refused.record))
                 continue
-            self.writer.write(self._stamped(selection.mappings + b"".join(selection.errors)))
+            self.writer.write(self._records(selection.mappings + b"".join(selection.errors)))
             self.plan.add(selection)
 
     async def _send(self, data: bytes, faults: LiveFaults) -> None:
@@ -155,40 +168,29 @@ class LiveSession:
         transport = self.writer.transport
         if transport.get_write_buffer_size() <= faults.send_buffer_bytes:
             return
-        if self.state.clock.is_max:
-            # at max speed the gateway paces itself to the reader: backpressure is not a slow reader
-            while transport.get_write_buffer_size() > faults.send_buffer_bytes:
-                if transport.is_closing():
-                    raise SessionClosed("client gone")
-                try:
-                    await asyncio.wait_for(self.writer.drain(), faults.slow_reader_s)
-                except TimeoutError:
-                    continue
-            return
+        # at max speed the gateway paces itself to the reader: backpressure is a slow reader only when the
+        # reader stops altogether
+        patience = MAX_SPEED_READER_PAUSE_S if self.state.clock.is_max else faults.slow_reader_s
         try:
-            await asyncio.wait_for(self.writer.drain(), faults.slow_reader_s)
+            await asyncio.wait_for(self.writer.drain(), patience)
         except TimeoutError:
             text = (f"Slow reader: the client did not read {faults.send_buffer_bytes} buffered bytes within "
-                    f"{faults.slow_reader_s:g} s; disconnecting")
-            self.writer.write(self._stamped(messages.error_message(
+                    f"{patience:g} s; disconnecting")
+            self.writer.write(self._records(messages.error_message(
                 self.state.clock.now(), text, messages.ERROR_SKIPPED_RECORDS_AFTER_SLOW_READING)))
-            await self._close()
+            await self._close(SLOW_READER_CLOSE_GRACE_S)
             raise SessionClosed(text) from None
 
-    def _batch_bytes(self, batch: Batch) -> bytes:
-        if not self.ts_out or not batch.count:
-            return batch.tobytes()
-        return with_ts_out(batch.payload, batch.ends, time.time_ns())
-
-    def _stamped(self, data: bytes) -> bytes:
-        """Control-time records (mappings, heartbeats, errors) carry ts_out too when the client asked for it."""
+    def _records(self, data: bytes) -> bytes:
+        """Live-only records (mappings, system, errors) as sent: with ts_out when the session asked for it."""
         if not self.ts_out or not data:
             return data
-        ends, pos = [], 0
-        while pos < len(data):  # a handful of records: their lengths walked one by one
-            pos += data[pos] * 4
-            ends.append(pos)
-        return with_ts_out(np.frombuffer(data, np.uint8), np.asarray(ends, np.int64), time.time_ns())
+        return with_ts_out(np.frombuffer(data, dtype=np.uint8), record_ends(data), time.time_ns())
+
+    def _batch_bytes(self, batch: Batch) -> bytes:
+        if not self.ts_out:
+            return batch.tobytes()
+        return with_ts_out(batch.payload, batch.ends, time.time_ns())
 
     def _reset(self) -> None:
         """Drop the connection as a network failure would: TCP reset, unsent bytes lost."""
@@ -197,10 +199,10 @@ class LiveSession:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.writer.transport.abort()
 
-    async def _close(self) -> None:
+    async def _close(self, grace_s: float = CLOSE_GRACE_S) -> None:
         self.writer.close()
         try:
-            await asyncio.wait_for(self.writer.wait_closed(), CLOSE_GRACE_S)
+            await asyncio.wait_for(self.writer.wait_closed(), grace_s)
         except (TimeoutError, OSError):
             self.writer.transport.abort()
 
@@ -218,9 +220,16 @@ class LiveSession:
         self.writer.write(self._metadata(start_now))
         await self._subscribe_pending(start_now)
         data_end = self.state.source.dataset_range(self.dataset)[1]
+        send_buffer = self._fault_state().send_buffer_bytes
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None and send_buffer < DEFAULT_SEND_BUFFER_BYTES:
+            # a bounded send buffer means the kernel's too, or megabytes hide in it before the gateway notices
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         cursor = min(self.plan.first_start() or start_now, start_now)
         window = 1_000_000_000
         later = asyncio.create_task(self._read_later_subscriptions())
+        prefetch: asyncio.Future | None = None
+        prefetched_to = cursor
         try:
             while True:
                 if later.done():
@@ -229,7 +238,7 @@ class LiveSession:
                     raise SessionClosed("client gone")
                 faults = self._fault_state()
                 if self.pending:
-                    await self._subscribe_pending(cursor)
+                    await self._subscribe_pending(cursor, started=True)
                 stall = faults.stall_s > 0 and (faults.stall_at_ns is None or cursor >= faults.stall_at_ns)
                 if stall and faults.claim(f"stall:{faults.generation}"):
                     log.info("session %s: stalling %.1f s (fault)", self.session_id, faults.stall_s)
@@ -245,13 +254,21 @@ class LiveSession:
                         target = edge
                 target = min(target, data_end)
                 if target > cursor:
+                    listings = self.plan.new_listings(target)
+                    if listings:
+                        self.writer.write(self._records(listings))
                     batch: Batch = await asyncio.to_thread(self.plan.window, cursor, target)
                     window = _adapt(window, batch.count)
                     await self._send_batch(batch, faults)
                     cursor = target
                     clock.advance(cursor)
+                ahead = self._prefetch_point(cursor)
+                if ahead is not None and ahead > prefetched_to and (prefetch is None or prefetch.done()):
+                    prefetch = asyncio.ensure_future(asyncio.to_thread(
+                        self.plan.window, ahead, ahead + PREFETCH_PROBE_NS))
+                    prefetched_to = ahead + PREFETCH_PROBE_NS
                 if time.monotonic() - self.last_write >= self.heartbeat_s:
-                    await self._send(self._stamped(messages.heartbeat(cursor)), faults)
+                    await self._send(self._records(messages.heartbeat(cursor)), faults)
                 if clock.is_max and cursor < data_end:
                     await asyncio.sleep(0)
                 elif not clock.is_max and clock.now() - cursor < window:
@@ -260,6 +277,17 @@ class LiveSession:
                     await asyncio.sleep(0 if cursor < data_end else IDLE_TICK_S * 20)
         finally:
             later.cancel()
+            if prefetch is not None:
+                prefetch.cancel()
+
+    def _prefetch_point(self, cursor: int) -> int | None:
+        """Where to produce data ahead of the stream (None at speed max: the stream itself is ahead)."""
+        speed = self.state.clock.speed
+        if speed is None or self.plan is None or not self.plan.selections:
+            return None
+        ahead = max(PREFETCH_MARKET_NS, int(PREFETCH_WALL_S * speed * 1_000_000_000))
+        # probe once per market minute: the source generates whole trade dates, so finer probes add nothing
+        return (cursor + ahead) // 60_000_000_000 * 60_000_000_000
 
     async def _send_batch(self, batch: Batch, faults: LiveFaults) -> None:
         if faults.drop_after is not None:
@@ -270,6 +298,8 @@ class LiveSession:
                     self.writer.write(self._batch_bytes(head))
                     await asyncio.wait_for(self.writer.drain(), faults.slow_reader_s)
                 self.sent_records += head.count
+                if head.count:
+                    self.state.clock.advance(int(head.send_ns[-1]))
                 self._reset()
                 raise SessionClosed(f"dropped after {self.sent_records} records (fault drop_after)")
         if batch.count:
@@ -291,20 +321,6 @@ class LiveSession:
             self.state.sessions.pop(self.session_id, None)
             if not self.writer.transport.is_closing():
                 await self._close()
-
-
-def with_ts_out(payload: np.ndarray, ends: np.ndarray, ts_out_ns: int) -> bytes:
-    """Each record followed by the 8-byte send time, its `length` counting it (Databento's ts_out), columnar."""
-    sizes = np.diff(ends, prepend=0)
-    n = len(ends)
-    new_ends = ends + 8 * np.arange(1, n + 1, dtype=np.int64)
-    new_starts = new_ends - sizes - 8
-    out = np.empty(int(new_ends[-1]), dtype=np.uint8)
-    out[np.arange(len(payload), dtype=np.int64) + 8 * np.repeat(np.arange(n, dtype=np.int64), sizes)] = payload
-    out[new_starts] = ((sizes + 8) // 4).astype(np.uint8)
-    stamp = np.full(n, ts_out_ns, dtype="<u8").view(np.uint8).reshape(n, 8)
-    out[(new_ends - 8)[:, None] + np.arange(8, dtype=np.int64)] = stamp
-    return out.tobytes()
 
 
 def _adapt(window: int, count: int) -> int:

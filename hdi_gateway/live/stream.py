@@ -130,8 +130,39 @@ class StreamPlan:
         order = np.argsort(send, kind="stable")
         return records[order], send[order]
 
+    def new_listings(self, until_ns: int) -> bytes:
+        """Mapping records of contracts listed before until_ns that parent / ALL_SYMBOLS subscriptions take in."""
+        return b"".join(s.take_new_listings(self.source, self.dataset, until_ns) for s in self.selections)
+
     def window(self, lo: int, hi: int) -> Batch:
         """Every subscribed record with send time in [lo, hi), in send order."""
         if hi <= lo:
             return EMPTY
         return merge([self._schema_records(schema, lo, hi) for schema in self.schemas])
+
+
+def record_ends(data: bytes) -> np.ndarray:
+    """Byte offset after each record of a small DBN record buffer (mapping, system and error messages),
+    read from the records' own length bytes (4-byte words)."""
+    ends, at = [], 0
+    while at < len(data):
+        at += data[at] * 4
+        ends.append(at)
+    return np.asarray(ends, dtype=np.int64)
+
+
+def with_ts_out(payload: np.ndarray, ends: np.ndarray, ts_out_ns: int) -> bytes:
+    """Each record followed by the 8-byte ts_out (the gateway's send time), its length byte grown by 2 words,
+    as DBN writes records when a session asks for ts_out=1."""
+    n = ends.size
+    if n == 0:
+        return b""
+    starts = np.concatenate([[0], ends[:-1]])
+    sizes = ends - starts
+    out_starts = starts + 8 * np.arange(n, dtype=np.int64)
+    out = np.empty(int(ends[-1]) + 8 * n, dtype=np.uint8)
+    out[np.repeat(out_starts - starts, sizes) + np.arange(int(ends[-1]), dtype=np.int64)] = payload
+    stamp = np.frombuffer(np.array([ts_out_ns], dtype="<u8").tobytes(), dtype=np.uint8)
+    out[(out_starts + sizes)[:, None] + np.arange(8)] = stamp
+    out[out_starts] = payload[starts] + 2
+    return out.tobytes()

@@ -24,6 +24,7 @@ DAY_NS = 86_400 * NS
 REPLAY_WINDOW_NS = DAY_NS  # Databento's intraday replay reaches back 24 hours
 SYMBOLOGY_LOOKBACK_DAYS = 14  # the v and n rules rank by earlier sessions' volume / open interest
 ALL_SYMBOLS = symbology.ALL_SYMBOLS
+LISTING_LOOKAHEAD_NS = 400 * DAY_NS  # how far ahead the next listing of a parent is looked for (CME lists yearly)
 
 
 @dataclass
@@ -35,6 +36,41 @@ class Selection:
     instrument_ids: np.ndarray | None
     mappings: bytes = b""  # SymbolMappingMsg records, sent before the subscription's first record
     errors: list[bytes] = field(default_factory=list)  # ErrorMsg records (bad symbols), sent with the mappings
+    # parent and ALL_SYMBOLS subscriptions take in contracts listed later, as Databento's do
+    parents: tuple[str, ...] = ()  # the parent symbols (empty: ALL_SYMBOLS when instrument_ids is None)
+    stype_in: str = "raw_symbol"
+    known: set[int] = field(default_factory=set)  # instruments already announced
+    listed_until: int = 0  # listings are known up to this market time
+    next_listing: int | None = None  # when the next contract of the subscription is listed (None: none known)
+
+    @property
+    def follows_listings(self) -> bool:
+        return bool(self.parents) or self.instrument_ids is None
+
+    def take_new_listings(self, source: DataSource, dataset: str, until_ns: int) -> bytes:
+        """Contracts listed in (listed_until, until_ns] join the subscription: their SymbolMappingMsg records
+        (ts_event = the listing time), to send before the records of the window ending at until_ns."""
+        if not self.follows_listings or self.next_listing is None or until_ns <= self.next_listing:
+            return b""
+        instruments = source.instruments(dataset, self.listed_until, until_ns + LISTING_LOOKAHEAD_NS)
+        mine = [i for i in instruments if i.instrument_id not in self.known
+                and (not self.parents or i.parent in self.parents)]
+        new = [i for i in mine if i.activation_ns < until_ns]
+        later = [i.activation_ns for i in mine if i.activation_ns >= until_ns]
+        self.next_listing = min(later) if later else None
+        self.listed_until = until_ns
+        if not new:
+            return b""
+        self.known.update(i.instrument_id for i in new)
+        if self.instrument_ids is not None:
+            self.instrument_ids = np.union1d(self.instrument_ids,
+                                             np.array([i.instrument_id for i in new], dtype=np.uint32))
+        out = b""
+        for i in sorted(new, key=lambda i: (i.activation_ns, i.instrument_id)):
+            symbol = i.parent if self.parents else i.raw_symbol
+            out += messages.symbol_mappings(max(i.activation_ns, 0), self.stype_in, [symbol], [i.instrument_id],
+                                            [i.raw_symbol])
+        return out
 
 
 class SubscriptionRefused(Exception):
@@ -67,8 +103,18 @@ def stream_start(request: SubscriptionRequest, now_ns: int, data_start_ns: int) 
     return request.start_ns
 
 
-def _listed_now(instruments: list[Instrument], now_ns: int) -> list[Instrument]:
-    return [i for i in instruments if i.activation_ns <= now_ns < i.expiration_ns]
+def _listed(instruments: list[Instrument], start_ns: int, now_ns: int) -> list[Instrument]:
+    """Contracts listed at some time in [start_ns, now_ns] (a replay reaches contracts expired since)."""
+    return [i for i in instruments if i.activation_ns <= now_ns and i.expiration_ns > start_ns]
+
+
+def _follow_listings(selection: Selection, source: DataSource, dataset: str, now_ns: int) -> Selection:
+    selection.listed_until = now_ns
+    upcoming = source.instruments(dataset, now_ns, now_ns + LISTING_LOOKAHEAD_NS)
+    later = [i.activation_ns for i in upcoming if i.activation_ns > now_ns
+             and (not selection.parents or i.parent in selection.parents)]
+    selection.next_listing = min(later) if later else None
+    return selection
 
 
 def _continuous_id(
@@ -101,17 +147,18 @@ def resolve(
                               "subscribe with start= for intraday replay instead")
     start_ns = stream_start(request, now_ns, data_start_ns)
     instruments = source.instruments(dataset, now_ns - SYMBOLOGY_LOOKBACK_DAYS * DAY_NS, now_ns + 1)
-    listed = _listed_now(instruments, now_ns)
+    listed = _listed(instruments, start_ns, now_ns)
     inputs: list[str] = []
     chosen: list[Instrument] = []
     not_found: list[str] = []
     symbols = list(request.symbols) or [ALL_SYMBOLS]
     if symbols == [ALL_SYMBOLS]:
-        selection = Selection(request.schema, start_ns, None)
+        selection = Selection(request.schema, start_ns, None, stype_in=request.stype_in,
+                              known={i.instrument_id for i in listed})
         selection.mappings = messages.symbol_mappings(
             start_ns, "raw_symbol", [i.raw_symbol for i in listed], [i.instrument_id for i in listed],
             [i.raw_symbol for i in listed])
-        return selection
+        return _follow_listings(selection, source, dataset, now_ns)
     by_id = {i.instrument_id: i for i in instruments}
     for symbol in symbols:
         found: list[Instrument] = []
@@ -129,10 +176,12 @@ def resolve(
         inputs.extend([symbol] * len(found))
         chosen.extend(found)
     ids = np.unique(np.array([i.instrument_id for i in chosen], dtype=np.uint32))
-    selection = Selection(request.schema, start_ns, ids)
+    parents = tuple(dict.fromkeys(s for s in symbols if request.stype_in == "parent" and s not in not_found))
+    selection = Selection(request.schema, start_ns, ids, parents=parents, stype_in=request.stype_in,
+                          known={i.instrument_id for i in chosen})
     selection.mappings = messages.symbol_mappings(
         start_ns, request.stype_in, inputs, [i.instrument_id for i in chosen], [i.raw_symbol for i in chosen])
     for symbol in not_found:
         selection.errors.append(messages.error_message(
             now_ns, f"Failed to resolve symbol: {symbol}", messages.ERROR_SYMBOL_RESOLUTION_FAILED))
-    return selection
+    return _follow_listings(selection, source, dataset, now_ns) if parents else selection

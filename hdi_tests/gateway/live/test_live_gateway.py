@@ -4,6 +4,7 @@ equal to the historical gateway's get_range for the same span, symbology and err
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 
 import databento as db
@@ -211,3 +212,89 @@ def test_bad_symbol_and_bad_schema_are_error_records(gateway_at) -> None:
     assert "imbalance" in errors[int(dbn.ErrorCode.INVALID_SUBSCRIPTION)]
     assert [m.stype_in_symbol for m in got.of(dbn.SymbolMappingMsg)] == ["ESH4"]
     assert {r.instrument_id for r in got.data()} == {got.of(dbn.SymbolMappingMsg)[0].instrument_id}
+
+
+def test_ts_out_appends_the_gateway_send_time_to_every_record(gateway_at, synthetic_client) -> None:
+    gateway = gateway_at(BUSY_AT)
+    lo, hi = ns_of(BUSY_AT), ns_of(BUSY_AT) + 2 * 3600 * NS
+    client = db.Live(KEY, gateway="127.0.0.1", port=gateway.port, ts_out=True)
+    from live_client import Collector
+
+    got = Collector()
+    client.add_callback(got)
+    client.subscribe(DATASET, "trades", "ES.FUT", stype_in="parent")
+    before = time.time_ns()
+    client.start()
+    try:
+        got.wait_until(lambda rs: any(isinstance(r, dbn.TradeMsg) and r.ts_recv >= hi for r in rs[-5:]))
+    finally:
+        client.terminate()
+    after = time.time_ns()
+    assert all(before <= r.ts_out <= after for r in got.records)  # mappings too: every record carries it
+    stripped = []
+    for record in got.data():
+        if record.ts_recv < hi:
+            raw = bytearray(bytes(record)[:-8])  # the record without its ts_out, length back to the plain size
+            raw[0] -= 2
+            stripped.append(bytes(raw))
+    expected = [bytes(r) for r in _historical_span(synthetic_client, "trades", "ES.FUT", "parent", lo, hi)]
+    assert stripped == expected and expected
+
+
+def test_parent_subscription_takes_in_a_contract_listed_mid_session(gateway_at, synthetic_market,
+                                                                   synthetic_client) -> None:
+    listed = [i for i in synthetic_market.instruments(DATASET, ns_of("2024-03-15T12:00"), ns_of("2024-03-16"))
+              if i.parent == "ES.FUT" and i.activation_ns > ns_of("2024-03-15T12:00")]
+    assert len(listed) == 1  # ESH5, listed as ESH4 expires
+    new = listed[0]
+    gateway = gateway_at("2024-03-15T12:00")
+    lo, hi = ns_of("2024-03-15T12:00"), ns_of("2024-03-18T00:00")
+    client, got = stream(gateway.port, "statistics", "ES.FUT", stype_in="parent", heartbeat_interval_s=1)
+    try:
+        got.wait_until(lambda rs: any(send_ns(r) >= hi for r in rs[-5:] if isinstance(r, dbn.StatMsg)))
+    finally:
+        client.terminate()
+    announced = [k for k, r in enumerate(got.records) if isinstance(r, dbn.SymbolMappingMsg)
+                 and r.instrument_id == new.instrument_id]
+    assert len(announced) == 1
+    mapping = got.records[announced[0]]
+    assert (mapping.stype_in_symbol, mapping.stype_out_symbol, mapping.ts_event) == (
+        "ES.FUT", new.raw_symbol, new.activation_ns)
+    first_record = next(k for k, r in enumerate(got.records)
+                        if isinstance(r, dbn.StatMsg) and r.instrument_id == new.instrument_id)
+    assert announced[0] < first_record  # announced before its first record
+    expected = [bytes(r) for r in _historical_span(synthetic_client, "statistics", "ES.FUT", "parent", lo, hi)]
+    assert [bytes(r) for r in got.data() if send_ns(r) < hi] == expected
+
+
+def test_subscription_after_the_start_joins_live(gateway_at) -> None:
+    gateway = gateway_at(BUSY_AT, speed=600.0)
+    client, got = stream(gateway.port, "trades", "ESH4", heartbeat_interval_s=1)
+    try:
+        got.wait_until(lambda rs: len(got.data()) >= 3, timeout=30)
+        before = got.data()[-1].ts_recv  # the stream has passed this when the subscription is sent
+        client.subscribe(DATASET, "trades", "NQH4")
+        got.wait_until(lambda rs: any(m.stype_in_symbol == "NQH4" for m in got.of(dbn.SymbolMappingMsg)))
+        mapped_by = gateway.state.clock.now()
+        got.wait_until(lambda rs: any(r.ts_recv >= mapped_by + 20 * 60 * NS for r in got.data()[-3:]))
+    finally:
+        client.terminate()
+    (mapping,) = [m for m in got.of(dbn.SymbolMappingMsg) if m.stype_in_symbol == "NQH4"]
+    assert before <= mapping.ts_event <= mapped_by  # it joins where the stream is when the line arrives
+    joined = [r for r in got.data() if r.instrument_id == mapping.instrument_id]
+    assert joined and min(r.ts_recv for r in joined) >= mapping.ts_event  # live from the join, no replay
+    times = [r.ts_recv for r in got.data()]
+    assert times == sorted(times)
+
+
+def test_start_zero_replays_the_last_24_hours(gateway_at, synthetic_client) -> None:
+    at = ns_of(BUSY_AT)
+    gateway = gateway_at(BUSY_AT)
+    lo, hi = at - 24 * 3600 * NS, at + 3600 * NS
+    client, got = stream(gateway.port, "statistics", "ES.FUT", stype_in="parent", start=0)
+    try:
+        got.wait_until(lambda rs: any(isinstance(r, dbn.StatMsg) and r.ts_recv >= hi for r in rs[-5:]))
+    finally:
+        client.terminate()
+    expected = [bytes(r) for r in _historical_span(synthetic_client, "statistics", "ES.FUT", "parent", lo, hi)]
+    assert [bytes(r) for r in got.data() if r.ts_recv < hi] == expected and expected
