@@ -199,6 +199,21 @@ def generate_book(ts_event: np.ndarray, ts_recv: np.ndarray, price: np.ndarray, 
             lvl = best[2 * k + side]
             if lvl < 0:
                 continue
+            if r >= 93:  # the newest order at the touch moves one tick away: a new price, so the back of the queue
+                slot = tail[side * total + lvl]
+                to = lvl - 1 if side == BID else lvl + 1
+                if to < off[k] or to >= off[k + 1]:
+                    continue
+                qty = osize[slot]
+                if n < cap:
+                    out_i8[n, 2] = base[k] + (to - off[k]) * tick
+                    out_u8[n] = slot
+                    out_u4[n, 0] = qty
+                    out_u1[n, 1], out_u1[n, 2] = A_MODIFY, S_BID if side == BID else S_ASK
+                n += 1
+                _reduce(slot, k, qty, head, tail, nxt, prv, osize, olvl, lsize, lcount, best, off, total)
+                _link(slot, k, side, to, qty, head, tail, nxt, prv, osize, olvl, lsize, lcount, best, total)
+                continue
             if r < 85:  # cancel the newest order a few non-empty levels from the touch
                 for _ in range(_below(state, 4)):
                     step = lvl
@@ -212,7 +227,7 @@ def generate_book(ts_event: np.ndarray, ts_recv: np.ndarray, price: np.ndarray, 
                 slot = tail[side * total + lvl]
                 qty = osize[slot]
                 action = A_CANCEL
-            else:  # an order at the touch reduces its size: it keeps its priority
+            else:  # an order at the touch reduces its size: it keeps its priority (85 <= r < 93)
                 slot = head[side * total + lvl]
                 if osize[slot] < 2:
                     continue

@@ -9,7 +9,7 @@ import numpy as np
 
 from hdi_core.errors import HdiError
 from hdi_gateway.exchange_calendar import NS
-from hdi_gateway.synthetic import book, depth
+from hdi_gateway.synthetic import book, depth, snapshot
 from hdi_gateway.synthetic.products import ID_STRIDE, PRODUCTS, TICK_BY_CODE
 
 BOOK_SCHEMAS = ("mbo", "mbp-1", "mbp-10")
@@ -41,8 +41,26 @@ class BookSchemas:
 
     def session_mbp(self, product: str, trade_date: dt.date, depth_n: int = 10) -> np.ndarray:
         """One product's session of mbp-`depth_n` records (1 or 10), derived from session_mbo."""
+        return self._mbp_cursor(product, trade_date, depth_n).records(0, len(self.session_mbo(product, trade_date)))
+
+    def session_snapshot(self, product: str, trade_date: dt.date, ts_ns: int,
+                         instrument_ids: np.ndarray | None = None) -> np.ndarray:
+        """The MBO snapshot of the session's book just before `ts_ns` (records with ts_recv < ts_ns applied),
+        stamped ts_recv = ts_ns: what a live subscription with snapshot=True, or a mid-session replay, starts with."""
         mbo = self.session_mbo(product, trade_date)
-        return depth.mbp_from_mbo(mbo, depth_n, _ticks(mbo))
+        upto = int(np.searchsorted(mbo["ts_recv"], np.uint64(max(ts_ns, 0)), side="left"))
+        return snapshot.mbo_snapshot(mbo, upto, int(ts_ns), instrument_ids)
+
+    def _mbp_cursor(self, product: str, trade_date: dt.date, depth_n: int) -> depth.MbpCursor:
+        """The session's resumable mbp replay (a few kept): a live gateway's windows in order cost their rows."""
+        root = self._product(product).root  # type: ignore[attr-defined]
+        key = ("cursor", root, trade_date, depth_n)
+        cursor = self._cached(key)  # type: ignore[attr-defined]
+        if cursor is None:
+            mbo = self.session_mbo(root, trade_date)
+            cursor = depth.MbpCursor(mbo, depth_n, _ticks(mbo))
+            self._store(key, cursor)  # type: ignore[attr-defined]
+        return cursor
 
     def _book_records(self, schema: str, ids: np.ndarray | None, start_ns: int, end_ns: int) -> np.ndarray:
         """mbo / mbp-N records with ts_recv in [start_ns, end_ns) (Databento filters on ts_recv)."""
@@ -58,7 +76,7 @@ class BookSchemas:
                 if schema == "mbo":
                     part = mbo[a:b]
                 else:
-                    part = depth.mbp_from_mbo(mbo[:b], MBP_DEPTH[schema], _ticks(mbo), emit_lo=int(a))
+                    part = self._mbp_cursor(root, day, MBP_DEPTH[schema]).records(int(a), int(b))
                 if ids is not None:
                     part = part[np.isin(part["instrument_id"], ids)]
                 if len(part):

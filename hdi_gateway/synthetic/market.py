@@ -31,7 +31,8 @@ DEFAULT_TICKS_PER_SESSION = {"ES": 300_000, "NQ": 200_000, "GC": 60_000, "ZB": 8
 # default holds a ~2-week ALL_SYMBOLS request at default volume (~270 MB) or years at test volume.
 SESSION_CACHE_BYTES = int(os.environ.get("HDI_REPLAY_SESSION_CACHE_MB", "384")) << 20
 # entries; "trades" and "book" (a session's MBO: ~8 records of 56 bytes a trade) are bounded by bytes
-CACHE_LIMITS = {"trades": 1 << 30, "book": 1 << 30, "path": 64, "plan": 8192}
+# "cursor": resumable mbp replays (~20 bytes an MBO record each: ~45 MB an ES session), by count
+CACHE_LIMITS = {"trades": 1 << 30, "book": 1 << 30, "cursor": 8, "path": 64, "plan": 8192}
 CACHE_BYTE_LIMITS = {"trades": SESSION_CACHE_BYTES, "book": SESSION_CACHE_BYTES}
 SCHEMAS_SERVED = (
     "trades", "tbbo", "mbo", "mbp-1", "mbp-10", "ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d", "statistics",

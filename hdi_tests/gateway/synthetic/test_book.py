@@ -6,6 +6,7 @@ book schemas through the unmodified databento client."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import databento as db
 import numpy as np
@@ -291,3 +292,31 @@ def _packets_end_with_f_last(records: np.ndarray) -> None:
 def test_each_packet_ends_with_f_last(market: SyntheticMarket, session: dict, schema: str) -> None:
     records = session["mbo"] if schema == "mbo" else market.session_mbp("ES", DAY, int(schema[4:]))
     _packets_end_with_f_last(records)
+
+
+def test_mbp_windows_in_any_order_equal_one_replay(session: dict) -> None:
+    """A live gateway asks consecutive windows (the replay resumes); an earlier window afterwards starts over."""
+    plan = session["plan"]
+    market = SyntheticMarket(seed=7, ticks_per_session=TEST_TICKS_PER_SESSION)
+    edges = np.linspace(plan.open_ns, plan.close_ns + NS, 7).astype(np.int64).tolist()
+    for schema in ("mbp-1", "mbp-10"):
+        whole = market.records(DATASET, schema, None, edges[0], edges[-1])
+        pieces = [market.records(DATASET, schema, None, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        assert b"".join(p.tobytes() for p in pieces) == whole.tobytes()
+        again = market.records(DATASET, schema, None, edges[2], edges[3])
+        assert again.tobytes() == pieces[2].tobytes()
+
+
+def test_the_book_leaves_trades_and_tbbo_prices_as_they_were(market: SyntheticMarket) -> None:
+    """Known answers computed before the order book existed (seed 7, test volume, 2024-03-11 + 5 days)."""
+    start = 1_710_115_200 * NS
+    trades = market.records(DATASET, "trades", None, start, start + 5 * 86_400 * NS)
+    assert len(trades) == 49_776
+    assert hashlib.sha256(trades.tobytes()).hexdigest()[:16] == "83dbedd2d1a25559"
+    tbbo = market.records(DATASET, "tbbo", None, start, start + 5 * 86_400 * NS)
+    tick = np.where(trades["instrument_id"] // 10_000 == 4, 31_250_000,
+                    np.where(trades["instrument_id"] // 10_000 == 3, 100_000_000, 250_000_000))
+    buy = trades["side"] == b"B"
+    # the book quotes the other side one tick from the trade: the prices the hashed tbbo always had
+    assert np.array_equal(tbbo["ask_px_00"], np.where(buy, trades["price"], trades["price"] + tick))
+    assert np.array_equal(tbbo["bid_px_00"], np.where(buy, trades["price"] - tick, trades["price"]))
