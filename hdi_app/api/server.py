@@ -5,6 +5,7 @@
     GET /api/market-data/{symbol}/{schema}/stats               row_count, min_ts, max_ts, latest_close, ...
     GET /api/market-data/{symbol}/{schema}/bars?start=&end=&limit=&offset=&tz=&prices=&raw=&adjustment=
         (pages of at most `limit` rows, 10,000 by default: `next_offset` names the next page)
+        order flow too: schema delta-1s..delta-1d, footprint-1m, profile, absorption, icebergs (issue 15)
     GET /api/market-data/{symbol}/rolls?start=&end=&tz=&prices=
     GET /api/market-data/{symbol}/chart?start=&end=&bars=      candles, rolls, shifted raw contracts, checks
     GET /chart                                                 the chart page (HTML); /static/... its library
@@ -33,6 +34,7 @@ import pyarrow as pa
 from hdi_core.errors import HdiError
 from hdi_resources.db import Database
 from hdi_resources.db import read as reads
+from hdi_resources.db.orderflow import ORDERFLOW_SCHEMAS, query_orderflow
 from hdi_resources.db.readerrors import BadRequest, DatabaseUnavailable, ReadError
 from hdi_resources.db.reconnect import ReconnectingDatabase
 
@@ -162,8 +164,13 @@ class MarketDataApi:
         start, end, tz = _one(query, "start"), _one(query, "end"), _one(query, "tz") or "utc"
         prices = _one(query, "prices") or "decimal"
         raw, method = _flag(_one(query, "raw"), "raw"), _one(query, "adjustment")
-        table = self._read(lambda db: reads.query(db, symbol, schema, start, end, raw=raw, limit=limit + 1,
-                                                  adjustment_method=method, tz=tz, prices=prices, offset=offset))
+        if schema.strip().lower() in ORDERFLOW_SCHEMAS:  # order flow: delta-1m, footprint-1m, profile, ...
+            table = self._read(lambda db: query_orderflow(db, symbol, schema, start, end, limit=limit + 1,
+                                                          offset=offset, tz=tz, prices=prices))
+        else:
+            table = self._read(lambda db: reads.query(db, symbol, schema, start, end, raw=raw, limit=limit + 1,
+                                                      adjustment_method=method, tz=tz, prices=prices,
+                                                      offset=offset))
         truncated = table.num_rows > limit
         page = table.slice(0, limit)
         meta = {k.decode()[4:]: v.decode() for k, v in (table.schema.metadata or {}).items()

@@ -20,7 +20,8 @@ db_app = typer.Typer(no_args_is_help=True,
 
 MAX_LIMIT = 1_000_000_000
 SCHEMA_HELP = ("ohlcv-1s, ohlcv-1m, ohlcv-5m, ohlcv-15m, ohlcv-1h, ohlcv-1d (continuous bars; a contract's own "
-               "with a raw symbol), trades, tbbo, statistics, definitions")
+               "with a raw symbol), trades, tbbo, statistics, definitions; order flow: delta-1s..delta-1d, "
+               "footprint-1m, profile, absorption, icebergs")
 SYMBOL_HELP = "ES (root), ES.v.0 (continuous), ESU4 (raw symbol) or an instrument id"
 START_HELP = "inclusive; a date selects trade dates (sessions) of bars"
 RAW_HELP = "a product root's contracts' own bars, not the continuous series"
@@ -134,7 +135,15 @@ def query_command(
     read_all: Annotated[bool, typer.Option("--all", metavar="", help=ALL_HELP)] = False,
 ) -> None:
     """Read stored rows of one symbol and schema (half-open range; errors say what is stored)."""
+    from hdi_resources.db.orderflow import ORDERFLOW_SCHEMAS, query_orderflow
     from hdi_resources.db.read import query, stream_csv
+
+    if schema.strip().lower() in ORDERFLOW_SCHEMAS:  # order flow (delta-1m, footprint-1m, profile, ...)
+        with database() as db:
+            table = query_orderflow(db, symbol, schema, start, end, limit=limit, tz=tz.value, prices=prices.value,
+                                    max_rows=None if read_all else GUARD_ROWS)
+        write_table(table, output_format, output)
+        return
 
     options = {"raw": raw, "adjustment_method": adjustment, "limit": limit, "tz": tz.value, "prices": prices.value,
                "max_rows": None if read_all else GUARD_ROWS}

@@ -110,6 +110,7 @@ def raw_ticks(context: AssetExecutionContext, databento: DatabentoResource) -> M
             # index time and sequence: what tells a record delivered twice from several trades at one ts_event
             "ts_recv": ticks.column("ts_recv").cast(pa.int64()),
             "sequence": ticks.column("sequence").cast(pa.int64()),
+            "side": ticks.column("side"),  # the aggressor ('B' buy, 'A' sell, 'N' none): order flow reads it
         }
     )
     path = lake_io.write(context.asset_key, context.partition_key, table)

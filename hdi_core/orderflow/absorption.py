@@ -36,7 +36,7 @@ ZONE_SCHEMA = pa.schema([
 (Z_ACTIVE, Z_PRICE, Z_VOLUME, Z_TRADES, Z_REFILLS, Z_INITIAL, Z_MAX, Z_SHOWN, Z_FIRST, Z_FIRST_TS, Z_FIRST_SEQ,
  Z_LAST, Z_LAST_TS, Z_LAST_SEQ) = range(14)
 N_STATE = 14
-N_OUT = 15  # side, price, start, end, volume, trades, refills, initial, max, outcome, first x3, last x3 (- start)
+N_OUT = 15  # side, price, start, end, volume, trades, refills, initial, max, outcome, first index + sequence, last x3
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -22,9 +22,12 @@ FLOW_SCHEMA = pa.schema([
 
 
 @njit(cache=True, nogil=True)
-def _flow_kernel(size: np.ndarray, side: np.ndarray, starts: np.ndarray,
-                 out: np.ndarray) -> None:  # pragma: no cover - compiled
-    """out[k] = (buy vol, sell vol, none vol, buy n, sell n, none n) of the trades of bar k."""
+def _flow_kernel(size: np.ndarray, side: np.ndarray, starts: np.ndarray, trade_date: np.ndarray,
+                 cum_start: np.ndarray, out: tuple) -> None:  # pragma: no cover - compiled
+    """Per bar: buy/sell/no-side volume and counts of its trades, and the cumulative delta of its trade date
+    (restarting at each new date, from cum_start of the bar that starts it)."""
+    buy_v, sell_v, none_v, buy_n, sell_n, none_n, cum = out
+    running = 0
     for k in range(len(starts) - 1):
         bv = sv = nv = bn = sn = nn = 0
         for i in range(starts[k], starts[k + 1]):
@@ -39,44 +42,28 @@ def _flow_kernel(size: np.ndarray, side: np.ndarray, starts: np.ndarray,
             else:
                 nv += q
                 nn += 1
-        out[k, 0] = bv
-        out[k, 1] = sv
-        out[k, 2] = nv
-        out[k, 3] = bn
-        out[k, 4] = sn
-        out[k, 5] = nn
+        if k == 0 or trade_date[k] != trade_date[k - 1]:
+            running = cum_start[k]
+        running += bv - sv
+        buy_v[k] = bv
+        sell_v[k] = sv
+        none_v[k] = nv
+        buy_n[k] = bn
+        sell_n[k] = sn
+        none_n[k] = nn
+        cum[k] = running
 
 
 def flow_of_bars(trades: Trades, bars: BarIndex, cum_start: np.ndarray | None = None) -> pa.Table:
     """The flow table of already-cut bars; `cum_start` (per bar) carries a session's cumulative delta in."""
-    out = np.empty((len(bars), 6), np.int64)
-    _flow_kernel(trades.size, trades.side, bars.starts, out)
-    buy, sell, none, bn, sn, nn = (np.ascontiguousarray(out[:, j]) for j in range(6))
-    delta = buy - sell
-    cum = session_cumsum(delta, bars.trade_date)
-    if cum_start is not None:
-        cum = cum + cum_start
-    cols = [bars.bar_ts, bars.session_id, pa.array(bars.trade_date).view(pa.date32()), buy, sell, none, bn, sn,
-            nn, buy + sell + none, bn + sn + nn, delta, cum]
-    return pa.Table.from_arrays([c if isinstance(c, pa.Array) else pa.array(c) for c in cols], schema=FLOW_SCHEMA)
-
-
-def session_cumsum(values: np.ndarray, trade_date: np.ndarray) -> np.ndarray:
-    """Running sum of `values` restarting where `trade_date` changes (rows in time order)."""
-    if len(values) == 0:
-        return values.copy()
-    total = np.cumsum(values)
-    first = np.empty(len(values), bool)
-    first[0] = True
-    first[1:] = trade_date[1:] != trade_date[:-1]
-    base = np.where(first, total - values, 0)
-    return total - _carry(base, first)
-
-
-def _carry(base: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """Each row's value of `base` at the latest row flagged `first` at or before it."""
-    idx = np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))
-    return base[idx]
+    k = len(bars)
+    cols = tuple(np.empty(k, np.int64) for _ in range(7))
+    start = np.zeros(k, np.int64) if cum_start is None else np.ascontiguousarray(cum_start, np.int64)
+    _flow_kernel(trades.size, trades.side, bars.starts, bars.trade_date, start, cols)
+    buy, sell, none, bn, sn, nn, cum = cols
+    arrays = [bars.bar_ts, bars.session_id, pa.array(bars.trade_date).view(pa.date32()), buy, sell, none, bn, sn,
+              nn, buy + sell + none, bn + sn + nn, buy - sell, cum]
+    return pa.Table.from_arrays([c if isinstance(c, pa.Array) else pa.array(c) for c in arrays], schema=FLOW_SCHEMA)
 
 
 def aggressor_flow(trades: Trades, sessions: Sessions, interval: str) -> pa.Table:

@@ -14,8 +14,8 @@ from hdi_core.orderflow.book import ADD, CANCEL, CLEAR, FILL, MODIFY
 
 # order slot fields
 (O_ID, O_SIDE, O_PRICE, O_SHOWN, O_REMAIN, O_SINCE, O_FILLED, O_MAX, O_UPS, O_FIRST, O_FIRST_TS, O_FIRST_SEQ,
- O_LAST, O_LAST_TS, O_LAST_SEQ, O_PEND) = range(16)
-N_ORDER = 16  # O_PEND: fills not yet followed by the cancel/modify that shows them on the book
+ O_LAST, O_LAST_TS, O_LAST_SEQ, O_PEND, O_LEVEL) = range(17)
+N_ORDER = 17  # O_PEND: fills not yet followed by the cancel/modify that shows them; O_LEVEL: its level's slot
 # price-level slot fields (one per side and price ever seen)
 (L_SIDE, L_PRICE, L_STATUS, L_MEMBER, L_DEADLINE, L_EXHAUSTED, L_REFILLS, L_MAX, L_EXEC, L_FIRST, L_FIRST_TS,
  L_FIRST_SEQ, L_LAST, L_LAST_TS, L_LAST_SEQ, L_SERIAL, L_FIRST_ORDER, L_ORDERS) = range(18)
@@ -29,6 +29,14 @@ RULE_LEVEL, RULE_ORDER = 0, 1
  R_LAST_SEQ, R_SERIAL, R_ORDER, R_ORDERS) = range(15)
 N_ROW = 15
 DONE, GROW_ORDERS, GROW_LEVELS, GROW_MEMBERS, GROW_OUT = 0, 1, 2, 3, 4
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _slot(table: dict, key: int) -> int:  # pragma: no cover - compiled
+    """The slot a typed dict holds for `key`, -1 when none (its get() is Optional-typed, unusable as an index)."""
+    if key in table:
+        return table[key]
+    return -1
 
 
 @njit(cache=True, nogil=True)
@@ -81,16 +89,14 @@ def _remove_order(slot: int, orders: np.ndarray, ids: dict, free: np.ndarray, co
                   m: int) -> int:  # pragma: no cover - compiled
     """An order leaves the book: a chain member eaten by fills waits for its refill, any other member ends it."""
     o = orders[slot]
-    key = o[O_PRICE] * 2 + (1 if o[O_SIDE] == 66 else 0)
-    if key in level_ids:
-        lv = levels[level_ids[key]]
-        if lv[L_STATUS] == LIVE and lv[L_MEMBER] == o[O_ID]:
-            if o[O_SINCE] >= o[O_SHOWN] and o[O_SHOWN] > 0:
-                lv[L_STATUS] = WAITING
-                lv[L_DEADLINE] = t + window
-                lv[L_EXHAUSTED] = o[O_SHOWN]
-            else:
-                m = close_chain(lv, min_refills, out, m)
+    lv = levels[o[O_LEVEL]]  # every order came in through _add_order, which set its level
+    if lv[L_STATUS] == LIVE and lv[L_MEMBER] == o[O_ID]:
+        if o[O_SINCE] >= o[O_SHOWN] and o[O_SHOWN] > 0:
+            lv[L_STATUS] = WAITING
+            lv[L_DEADLINE] = t + window
+            lv[L_EXHAUSTED] = o[O_SHOWN]
+        else:
+            m = close_chain(lv, min_refills, out, m)
     if o[O_UPS] >= min_refills and o[O_FILLED] > o[O_MAX]:
         out[m, R_RULE] = RULE_ORDER
         out[m, R_SIDE] = o[O_SIDE]
@@ -144,14 +150,16 @@ def _add_order(i: int, idx: int, ts: np.ndarray, seq: np.ndarray, oid: np.ndarra
     o[O_LAST_SEQ] = seq[i]
     o[O_PEND] = 0
     key = price[i] * 2 + (1 if side[i] == 66 else 0)
-    if key not in level_ids:
-        level_ids[key] = counters[C_LEVELS]
-        lv = levels[counters[C_LEVELS]]
+    at = _slot(level_ids, key)
+    if at < 0:
+        at = counters[C_LEVELS]
+        level_ids[key] = at
         counters[C_LEVELS] += 1
-        lv[:] = 0
-        lv[L_SIDE] = side[i]
-        lv[L_PRICE] = price[i]
-    lv = levels[level_ids[key]]
+        levels[at, :] = 0
+        levels[at, L_SIDE] = side[i]
+        levels[at, L_PRICE] = price[i]
+    o[O_LEVEL] = at
+    lv = levels[at]
     if lv[L_STATUS] == WAITING:
         similar = abs(size[i] - lv[L_EXHAUSTED]) <= tolerance * lv[L_EXHAUSTED]
         if t <= lv[L_DEADLINE] and similar:
@@ -195,14 +203,14 @@ def iceberg_kernel(ts: np.ndarray, seq: np.ndarray, oid: np.ndarray, action: np.
             return GROW_OUT, i, m
         t = ts[i]
         idx = offset + i
-        if a == ADD or (a == MODIFY and oid[i] not in ids):
-            if oid[i] not in ids:  # a duplicate add: the book already holds it
+        slot = _slot(ids, oid[i]) if a != CLEAR else -1
+        if a == ADD or (a == MODIFY and slot < 0):
+            if slot < 0:  # not a duplicate add (the book would already hold it)
                 m = _add_order(i, idx, ts, seq, oid, side, price, size, orders, ids, free, levels, level_ids,
                                members, counters, tolerance, min_refills, out, m)
         elif a == FILL or a == CANCEL or a == MODIFY:
-            if oid[i] not in ids:
+            if slot < 0:
                 continue  # an order from before the tape began: nothing known about it
-            slot = ids[oid[i]]
             o = orders[slot]
             if a == FILL:
                 o[O_SINCE] += size[i]
@@ -211,8 +219,7 @@ def iceberg_kernel(ts: np.ndarray, seq: np.ndarray, oid: np.ndarray, action: np.
                 o[O_LAST] = idx
                 o[O_LAST_TS] = t
                 o[O_LAST_SEQ] = seq[i]
-                key = o[O_PRICE] * 2 + (1 if o[O_SIDE] == 66 else 0)
-                lv = levels[level_ids[key]]
+                lv = levels[o[O_LEVEL]]
                 if lv[L_STATUS] == LIVE and lv[L_MEMBER] == oid[i]:
                     lv[L_EXEC] += size[i]
                     lv[L_LAST] = idx

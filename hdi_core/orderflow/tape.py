@@ -95,11 +95,12 @@ class BarIndex:
 @njit(cache=True, nogil=True)
 def _bar_kernel(ts: np.ndarray, open_ns: np.ndarray, close_ns: np.ndarray, anchor: np.ndarray,
                 day: np.ndarray, step: int, starts: np.ndarray, bar_ts: np.ndarray,
-                sid_out: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
+                sid_out: np.ndarray, write: bool) -> tuple[int, int]:  # pragma: no cover - compiled
     """One pass: session segment of each sorted trade and the bar it opens, as bars.resample buckets them.
 
     step > 0: a bar breaks on a new bucket of `step` from the segment's anchor or a new segment; step 0 (daily):
-    on a new trade date. Returns (status, bars written); on an error status the caller names the row.
+    on a new trade date. Returns (status, bars); on an error status the caller names the row. Without `write`
+    it only counts (the caller then sizes the outputs exactly: no untouched pages, no copies).
     """
     n = len(ts)
     n_sessions = len(open_ns)
@@ -125,33 +126,34 @@ def _bar_kernel(ts: np.ndarray, open_ns: np.ndarray, close_ns: np.ndarray, ancho
             new = key != cur_key
         if new:
             k += 1
-            starts[k] = i
-            bar_ts[k] = anchor[s] + key * step if step > 0 else anchor[s]
-            sid_out[k] = s
+            if write:
+                starts[k] = i
+                bar_ts[k] = anchor[s] + key * step if step > 0 else anchor[s]
+                sid_out[k] = s
             cur_key = key
             cur_s = s
-    starts[k + 1] = n
+    if write:
+        starts[k + 1] = n
     return _OK, k + 1
 
 
 def bar_index(ts: np.ndarray, sessions: Sessions, interval: str) -> BarIndex:
     """The bars of sorted trade times: 1s, 1m, 5m, 15m, 1h (from each segment's open) or 1d (trade date)."""
     step = interval_ns(interval)
-    n = len(ts)
     day = sessions.trade_date.astype("datetime64[D]").astype(np.int32)
     anchor = np.ascontiguousarray(sessions.open_ns if step is not None else day_anchor_ns(sessions), np.int64)
-    starts = np.empty(n + 1, np.int64)
-    bar_ts = np.empty(n, np.int64)
-    sid = np.empty(n, np.int64)
-    status, k = _bar_kernel(ts, np.ascontiguousarray(sessions.open_ns, np.int64),
-                            np.ascontiguousarray(sessions.close_ns, np.int64), anchor, day, step or 0,
-                            starts, bar_ts, sid)
+    opens = np.ascontiguousarray(sessions.open_ns, np.int64)
+    closes = np.ascontiguousarray(sessions.close_ns, np.int64)
+    none = np.empty(0, np.int64)
+    status, k = _bar_kernel(ts, opens, closes, anchor, day, step or 0, none, none, none, False)
     if status == _UNSORTED:
         raise HdiError(f"trades not sorted by ts_event: row {k} ({_iso(ts[k])}) goes back in time")
     if status == _OUTSIDE:
         outside = int(np.count_nonzero(session_index(ts, sessions) < 0))
         raise HdiError(f"{outside} trades lie outside every trading session, first at row {k} ({_iso(ts[k])})")
-    return BarIndex(starts[: k + 1].copy(), bar_ts[:k].copy(), sid[:k].copy(), day[sid[:k]])
+    starts, bar_ts, sid = np.empty(k + 1, np.int64), np.empty(k, np.int64), np.empty(k, np.int64)
+    _bar_kernel(ts, opens, closes, anchor, day, step or 0, starts, bar_ts, sid, True)
+    return BarIndex(starts, bar_ts, sid, day[sid])
 
 
 def _iso(ts_ns: int) -> str:

@@ -139,7 +139,8 @@ def _select(cur: Any, table: str, where: str, params: list[Any], order: str, lim
         out = pa.table({n: pa.array([], types[n]) for n in names})
     else:
         out = pacsv.read_csv(buffer, convert_options=pacsv.ConvertOptions(
-            column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False))
+            column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False,
+            true_values=["t"], false_values=["f"]))  # PostgreSQL's CSV booleans
     for name, type_name in cols:
         if type_name in ("timestamptz", "timestamp"):
             idx = out.schema.get_field_index(name)

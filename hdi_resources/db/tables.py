@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from .core import Database
 
 LOADABLE_TABLES = frozenset({"continuous_bars", "roll_events", "ohlcv_data", "trades_data", "tbbo_data",
-                             "statistics_data", "definitions_data"})
+                             "statistics_data", "definitions_data", "orderflow_delta", "orderflow_footprint",
+                             "orderflow_profile", "orderflow_absorption", "orderflow_icebergs"})
 TIME_COLUMN = {"continuous_bars": "ts", "roll_events": "switch_ts", "ohlcv_data": "ts_event",
                "trades_data": "ts_event", "tbbo_data": "ts_event", "statistics_data": "ts_event",
-               "definitions_data": "ts_event"}
+               "definitions_data": "ts_event", "orderflow_delta": "ts", "orderflow_footprint": "ts",
+               "orderflow_profile": "ts", "orderflow_absorption": "start_ts", "orderflow_icebergs": "first_ts"}
 MONTH_PARTITIONED = frozenset({"ohlcv_data", "trades_data", "tbbo_data", "statistics_data", "definitions_data"})
 INDEX_BUILD_MEMORY = "1GB"  # maintenance_work_mem of a stage's primary-key sort: in memory for ~10M rows
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

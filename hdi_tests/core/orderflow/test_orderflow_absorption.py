@@ -110,3 +110,60 @@ def test_real_mbp10_sample() -> None:
     assert absorption_zones(book).num_rows == 0
     from_arrow = top_of_book(records_to_table(records))  # text action/side, int64 times
     assert from_arrow.action.tolist() == book.action.tolist() and from_arrow.ts.tolist() == book.ts.tolist()
+
+
+def _oracle(rows: list[tuple], min_volume: int, ratio: float, idle_ms: int) -> list[tuple]:
+    """The rule as the module docstring states it, in plain Python over the mbp rows (no shared code)."""
+    zones: dict[str, dict | None] = {"B": None, "A": None}
+    out: list[tuple] = []
+
+    def close(side: str, end: int, outcome: str) -> None:
+        z = zones[side]
+        zones[side] = None
+        if z["volume"] >= min_volume and z["volume"] > ratio * z["initial"]:
+            out.append((side, z["price"], z["start"], end, z["volume"], z["trades"], z["refills"], z["initial"],
+                        z["max"], outcome, z["first"], z["last"]))
+
+    for i, (ms, action, side, px, sz, bpx, bsz, apx, asz) in enumerate(rows):
+        for s in ("B", "A"):
+            if zones[s] and ms - zones[s]["last_ms"] > idle_ms:
+                close(s, zones[s]["last_ms"], "held")
+        if action == "T" and side in "AB":
+            s = "B" if side == "A" else "A"
+            z = zones[s]
+            if z and px == z["price"]:
+                z.update(volume=z["volume"] + sz, trades=z["trades"] + 1, last=i, last_ms=ms)
+            elif z:
+                close(s, ms, "broke" if (px < z["price"] if s == "B" else px > z["price"]) else "held")
+            best, shown = (bpx, bsz) if s == "B" else (apx, asz)
+            if zones[s] is None and px == best:
+                zones[s] = {"price": px, "volume": sz, "trades": 1, "refills": 0, "initial": shown, "max": shown,
+                            "shown": shown, "start": ms, "first": i, "last": i, "last_ms": ms}
+        for s in ("B", "A"):  # every row carries F_LAST here
+            z = zones[s]
+            if z is None:
+                continue
+            best, shown = (bpx, bsz) if s == "B" else (apx, asz)
+            if best == z["price"]:
+                z["refills"] += shown > z["shown"]
+                z["shown"] = shown
+                z["max"] = max(z["max"], shown)
+            else:
+                close(s, ms, "broke" if ((best < z["price"]) == (s == "B")) else "held")
+    for s in ("B", "A"):
+        if zones[s]:
+            close(s, zones[s]["last_ms"], "open")
+    return out
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_matches_a_plain_loop_oracle(seed: int) -> None:
+    rows = random_book(seed, 3_000)
+    zones = absorption_zones(_book(rows), min_volume=15, min_absorbed_ratio=0.8, max_idle_ms=1_500).to_pylist()
+    t0 = 1_700_000_000 * 10**9
+    got = sorted((z["side"], z["price"] // TICK, (z["start_ts"] - t0) // 10**6, (z["end_ts"] - t0) // 10**6,
+                  z["volume"], z["trades"], z["refills"], z["initial_size"], z["max_displayed"], z["outcome"],
+                  z["first_index"], z["last_index"]) for z in zones)
+    expected = sorted(_oracle(rows, 15, 0.8, 1_500))
+    assert len(expected) > 5
+    assert got == expected

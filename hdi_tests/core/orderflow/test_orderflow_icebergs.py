@@ -162,3 +162,90 @@ def test_real_mbo_sample() -> None:
     assert events.order_id.tolist() == [647784973705, 647784973631]
     assert iceberg_candidates(events).num_rows == 0
     assert order_events(records_to_table(records)).order_id.tolist() == events.order_id.tolist()
+
+
+def _oracle(rows: list[tuple], window_ms: int, tolerance: float, min_refills: int) -> list[tuple]:
+    """The two rules as the module docstring states them, in plain Python over the mbo rows (no shared code)."""
+    orders: dict[int, dict] = {}
+    levels: dict[tuple[str, int], dict] = {}
+    out: list[tuple] = []
+
+    def close(lv: dict) -> None:
+        was, lv["status"] = lv["status"], "idle"
+        if was != "idle" and lv["refills"] >= min_refills and lv["exec"] > lv["max"]:
+            out.append((lv["first"], "price_level_refill", lv["side"], lv["price"], lv["refills"], lv["max"],
+                        lv["exec"], lv["last"], lv["members"]))
+
+    def start(lv: dict, oid: int, o: dict) -> None:
+        lv.update(status="live", member=oid, refills=0, max=o["shown"], exec=0, first=o["first"], last=o["first"],
+                  members=[oid])
+
+    def add(i: int, ms: int, side: str, oid: int, px: int, sz: int) -> None:
+        if sz == 0:
+            return
+        o = orders[oid] = {"side": side, "price": px, "shown": sz, "remain": sz, "since": 0, "filled": 0,
+                           "max": sz, "ups": 0, "first": i, "last": i, "pend": 0}
+        lv = levels.setdefault((side, px), {"status": "idle", "side": side, "price": px})
+        if lv["status"] == "waiting":
+            if ms <= lv["deadline"] and abs(sz - lv["exhausted"]) <= tolerance * lv["exhausted"]:
+                lv.update(status="live", member=oid, refills=lv["refills"] + 1, max=max(lv["max"], sz))
+                lv["members"].append(oid)
+            else:
+                close(lv)
+                start(lv, oid, o)
+        elif lv["status"] == "idle":
+            start(lv, oid, o)
+
+    def remove(oid: int, ms: int) -> None:
+        o = orders.pop(oid)
+        lv = levels[(o["side"], o["price"])]
+        if lv["status"] == "live" and lv["member"] == oid:
+            if o["since"] >= o["shown"] > 0:
+                lv.update(status="waiting", deadline=ms + window_ms, exhausted=o["shown"])
+            else:
+                close(lv)
+        if o["ups"] >= min_refills and o["filled"] > o["max"]:
+            out.append((o["first"], "order_refill", o["side"], o["price"], o["ups"], o["max"], o["filled"],
+                        o["last"], [oid]))
+
+    for i, (ms, action, side, oid, px, sz) in enumerate(rows):
+        if action == "A" or (action == "M" and oid not in orders):
+            if oid not in orders:
+                add(i, ms, side, oid, px, sz)
+        elif action in "FCM" and oid in orders:
+            o = orders[oid]
+            if action == "F":
+                o.update(since=o["since"] + sz, filled=o["filled"] + sz, pend=o["pend"] + sz, last=i)
+                lv = levels[(o["side"], o["price"])]
+                if lv["status"] == "live" and lv["member"] == oid:
+                    lv.update(exec=lv["exec"] + sz, last=i)
+            elif action == "C":
+                o.update(remain=o["remain"] - sz, pend=0)
+                if o["remain"] <= 0:
+                    remove(oid, ms)
+            elif px != o["price"] or side != o["side"] or sz == 0:
+                o["since"] = 0
+                remove(oid, ms)
+                add(i, ms, side, oid, px, sz)
+            else:
+                if sz > o["remain"] - o["pend"] and o["since"] > 0:
+                    o.update(ups=o["ups"] + 1, shown=sz, since=0, max=max(o["max"], sz))
+                o.update(remain=sz, pend=0)
+    for lv in levels.values():
+        close(lv)
+    for oid, o in orders.items():
+        if o["ups"] >= min_refills and o["filled"] > o["max"]:
+            out.append((o["first"], "order_refill", o["side"], o["price"], o["ups"], o["max"], o["filled"],
+                        o["last"], [oid]))
+    return sorted(out, key=lambda r: (r[0], r[1]))
+
+
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_matches_a_plain_loop_oracle(seed: int) -> None:
+    rows = _random_tape(seed, 5_000)
+    found = iceberg_candidates(_events(rows), refill_window_ms=50, size_tolerance=0.25, min_refills=2).to_pylist()
+    got = [(c["first_index"], c["rule"], c["side"], c["price"] // TICK, c["refills"], c["max_displayed"],
+            c["executed"], c["last_index"], c["order_ids"]) for c in found]
+    expected = _oracle(rows, 50, 0.25, 2)
+    assert len(expected) >= 3
+    assert got == expected
