@@ -31,12 +31,13 @@ def _events(port: int, path: str, want: int, into: list, timeout: float = 30) ->
     conn.request("GET", path)
     answer = conn.getresponse()
     into.append(answer.getheader("Content-Type"))
-    data = b""
-    while data.count(b"event: bar") < want:
+    data, events = b"", 0
+    while events < want:
         line = answer.fp.readline()
         if not line:
             break
         data += line
+        events += line.startswith(b"data: ")
     into.append(data.decode())
     conn.close()
 
