@@ -1,6 +1,7 @@
-"""`hdi live capture` against `hdi replay live` (child processes, the unmodified databento.Live inside):
-an accelerated session (trades, tbbo, mbp-10 and mbo) with a dropped connection is captured with nothing lost and nothing duplicated (the
-records equal the historical get_range of the same span), and the live bars equal the historical bars."""
+"""`hdi live capture` against `hdi replay live` (child processes, the unmodified databento.Live inside): an
+accelerated session (trades, tbbo, mbp-10 and mbo) with a dropped connection is captured with nothing lost and
+nothing duplicated (every field equals the historical get_range of the same span), and the live bars equal the
+historical bars."""
 
 from __future__ import annotations
 
