@@ -4,6 +4,7 @@ stalled or not running)."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import signal
@@ -84,6 +85,7 @@ def capture(
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        gc.freeze()  # the libraries' objects, loaded once, leave the collector: no long full collections mid-stream
         service.run()
         h: Health = service.health
         typer.echo(f"stopped: {h.messages} records, {h.reconnects} reconnects, {h.duplicates_dropped} replayed "
