@@ -53,7 +53,7 @@ def synthetic_trades(n: int, seed: int = 1) -> tuple[Trades, object]:
 def synthetic_mbo(n: int, seed: int = 2) -> OrderEvents:
     """About n mbo events over a day: orders added, most eaten (fill + cancel), some pulled; near a walking mid."""
     rng = np.random.default_rng(seed)
-    orders = int(n / 2.5) + 1  # 2.5 events per order on average
+    orders = int(n / 2.53) + 1  # 2.5 events per order on average, plus the planted chains
     t_add = np.sort(rng.integers(0, 82_800 * NS, orders))
     mid = 4_800 * 4 + np.cumsum(rng.integers(-1, 2, orders))
     side = rng.choice(np.array([B, A], np.uint8), orders)
@@ -67,10 +67,20 @@ def synthetic_mbo(n: int, seed: int = 2) -> OrderEvents:
                              np.full(int(eaten.sum()), ord("C"), np.uint8)])
     pick = np.concatenate([np.arange(orders), np.arange(orders), np.flatnonzero(eaten)])
     rank = np.concatenate([np.zeros(orders), np.ones(orders), np.full(int(eaten.sum()), 2)])
+    cols = [ts, action, oid[pick], side[pick], px[pick], size[pick], rank]
+    # planted icebergs: one in 200 orders is a 6-order chain (eaten, refilled 20 ms later) at its own price
+    chains, length = orders // 200, 6
+    t0 = np.repeat(rng.integers(0, 82_000 * NS, chains), length) + np.tile(np.arange(length), chains) * 20_000_000
+    chain_oid = orders + 1 + np.arange(chains * length, dtype=np.int64)
+    chain_px = np.repeat((4_800 * 4 + 400 + np.arange(chains)) * TICK, length)
+    planted = [np.concatenate([t0, t0 + 5_000_000, t0 + 5_000_000]),
+               np.repeat(np.array([ord("A"), ord("F"), ord("C")], np.uint8), len(t0)),
+               np.tile(chain_oid, 3), np.full(3 * len(t0), B, np.uint8), np.tile(chain_px, 3),
+               np.full(3 * len(t0), 10), np.repeat(np.arange(3.0), len(t0))]
+    ts, action, oid, side, px, size, rank = (np.concatenate([a, b]) for a, b in zip(cols, planted, strict=True))
     order = np.lexsort((rank, ts))
-    pick = pick[order]
-    return OrderEvents(ts[order], np.arange(len(order), dtype=np.int64), oid[pick], action[order], side[pick],
-                       px[pick], size[pick])
+    return OrderEvents(ts[order], np.arange(len(order), dtype=np.int64), oid[order], action[order], side[order],
+                       px[order], size[order])
 
 
 def synthetic_mbp(n: int, seed: int = 3) -> TopOfBook:

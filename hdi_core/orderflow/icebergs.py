@@ -52,6 +52,11 @@ class IcebergDetector:
         self.window = int(refill_window_ms) * 1_000_000
         self.tolerance = float(size_tolerance)
         self.min_refills = int(min_refills)
+        self.seen = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        """An empty book (a new session); `seen` keeps counting, so indexes stay those of the whole tape."""
         self.orders = np.zeros((1024, k.N_ORDER), np.int64)
         self.free = np.arange(1023, -1, -1, dtype=np.int64)  # slots to take, popped from the end
         self.levels = np.zeros((256, k.N_LEVEL), np.int64)
@@ -59,7 +64,6 @@ class IcebergDetector:
         self.counters = np.array([1024, 0, 0, 0], np.int64)
         self.ids = Dict.empty(types.int64, types.int64)
         self.level_ids = Dict.empty(types.int64, types.int64)
-        self.seen = 0
 
     def _grow(self, status: int) -> None:
         if status == k.GROW_ORDERS:
@@ -93,7 +97,8 @@ class IcebergDetector:
         return self._table(out[:m])
 
     def flush(self) -> pa.Table:
-        """Every chain and resting order still open at the end of the tape, closed and judged."""
+        """Every chain and resting order still open at the end of the tape (or session), closed and judged; the
+        detector then starts empty."""
         out = self._room(np.zeros((16, k.N_ROW), np.int64), 0)
         m = _sweep(self.levels, int(self.counters[k.C_LEVELS]), 0, True, self.min_refills, out, 0)
         rows = [out[:m]]
@@ -113,7 +118,9 @@ class IcebergDetector:
             extra[:, k.R_SERIAL] = -1
             extra[:, k.R_ORDERS] = 1
             rows.append(extra)
-        return self._table(np.concatenate(rows))
+        table = self._table(np.concatenate(rows))
+        self._reset()  # everything open was judged: the next feed starts a new session
+        return table
 
     def _room(self, out: np.ndarray, m: int) -> np.ndarray:
         need = m + int(self.counters[k.C_LEVELS]) + 1

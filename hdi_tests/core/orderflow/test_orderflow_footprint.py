@@ -83,3 +83,12 @@ def test_matches_a_plain_loop_oracle(seed: int) -> None:
             r["sell_imbalance"]) for r in rows]
     assert got == expected
     assert sum(r[2] + r[3] + r[4] for r in got) == int(trades.size.sum())
+
+
+def test_negative_back_adjusted_prices_floor_down() -> None:
+    t0 = ct(2024, 3, 6, 9, 30)
+    trades = Trades(np.array([t0, t0 + 1, t0 + 2]), np.array([-12_500_000_000, -12_400_000_000, -12_750_000_000]),
+                    np.array([1, 2, 3]), np.array([B, A, N], np.uint8))
+    rows = footprint(trades, week_sessions(), "1m", TICK).to_pylist()
+    assert [(r["price"], r["buy_volume"], r["sell_volume"], r["no_side_volume"]) for r in rows] == [
+        (-12_750_000_000, 0, 0, 3), (-12_500_000_000, 1, 2, 0)]  # -12.40 lies on the -12.50 level

@@ -249,3 +249,13 @@ def test_matches_a_plain_loop_oracle(seed: int) -> None:
     expected = _oracle(rows, 50, 0.25, 2)
     assert len(expected) >= 3
     assert got == expected
+
+
+def test_flush_ends_the_session() -> None:
+    detector = IcebergDetector(min_refills=3)
+    events = _events(_five_refills())
+    assert detector.feed(events).num_rows == 0  # the chain waits for a sixth refill
+    assert detector.flush().num_rows == 1
+    assert detector.flush().num_rows == 0  # judged once
+    again = pa.concat_tables([detector.feed(events), detector.flush()])  # the next session, indexes continue
+    assert again.num_rows == 1 and again["first_index"][0].as_py() == len(events) + 1
