@@ -7,6 +7,7 @@ from dagster import Definitions
 from hdi_assets.automation import definitions as automation
 from hdi_assets.continuous import definitions as continuous
 from hdi_assets.dbn_files import definitions as dbn_files
+from hdi_assets.live import definitions as live
 from hdi_assets.orderflow import definitions as orderflow
 from hdi_assets.storage import definitions as storage
 from hdi_assets.vendor_schema_jobs import definitions as vendor_schema_jobs
@@ -28,6 +29,7 @@ defs = Definitions.merge(
     vendor_schema_jobs.defs,
     dbn_files.defs,
     automation.defs,
+    live.defs,
     orderflow.defs,
     Definitions(resources=build_resources()),
 )

@@ -26,7 +26,7 @@ from hdi_resources.db.core import _psycopg2_url
 from hdi_resources.instance import ENV_DAGSTER_PG_URL, check_dagster_pg_url, instance_config, write_dagster_yaml
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
-HDI_SERVICES = ("hdi_code", "dagster_webserver", "dagster_daemon")
+HDI_SERVICES = ("hdi_code", "dagster_webserver", "dagster_daemon", "capture")
 # Read only by the replay gateway server (`hdi replay serve`), which is not part of a deployment.
 NOT_DEPLOYED_PREFIXES = ("HDI_GATEWAY_KEYS", "HDI_REPLAY_")
 _ENV_CONSTANT = re.compile(r'^\s*ENV_[A-Z_]+\s*=\s*"([A-Z][A-Z0-9_]+)"', re.MULTILINE)
@@ -122,6 +122,26 @@ def test_compose_workspace_reaches_the_code_server_by_grpc():
     for name in ("hdi_code", "dagster_daemon"):
         home = COMPOSE["services"][name]["environment"]["HDI_HOME"]
         assert f"hdi-data:{home}" in COMPOSE["services"][name]["volumes"]
+
+
+def test_compose_runs_the_live_capture_as_its_own_service():
+    capture = COMPOSE["services"]["capture"]
+    command = capture["command"]
+    assert command[:3] == ["hdi", "live", "capture"]
+    env = {"POSTGRES_PASSWORD": "pw", "DATABENTO_API_KEY": "db-live-key"}
+    products = interpolate(command[command.index("--products") + 1], env)
+    schemas = interpolate(command[command.index("--schemas") + 1], env)
+    assert products == "ES,GC" and schemas == "trades,tbbo,mbp-10,mbo"
+    assert interpolate(command[command.index("--products") + 1], {"HDI_LIVE_PRODUCTS": "NQ"}) == "NQ"
+    values = service_env("capture", env)
+    assert values["DATABENTO_API_KEY"] == "db-live-key" and values["HDI_DATABENTO_LIVE"] == ""  # Databento's own
+    assert capture["depends_on"]["timescaledb"]["condition"] == "service_healthy"
+    assert capture["healthcheck"]["test"][1:] == ["hdi", "live", "status"]  # non-zero when stalled or down
+    assert capture["stop_signal"] == "SIGTERM" and f"hdi-data:{values['HDI_HOME']}" in capture["volumes"]
+    from hdi_app.cli import app
+
+    names = {c.name for g in app.registered_groups if g.name == "live" for c in g.typer_instance.registered_commands}
+    assert names == {"capture", "status"}
 
 
 # ------------------------------------------------------------------------------------------ Dockerfile

@@ -9,6 +9,7 @@
     GET /api/market-data/{symbol}/rolls?start=&end=&tz=&prices=
     GET /api/market-data/{symbol}/chart?start=&end=&bars=      candles, rolls, shifted raw contracts, checks
     GET /chart                                                 the chart page (HTML); /static/... its library
+    GET /live/bars?symbol=ES.v.0[&timeout=S]                   live bar updates as server-sent events (api/live.py)
 
 Every answer but the chart page and its static files, errors included, is JSON with its status: 400 bad parameter,
 404 unknown symbol / schema / nothing stored in the range, 405 other methods, 413 over-long request, 503 database
@@ -37,6 +38,7 @@ from hdi_resources.db.orderflow import ORDERFLOW_SCHEMAS, query_orderflow
 from hdi_resources.db.readerrors import BadRequest, DatabaseUnavailable, ReadError
 from hdi_resources.db.reconnect import ReconnectingDatabase
 
+from . import live
 from .jsonout import RawJson, dumps, table_json
 
 log = logging.getLogger(__name__)
@@ -197,6 +199,7 @@ class MarketDataApi:
 
 class _Handler(BaseHTTPRequestHandler):
     api: MarketDataApi
+    push: live.LivePush
     server_version = "hdi-api/1"
     timeout = 15  # a client that stalls mid-request loses its thread after this many seconds
 
@@ -211,12 +214,23 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path in PAGES or parts.path in STATIC:
             self._send_file(parts.path, body=body)
             return
+        if parts.path == live.PATH and body:
+            self._push(query)
+            return
         try:
             status, payload = self.api.handle(parts.path, query)
         except Exception:  # noqa: BLE001 - whatever broke, the client still gets JSON
             log.exception("request %r failed", self.path[:200])
             status, payload = 500, {"error": "internal error", "status": 500}
         self._send(status, payload, body=body)
+
+    def _push(self, query: dict[str, list[str]]) -> None:
+        try:
+            symbol, timeout = self.push.parse(query)
+        except BadRequest as exc:
+            self._send(400, {"error": str(exc), "status": 400})
+            return
+        self.push.stream(self, symbol, timeout)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._answer()
@@ -306,7 +320,8 @@ class _Server(ThreadingHTTPServer):
 
 def make_server(db: Database | ReconnectingDatabase, host: str = DEFAULT_HOST,
                 port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
-    handler = type("Handler", (_Handler,), {"api": MarketDataApi(db)})
+    api = MarketDataApi(db)
+    handler = type("Handler", (_Handler,), {"api": api, "push": live.LivePush(api.source)})
     try:
         return _Server((host, port), handler)
     except OSError as exc:
@@ -326,6 +341,7 @@ class ApiServer:
         return f"http://{host}:{port}"
 
     def stop(self) -> None:
+        self.server.RequestHandlerClass.push.stop()  # type: ignore[attr-defined]
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)

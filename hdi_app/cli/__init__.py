@@ -18,6 +18,7 @@ from .db import db_app, query_command, stats_command
 from .demo import demo
 from .doctor import doctor
 from .ingest import ingest, ingest_file
+from .live import live_app
 from .plot import plot_command
 from .replay import replay_app
 from .rolls import rolls_command
@@ -32,6 +33,7 @@ app = typer.Typer(
 app.add_typer(replay_app, name="replay", short_help="the local Databento-compatible gateway")
 app.add_typer(db_app, name="db", short_help="the database: start, stop, info, migrate, url, catalog")
 app.add_typer(api_app, name="api", short_help="the read-only market-data HTTP API")
+app.add_typer(live_app, name="live", short_help="live capture of Databento's feed: capture, status")
 app.command("query", short_help="read stored rows of one symbol and schema")(query_command)
 app.command("stats", short_help="row count, time range and latest close (JSON)")(stats_command)
 app.command("rolls", short_help="roll switches: UTC and exchange time, trade date, prices, gap")(rolls_command)

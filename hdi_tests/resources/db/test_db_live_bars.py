@@ -1,0 +1,50 @@
+"""live_bars (migration 0016) on both backends: idempotent upserts, a closed bar never reopened, NOTIFY with
+the bar as JSON in the same transaction."""
+
+from __future__ import annotations
+
+import json
+import select
+
+import numpy as np
+import psycopg2
+
+from hdi_core.live.bars import BAR_DTYPE
+from hdi_resources.db.core import url_string
+from hdi_resources.db.live import CHANNEL, LiveBarPublisher, LiveBars, delete_live_day, read_live_bars
+
+T0 = 1_709_650_800_000_000_000
+
+
+def _bar(close: int, volume: int, second: int = 0) -> np.ndarray:
+    bar = np.zeros(1, BAR_DTYPE)
+    bar["ts_event"], bar["trade_date"] = T0 + second * 10**9, 19787  # 2024-03-05
+    bar["open"] = bar["low"] = 100 * 10**9
+    bar["high"] = bar["close"] = close
+    bar["volume"], bar["trade_count"], bar["vwap"] = volume, volume, 100.5
+    return bar
+
+
+def test_upserts_are_idempotent_and_closed_bars_final(storage_db) -> None:
+    listen = psycopg2.connect(url_string(storage_db.app_url.set(drivername="postgresql")))
+    listen.autocommit = True
+    listen.cursor().execute(f"LISTEN {CHANNEL}")
+    publisher = LiveBarPublisher(storage_db)
+    try:
+        publisher.publish([LiveBars("ES.v.0", 7, "ESH4", _bar(101 * 10**9, 1), False)])
+        closed = LiveBars("ES.v.0", 7, "ESH4", _bar(102 * 10**9, 2), True, sent_ns=5)
+        publisher.publish([closed])
+        publisher.publish([closed])  # again: same row
+        publisher.publish([LiveBars("ES.v.0", 7, "ESH4", _bar(109 * 10**9, 9), False)])  # late provisional
+        rows = read_live_bars(storage_db, "ES.v.0", "2024-03-05")
+        assert len(rows) == 1 and rows[0]["close_fixed"] == 102 * 10**9 and rows[0]["volume"] == 2
+        assert rows[0]["is_closed"] and rows[0]["ts_ns"] == T0
+        select.select([listen], [], [], 5)
+        listen.poll()
+        payloads = [json.loads(n.payload) for n in listen.notifies]
+        assert [p["close"] for p in payloads] == ["101", "102", "102", "109"]
+        assert payloads[1]["sent_ns"] == 5 and payloads[1]["ts"].startswith("2024-03-05T15:00:00")
+        assert delete_live_day(storage_db, "ES.v.0", "2024-03-05") == 1
+    finally:
+        publisher.close()
+        listen.close()
