@@ -1,7 +1,8 @@
 """Bulk-load benchmark: one-second bars through replace_partition into a fresh range and again over the
 loaded range (a reload), on the embedded PostgreSQL (native partitioning) and, when a TimescaleDB URL is
 given (--timescale-url, else HDI_TEST_TIMESCALE_URL), on TimescaleDB in a scratch database created and
-dropped there; then row-by-row INSERT ... ON CONFLICT measured on a sample and extrapolated. Prints figures.
+dropped there (a loaded window is compressed, so its reload goes into compressed chunks; the compression
+ratio is printed after each); then row-by-row INSERT ... ON CONFLICT measured on a sample and extrapolated.
 
     python bench/bench_load.py [--rows 5000000] [--sample 20000] [--no-reload] [--workers 2]
                                [--timescale-url postgresql://...] [--timescale-rows 2000000]
@@ -113,13 +114,32 @@ def time_loads(db, label: str, bars: pa.Table, reload: bool, meter: CpuMeter) ->
     print(f"{label} replace_partition (fresh range): {result.inserted:,} rows in {fresh_s:.1f}s "
           f"= {fresh_rate:,.0f} rows/s {meter.lap()}; goal {FRESH_GOAL:,} rows/s: "
           f"{'met' if fresh_rate >= FRESH_GOAL else 'NOT met'}", flush=True)
+    if db.storage_mode == "timescaledb":
+        print(f"{label} {compression_summary(db)}", flush=True)
     if reload:
+        into = " into compressed chunks" if db.storage_mode == "timescaledb" else ""
+        meter.lap()
         t0 = time.perf_counter()
         again = db.replace_partition("continuous_bars", PARTITION, bars)
         reload_s = time.perf_counter() - t0
-        print(f"{label} replace_partition (reload, replacing {again.deleted:,} rows): {again.inserted:,} rows in "
-              f"{reload_s:.1f}s = {again.inserted / reload_s:,.0f} rows/s {meter.lap()}", flush=True)
+        print(f"{label} replace_partition (reload{into}, replacing {again.deleted:,} rows): {again.inserted:,} rows "
+              f"in {reload_s:.1f}s = {again.inserted / reload_s:,.0f} rows/s {meter.lap()}", flush=True)
+        if db.storage_mode == "timescaledb":
+            print(f"{label} after the reload: {compression_summary(db)}", flush=True)
     return fresh_rate
+
+
+def compression_summary(db) -> str:
+    """continuous_bars' chunks (compressed / all) and compression ratio, as `hdi db info` reports them."""
+    from hdi_resources.db.compression import compression_sizes
+
+    with db.raw() as conn, conn.cursor() as cur:
+        bars = compression_sizes(cur)["continuous_bars"]
+    after = bars["after_compression_bytes"]
+    ratio = bars["before_compression_bytes"] / after if after else 0.0
+    return (f"continuous_bars: {bars['compressed_chunks']} of {bars['chunks']} chunks compressed, "
+            f"{bars['before_compression_bytes'] / 1e6:,.1f} MB -> {after / 1e6:,.1f} MB "
+            f"(compression ratio {ratio:.1f}x)")
 
 
 def scratch_timescale_url(url: str) -> tuple[str, Any]:

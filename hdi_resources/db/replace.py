@@ -25,7 +25,7 @@ import pyarrow as pa
 from hdi_core.errors import HdiError, LoadBusyError
 
 from .binary import to_unix_micros
-from .catalog import refresh_after_load
+from .catalog import record_bars_load, refresh_after_load
 from .chunks import copy_bars_timescale, whole_slices
 from .copy import copy_rows
 from .prepare import prepare
@@ -371,6 +371,9 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
                            ON CONFLICT (target, "partition") DO UPDATE SET min_ts = EXCLUDED.min_ts,
                                max_ts = EXCLUDED.max_ts, row_count = EXCLUDED.row_count, loaded_at = now()""",
                         (table, partition, *(new_span or (None, None)), inserted))
+            if table == "continuous_bars":  # counted from the rows in hand, committed with them
+                waiting.what = "the symbol catalogue's lock"
+                record_bars_load(cur, key_columns_values, valid)
         return inserted, deleted, clashing
 
     try:
@@ -394,7 +397,8 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
     result = LoadResult(inserted, quarantined, deleted, time.monotonic() - started, counts, ignored)
     log.info("%s %s: %d rows stored, %d quarantined, %d replaced in %.2fs", table, partition, inserted,
              quarantined, deleted, result.seconds)
-    refresh_after_load(db, table, key_columns_values)  # readers resolve symbols and ranges from the catalogue
+    if table != "continuous_bars":  # (bars: recorded in the load's transaction)
+        refresh_after_load(db, table, key_columns_values)  # readers resolve symbols and ranges from the catalogue
     return result
 
 
