@@ -69,7 +69,18 @@ def _in_batch_order(rows: pa.Table) -> pa.Table:
     micros = to_unix_micros(rows.column("ts").combine_chunks(), "ts")[0]
     if all(len(pc.unique(rows.column(c))) <= 1 for c in segment) and bool(np.all(micros[1:] > micros[:-1])):
         return rows
-    return rows.take(pc.sort_indices(rows, [(c, "ascending") for c in [*segment, "ts"]]))
+    codes = {c: _codes(rows.column(c)) for c in segment}  # any order of segments will do: grouped is enough
+    order = pc.sort_indices(pa.table({**codes, "ts": pa.array(micros)}),
+                            [(c, "ascending") for c in [*segment, "ts"]])
+    return rows.take(order)
+
+
+def _codes(column: pa.ChunkedArray) -> pa.Array:
+    """Integers equal where the text values are (for grouping rows by a text column)."""
+    arr = column.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    return pc.dictionary_encode(arr.cast(pa.string())).indices
 
 
 def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table, bounds: Span, workers: int,

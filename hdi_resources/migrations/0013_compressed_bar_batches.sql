@@ -94,7 +94,8 @@ BEGIN
     IF p_new_chunk THEN
         EXECUTE format('DROP TABLE IF EXISTS %I', chunk_stage);
         EXECUTE format('CREATE TABLE %I (LIKE continuous_bars INCLUDING DEFAULTS INCLUDING CONSTRAINTS, '
-                       'PRIMARY KEY (continuous_symbol, granularity, adjustment_method, ts))', chunk_stage);
+                       'CONSTRAINT %I PRIMARY KEY (continuous_symbol, granularity, adjustment_method, ts))',
+                       chunk_stage, 'continuous_bars_chunk_' || to_char(p_from, 'YYYYMMDD') || '_pkey');
     END IF;
     RETURN NEXT;
 END
