@@ -52,6 +52,22 @@ def whole_slices(cur: Any, lo: dt.datetime, last: dt.datetime) -> tuple[dt.datet
     return from_micros(first), from_micros(end - 1)
 
 
+def lock_slices(cur: Any, lo: dt.datetime, last: dt.datetime, waiting: Any) -> None:
+    """The advisory lock of every chunk slice of [lo, last], ascending, taken after the load's month locks (the
+    global order): a slice's chunk and stage tables are shared by every symbol, so loads of two symbols into one
+    slice take turns. `waiting.what` names the slice while its lock is awaited."""
+    interval = chunk_interval_micros(cur)
+    for s in range(datetime_micros(lo) // interval, datetime_micros(last) // interval + 1):
+        waiting.what = f"chunk slice {from_micros(s * interval):%Y-%m-%d}"
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('hdi_bar_slice'), %s)", (s,))
+
+
+def stage_names(start: dt.datetime, pieces: int, new_chunk: bool) -> list[str]:
+    """Python twin of the stage names migration 0013's functions give a slice's pieces (and its new chunk)."""
+    base = f"continuous_bars_stage_{start.astimezone(dt.UTC):%Y%m%d}"
+    return [*([base] if new_chunk else []), *(f"{base}_{k}_{kind}" for k in range(pieces) for kind in ("ht", "c"))]
+
+
 def _direct_batches_supported(cur: Any) -> bool:
     """TimescaleDB can compress rows as a COPY streams them and adopt a table of batches as a chunk's
     compressed chunk (2.2x), and migration 0013 is applied."""
@@ -106,10 +122,6 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
         existing = {start // interval: bool(compressed) for start, compressed in cur.fetchall()}
         staged = [int(s) for s, n in zip(ids, counts, strict=True)
                   if n >= FRESH_CHUNK_MIN_ROWS and (s not in existing or (batches and existing[s]))]
-    lo, hi = (datetime_micros(b) // interval for b in bounds)
-    cur.execute("SELECT hdi.hdi_drop_bar_chunk_stages(%s, %s, %s::timestamptz[])",
-                (from_micros(lo * interval), from_micros((hi + 1) * interval),
-                 [from_micros(s * interval) for s in staged]))
     in_order = bool(np.all(slice_of_row[1:] >= slice_of_row[:-1]))
 
     def rows_of(s: int) -> pa.Table:
@@ -130,6 +142,14 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
         parts = max(1, min(-(-rows.num_rows // PIECE_ROWS), MAX_PIECES))
         step = -(-rows.num_rows // parts)
         pieces += [(s, k, rows.slice(k * step, step)) for k in range(parts)]
+
+    # Stages a killed load left in the range go first, but for the names this load's workers make (a worker
+    # drops its own leftover: a drop held open here would block its CREATE until this load commits).
+    keep = [name for s in staged for name in stage_names(
+        from_micros(s * interval), sum(p[0] == s for p in pieces) if batches else 0, s not in existing)]
+    lo, hi = (datetime_micros(b) // interval for b in bounds)
+    cur.execute("SELECT hdi.hdi_drop_bar_chunk_stages(%s, %s, %s::text[])",
+                (from_micros(lo * interval), from_micros((hi + 1) * interval), keep))
 
     def job(s: int, k: int, rows: pa.Table) -> Callable[[Any], tuple[int, int, int, tuple[int, ...] | None]]:
         def fill(wcur: Any) -> tuple[int, int, int, tuple[int, ...] | None]:

@@ -26,7 +26,7 @@ from hdi_core.errors import HdiError, LoadBusyError
 
 from .binary import to_unix_micros
 from .catalog import record_bars_load, refresh_after_load
-from .chunks import copy_bars_timescale, whole_slices
+from .chunks import copy_bars_timescale, lock_slices, whole_slices
 from .copy import copy_rows
 from .prepare import prepare
 from .quarantine import clear_quarantine, quarantine_rows
@@ -331,6 +331,8 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
                 if timescale_bars:  # it may create the chunks of these slices: their months are its own too
                     lock_lo, lock_last = whole_slices(cur, lock_lo, lock_last)
                 _lock_months(cur, symbol, lock_lo, lock_last, waiting)
+                if timescale_bars:  # a slice's chunk and stages are every symbol's: one load at a time
+                    lock_slices(cur, lock_lo, lock_last, waiting)
                 if native_bars:
                     waiting.what = "the months' tables"
                     _, _, plan = _month_plan(cur, symbol, prepared, lock_lo, lock_last)

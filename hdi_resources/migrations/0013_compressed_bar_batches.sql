@@ -152,8 +152,11 @@ BEGIN
 END
 $$;
 
--- Replaces 0009's: stages a killed load left in a range, now also its batch tables and staging hypertables.
-CREATE OR REPLACE FUNCTION hdi.hdi_drop_bar_chunk_stages(p_from TIMESTAMPTZ, p_to TIMESTAMPTZ, p_keep TIMESTAMPTZ[])
+-- Replaces 0009's (which kept whole slices): the load drops the stages a killed load left in its range, now also
+-- batch tables and staging hypertables, but for the names its own workers are about to make (p_keep; a worker
+-- drops its own leftover, as a drop held open by the load would block the worker's CREATE of the same name).
+DROP FUNCTION IF EXISTS hdi.hdi_drop_bar_chunk_stages(TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ[]);
+CREATE OR REPLACE FUNCTION hdi.hdi_drop_bar_chunk_stages(p_from TIMESTAMPTZ, p_to TIMESTAMPTZ, p_keep TEXT[])
 RETURNS INTEGER
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, hdi, pg_temp SET timezone = 'UTC' AS $$
 DECLARE
@@ -161,18 +164,19 @@ DECLARE
     dropped INTEGER := 0;
 BEGIN
     FOR stage IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname = 'public' AND c.relkind = 'r'
-                   AND c.relname ~ '^continuous_bars_stage_[0-9]{8}(_[0-9]+_c|_[0-9]+_ht)?$'
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+                   AND c.relname ~ '^continuous_bars_stage_[0-9]{8}(_[0-9]+_(c|ht))?$'
                    AND to_date(substring(c.relname FROM 23 FOR 8), 'YYYYMMDD') >= p_from::date
                    AND to_date(substring(c.relname FROM 23 FOR 8), 'YYYYMMDD') < p_to::date
-                   AND substring(c.relname FROM 1 FOR 30) <> ALL (SELECT hdi_bar_chunk_stage_name(k) FROM unnest(p_keep) k)
-                 ORDER BY c.relname DESC LOOP  -- a staging hypertable (_ht) before the table its chunks name
+                   AND c.relname <> ALL (p_keep)
+                 ORDER BY c.relname DESC LOOP
         EXECUTE format('DROP TABLE IF EXISTS %I', stage);
         dropped := dropped + 1;
     END LOOP;
     RETURN dropped;
 END
 $$;
+REVOKE ALL ON FUNCTION hdi.hdi_drop_bar_chunk_stages(TIMESTAMPTZ, TIMESTAMPTZ, TEXT[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi.hdi_stage_bar_batches(TIMESTAMPTZ, INTEGER, JSONB) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi.hdi_seal_bar_batches(TIMESTAMPTZ, INTEGER, BOOLEAN) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hdi.hdi_attach_bar_batches(TIMESTAMPTZ, TIMESTAMPTZ, INTEGER, BIGINT, BIGINT, BIGINT)

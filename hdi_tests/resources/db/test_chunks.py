@@ -107,12 +107,29 @@ def test_leftovers_of_a_killed_worker_are_dropped_by_the_next_load(db: Database)
     """A worker committed its staging hypertable and batches, then its load died: nothing is visible, and the
     next load of the slice drops them."""
     week = dt.datetime(2024, 1, 25, tzinfo=dt.UTC)
-    with db.raw() as conn, conn.cursor() as cur:
-        cur.execute("SELECT hdi.hdi_stage_bar_batches(%s, 0, '{}')", (week,))
-        stage = cur.fetchone()[0]
+    with db.raw() as conn, conn.cursor() as cur:  # piece 5: more pieces than the next load makes
+        cur.execute("SELECT hdi.hdi_stage_bar_batches(%s, 0, '{}'), hdi.hdi_stage_bar_batches(%s, 5, '{}')",
+                    (week, week))
+        stages = cur.fetchone()
     part = key("CL.v.0", "2024-01-25")
     new = bars(7, int(week.timestamp()), FRESH_CHUNK_MIN_ROWS, step_s=20)
     assert db.replace_partition("continuous_bars", part, new).inserted == new.num_rows
     assert rows(db, "SELECT relname FROM pg_class WHERE relname LIKE 'continuous_bars_stage_%%'") == []
-    assert rows(db, "SELECT to_regclass(%s)", (stage,)) == [(None,)]
+    assert rows(db, "SELECT to_regclass(%s), to_regclass(%s)", stages) == [(None, None)]
     assert stored(db, "CL.v.0") == expected(new)
+
+
+def test_two_symbols_loading_one_new_slice_at_once_both_finish(db: Database) -> None:
+    """Loads of two symbols into the same chunk-less week take turns on the slice (its chunk and stage tables
+    are every symbol's); both finish with exact counts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = START_S + 5 * WEEK_S
+    loads = {symbol: bars(seed, first, WEEK_S // 20, step_s=20) for seed, symbol in ((8, "RTY.v.0"), (9, "YM.v.0"))}
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda item: db.replace_partition("continuous_bars", key(item[0], "2024-02-08"),
+                                                               item[1]).inserted, loads.items()))
+    assert done == [WEEK_S // 20] * 2
+    for symbol, table in loads.items():
+        assert stored(db, symbol) == expected(table)
+    assert chunk_states(db)[dt.date(2024, 2, 8)] == "compressed"
