@@ -133,3 +133,24 @@ def test_two_symbols_loading_one_new_slice_at_once_both_finish(db: Database) -> 
     for symbol, table in loads.items():
         assert stored(db, symbol) == expected(table)
     assert chunk_states(db)[dt.date(2024, 2, 8)] == "compressed"
+
+
+def test_reads_stay_in_time_order_after_a_window_is_reloaded_between_others(db: Database) -> None:
+    """Three adjacent windows of one series share a chunk; reloading the middle one appends its batches after
+    the later window's: reads in time order (SQL ORDER BY, and Database.query) still come out sorted and whole."""
+    first = START_S + 7 * WEEK_S
+    day = 86_400
+    windows = {f"2024-02-2{i}": bars(10 + i, first + i * 2 * day, 2 * day // 4, step_s=4) for i in range(3)}
+    for window, table in windows.items():
+        db.replace_partition("continuous_bars", key("HG.v.0", window), table)
+    middle = bars(20, first + 2 * day, 2 * day // 4, step_s=4)
+    db.replace_partition("continuous_bars", key("HG.v.0", "2024-02-21"), middle)
+    want = np.concatenate([t.column("ts").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
+                           for t in (windows["2024-02-20"], middle, windows["2024-02-22"])])
+    by_sql = rows(db, "SELECT (extract(epoch FROM ts) * 1000000)::int8 FROM continuous_bars "
+                      "WHERE continuous_symbol = 'HG.v.0' ORDER BY ts")
+    assert np.array_equal(np.array([r[0] for r in by_sql]), want)
+    read = db.query("HG.v.0", "ohlcv-1s", start="2024-02-22", end="2024-02-29")
+    assert np.array_equal(read.column("ts").cast(pa.int64()).to_numpy(), want)
+    assert stored(db, "HG.v.0")[2] == sum(expected(t)[2] for t in (windows["2024-02-20"], middle,
+                                                                    windows["2024-02-22"]))
