@@ -134,7 +134,7 @@ def time_loads(db, label: str, bars: pa.Table, reload: bool, meter: CpuMeter, re
         fresh_rates.append(result.inserted / fresh_s)
         print(f"{label} replace_partition (fresh range): {result.inserted:,} rows in {fresh_s:.1f}s "
               f"= {fresh_rates[-1]:,.0f} rows/s {meter.lap()}", flush=True)
-        if db.storage_mode == "timescaledb":
+        if db.storage_mode == "timescaledb" and i == 0:
             print(f"{label} {compression_summary(db)}", flush=True)
         if reload:
             t0 = time.perf_counter()
@@ -143,7 +143,7 @@ def time_loads(db, label: str, bars: pa.Table, reload: bool, meter: CpuMeter, re
             reload_rates.append(again.inserted / reload_s)
             print(f"{label} replace_partition (reload{into}, replacing {again.deleted:,} rows): {again.inserted:,} "
                   f"rows in {reload_s:.1f}s = {reload_rates[-1]:,.0f} rows/s {meter.lap()}", flush=True)
-            if db.storage_mode == "timescaledb":
+            if db.storage_mode == "timescaledb" and i == 0:
                 print(f"{label} after the reload: {compression_summary(db)}", flush=True)
     best = max(fresh_rates)
     print(f"{label} best of {repeat}: fresh {best:,.0f} rows/s"

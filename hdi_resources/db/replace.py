@@ -40,6 +40,7 @@ from .tables import (
     ensure_partitions,
     from_micros,
     key_values,
+    symbol_partition_name,
     table_info,
     time_range,
 )
@@ -225,16 +226,6 @@ def _stage_months(db: Database, info: TableInfo, symbol: str, key_json: str, cou
     results = run_workers(db, [(f"month {m:%Y-%m}'s stage table", job(m, rows)) for m, rows in order],
                           LOAD_WORKERS, LOCK_TIMEOUT_S, lambda what, exc: _busy(info.name, symbol, what, exc))
     return sum(r[0] for r in results), sum(r[1] for r in results)
-
-
-def symbol_partition_name(symbol: str, month: dt.datetime) -> str:
-    """Python twin of the SQL hdi_bar_partition_name (kept in step by test_database)."""
-    import hashlib
-    import re
-
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", symbol).lower()[:24]
-    return f"continuous_bars_{slug}_{hashlib.md5(symbol.encode()).hexdigest()[:6]}_p{month:%Y%m}"
-
 
 
 def _keys_of_other_partitions(cur: Any, info: TableInfo, table: pa.Table, keys: dict[str, Any],
