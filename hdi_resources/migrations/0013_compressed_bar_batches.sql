@@ -61,6 +61,7 @@ DECLARE
     stage TEXT := hdi_bar_chunk_stage_name(p_from) || '_' || p_piece || '_ht';
     compressed REGCLASS;
     sample_rows BIGINT;
+    index_sql TEXT;
 BEGIN
     SELECT format('%I.%I', cc.schema_name, cc.table_name)::regclass INTO compressed
         FROM _timescaledb_catalog.hypertable h
@@ -85,9 +86,14 @@ BEGIN
         CREATE TEMP TABLE hdi_bar_sample (LIKE continuous_bars) ON COMMIT DROP;
         EXECUTE format('INSERT INTO hdi_bar_sample SELECT * FROM %I LIMIT 5000', stage);
         GET DIAGNOSTICS sample_rows = ROW_COUNT;
-        CREATE INDEX ON hdi_bar_sample (continuous_symbol, granularity, adjustment_method, ts);
+        FOR index_sql IN SELECT regexp_replace(pg_get_indexdef(indexrelid), '^CREATE (UNIQUE )?INDEX \S+ ON \S+',
+                                               'CREATE \1INDEX ON pg_temp.hdi_bar_sample')
+                         FROM pg_index WHERE indrelid = 'continuous_bars'::regclass LOOP
+            EXECUTE index_sql;  -- a chunk's indexes, built by one sort each as an attached stage's are
+        END LOOP;
         heap_bytes := pg_relation_size('hdi_bar_sample') * row_count / greatest(sample_rows, 1);
-        index_bytes := (pg_indexes_size('hdi_bar_sample') - 8192) * row_count / greatest(sample_rows, 1);
+        index_bytes := (pg_indexes_size('hdi_bar_sample') - 8192 * (SELECT count(*) FROM pg_index
+                        WHERE indrelid = 'hdi_bar_sample'::regclass)) * row_count / greatest(sample_rows, 1);
         DROP TABLE hdi_bar_sample;
     END IF;
     EXECUTE format('DROP TABLE %I', stage);
