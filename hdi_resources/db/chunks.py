@@ -1,12 +1,12 @@
-"""TimescaleDB bar loads. A slice of a chunk's width (7 days by default) holding at least FRESH_CHUNK_MIN_ROWS
-new rows, with no chunk yet or a compressed one, is written as compressed batches (migration 0013): worker
-connections COPY its rows, in pieces, into staging hypertables without a primary key, which TimescaleDB
-compresses as the rows stream in (enable_direct_compress_copy), and keep the batches; at the end of its own
-transaction the load attaches a new chunk (compressed at once, empty) where there was none and appends the
-batches to the chunk's compressed chunk, so readers see all new rows or none and no compression pass runs
-after the load. On a TimescaleDB without direct compression, a chunk-less slice is COPYed FREEZE into a plain
-stage table that is attached as its chunk instead. Other rows go through the hypertable. A stage a killed load
-left is never attached; the next load of its slice drops it."""
+"""TimescaleDB bar loads. A slice of a chunk's width (7 days by default) with no chunk yet and at least
+FRESH_CHUNK_MIN_ROWS new rows, or with a compressed chunk and COMPRESSED_CHUNK_MIN_ROWS, is written as
+compressed batches (migration 0013): worker connections COPY its rows, in pieces, into staging hypertables
+without a primary key, which TimescaleDB compresses as the rows stream in (enable_direct_compress_copy), and
+keep the batches; at the end of its own transaction the load attaches a new chunk (compressed at once, empty)
+where there was none and appends the batches to the chunk's compressed chunk, so readers see all new rows or
+none and no compression pass runs after the load. On a TimescaleDB without direct compression, a chunk-less
+slice is COPYed FREEZE into a plain stage table that is attached as its chunk instead. Other rows go through
+the hypertable. A stage a killed load left is never attached; the next load of its slice drops it."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ from .tables import Span, TableInfo, datetime_micros, from_micros
 if TYPE_CHECKING:
     from .core import Database
 
-FRESH_CHUNK_MIN_ROWS = 20_000  # fewer new rows in a slice go through the hypertable
+FRESH_CHUNK_MIN_ROWS = 20_000  # fewer new rows in a slice without a chunk go through the hypertable
+# ... and into a compressed chunk: there a row through the hypertable costs a key check against compressed data
+# (~0.1 ms), so from about a thousand rows, batches (~0.1 s of setup per slice) are cheaper
+COMPRESSED_CHUNK_MIN_ROWS = 1_000
 PIECE_ROWS = 200_000  # a slice's rows written as batches are split in pieces of about this many, one per worker job
 MAX_PIECES = 16
 
@@ -121,7 +124,8 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
                     (from_micros(int(ids[0]) * interval), from_micros(int(ids[-1]) * interval)))
         existing = {start // interval: bool(compressed) for start, compressed in cur.fetchall()}
         staged = [int(s) for s, n in zip(ids, counts, strict=True)
-                  if n >= FRESH_CHUNK_MIN_ROWS and (s not in existing or (batches and existing[s]))]
+                  if (s not in existing and n >= FRESH_CHUNK_MIN_ROWS)
+                  or (batches and existing.get(s) and n >= COMPRESSED_CHUNK_MIN_ROWS)]
     in_order = bool(np.all(slice_of_row[1:] >= slice_of_row[:-1]))
 
     def rows_of(s: int) -> pa.Table:

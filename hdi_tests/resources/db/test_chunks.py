@@ -154,3 +154,18 @@ def test_reads_stay_in_time_order_after_a_window_is_reloaded_between_others(db: 
     assert np.array_equal(read.column("ts").cast(pa.int64()).to_numpy(), want)
     assert stored(db, "HG.v.0")[2] == sum(expected(t)[2] for t in (windows["2024-02-20"], middle,
                                                                     windows["2024-02-22"]))
+
+
+def test_a_small_reload_into_a_compressed_chunk_goes_as_batches_too(db: Database) -> None:
+    """A week of minute bars (a few thousand rows, too few to stage a new chunk) goes through the hypertable
+    first; reloaded once the chunk is compressed, it is written as batches and replaces its rows exactly."""
+    first = START_S + 9 * WEEK_S
+    minutes = bars(30, first, WEEK_S // 60, step_s=60, granularity="1m")
+    part = key("6E.v.0", "2024-03-07", granularity="1m")
+    db.replace_partition("continuous_bars", part, minutes)  # then compressed by the pass after the load
+    assert chunk_states(db)[dt.date(2024, 3, 7)] == "compressed"
+    again = bars(31, first + 600, WEEK_S // 60 - 10, step_s=60, granularity="1m")
+    result = replace_partition(db, "continuous_bars", part, again)  # without the compression pass
+    assert (result.inserted, result.deleted) == (again.num_rows, minutes.num_rows)
+    assert stored(db, "6E.v.0") == expected(again)
+    assert chunk_states(db)[dt.date(2024, 3, 7)] == "compressed"  # no row went to the chunk's heap
