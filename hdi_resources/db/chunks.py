@@ -96,10 +96,35 @@ def _in_batch_order(rows: pa.Table) -> pa.Table:
 
 def _codes(column: pa.ChunkedArray) -> pa.Array:
     """Integers equal where the text values are (for grouping rows by a text column)."""
+    return pc.dictionary_encode(_text(column)).indices
+
+
+def _refuse_stored_keys(cur: Any, rows: pa.Table) -> None:
+    """Batches appended to a compressed chunk are not checked against the primary key, so check first: after the
+    load's DELETE, a stored row of the same series within the rows' time span must not hold one of their keys
+    (a row the bookkeeping does not know of, written by upsert_rows say). One holding one raises the
+    unique_violation a COPY would, which makes replace_partition re-run with its full check (and quarantine)."""
+    micros = to_unix_micros(rows.column("ts").combine_chunks(), "ts")[0]
+    segment = {c: _text(rows.column(c)) for c in ("continuous_symbol", "granularity", "adjustment_method")}
+    series = pa.table(segment).group_by(list(segment)).aggregate([])
+    for values in series.to_pylist():  # one query per series (one, as a rule)
+        mask = np.ones(rows.num_rows, dtype=bool)
+        for c, column in segment.items():
+            mask &= pc.equal(column, values[c]).to_numpy(zero_copy_only=False)
+        mine = micros[mask]
+        cur.execute("""SELECT (extract(epoch FROM ts) * 1000000)::int8 FROM continuous_bars
+                       WHERE continuous_symbol = %s AND granularity = %s AND adjustment_method = %s
+                         AND ts >= %s AND ts <= %s""",
+                    (*values.values(), from_micros(int(mine.min())), from_micros(int(mine.max()))))
+        stored = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
+        if stored.size and np.isin(mine, stored).any():
+            cur.execute("DO $$BEGIN RAISE unique_violation USING MESSAGE = "
+                        "'continuous_bars: rows of another partition hold keys of this load'; END$$")
+
+
+def _text(column: pa.ChunkedArray) -> pa.Array:
     arr = column.combine_chunks()
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    return pc.dictionary_encode(arr.cast(pa.string())).indices
+    return (arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr).cast(pa.string())
 
 
 def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table, bounds: Span, workers: int,
@@ -178,6 +203,9 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
             return s, k, rows.num_rows, (stats[0], stats[2], stats[3])
         return fill
 
+    appended = [p[2] for p in pieces if p[0] in existing]
+    if appended:  # batches skip the primary key's check: no stored row may hold one of their keys
+        _refuse_stored_keys(cur, pa.concat_tables(appended))
     order = sorted(pieces, key=lambda p: -p[2].num_rows)  # the biggest first balances the workers
     done = run_workers(db, [(f"chunk {from_micros(s * interval):%Y-%m-%d}'s stage table", job(s, k, rows))
                             for s, k, rows in order], workers, lock_timeout_s, busy)
