@@ -89,13 +89,15 @@ def _compress_chunks(cur: Any, table: str, first: Any, last: Any, closed_by: Any
     done = 0
     for chunk in chunks:
         # Best effort, the load has committed: a concurrent load into the same chunk makes TimescaleDB abort
-        # the recompression (SerializationFailure); that load's own compression pass picks the chunk up.
+        # the recompression (SerializationFailure); that load's own compression pass picks the chunk up. Another
+        # load's pass may also have compressed the chunk since it was listed (DuplicateObject: done already).
         cur.execute("SAVEPOINT compress_one")
         try:
             cur.execute("SELECT compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
             cur.execute("RELEASE SAVEPOINT compress_one")
             done += 1
-        except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected) as exc:
+        except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected,
+                psycopg2.errors.DuplicateObject) as exc:
             cur.execute("ROLLBACK TO SAVEPOINT compress_one")
             log.info("chunk %s not compressed now (%s); a later load of its days compresses it", chunk,
                      str(exc).strip())
