@@ -2,13 +2,18 @@
 loaded range (a reload), on the embedded PostgreSQL (native partitioning) and, when a TimescaleDB URL is
 given (--timescale-url, else HDI_TEST_TIMESCALE_URL), on TimescaleDB in a scratch database created and
 dropped there (a loaded window is compressed, so its reload goes into compressed chunks; the compression
-ratio is printed after each); then row-by-row INSERT ... ON CONFLICT measured on a sample and extrapolated.
+ratio of continuous_bars, as `hdi db info` reports it, is printed after the first load and its reload); then
+row-by-row INSERT ... ON CONFLICT measured on a sample and extrapolated.
 
     python bench/bench_load.py [--rows 5000000] [--sample 20000] [--no-reload] [--workers 2] [--repeat 1]
                                [--timescale-url postgresql://...] [--timescale-rows 2000000]
 
 The machine is shared, so each figure comes with the 1-minute load average and the CPU seconds spent by
-this process and by the embedded server's backends (what the load costs, whatever the neighbours do)."""
+this process and by the server's backends when it runs on this machine (what the load costs, whatever the
+neighbours do; a shared TimescaleDB server's count includes its other databases' work), and --repeat N
+prints the best of N (each repeat a year later, so still a fresh range):
+
+    HDI_TEST_TIMESCALE_URL=postgresql://postgres@127.0.0.1:5433/hdi python bench/bench_load.py --repeat 3"""
 
 from __future__ import annotations
 
