@@ -135,9 +135,18 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
     table when it has no chunk; those are made visible last (their lock on the hypertable is short). Other rows
     go through the hypertable. Stages a killed load left in the range are dropped."""
     interval = chunk_interval_micros(cur)
-    slice_of_row = (to_unix_micros(table.column("ts").combine_chunks(), "ts")[0] // interval if table.num_rows
-                    else np.empty(0, dtype=np.int64))
-    ids, counts = np.unique(slice_of_row, return_counts=True)
+    micros = (to_unix_micros(table.column("ts").combine_chunks(), "ts")[0] if table.num_rows
+              else np.empty(0, dtype=np.int64))
+    slice_of_row = micros // interval
+    in_order = bool(np.all(slice_of_row[1:] >= slice_of_row[:-1]))
+    if in_order and table.num_rows:  # the usual case: each slice is a run of rows (no sort to find them)
+        first_rows = np.concatenate(([0], np.flatnonzero(np.diff(slice_of_row)) + 1))
+        ids, counts = slice_of_row[first_rows], np.diff(np.append(first_rows, table.num_rows))
+    else:
+        ids, counts = np.unique(slice_of_row, return_counts=True)
+    # One series in strict time order (a window's rows, as a rule): already in batch order, every slice of it.
+    batch_ordered = in_order and bool(np.all(micros[1:] > micros[:-1])) and all(
+        len(pc.unique(table.column(c))) <= 1 for c in ("continuous_symbol", "granularity", "adjustment_method"))
     staged: list[int] = []  # slices written by workers
     existing: dict[int, bool] = {}  # slice -> its chunk is compressed
     batches = len(ids) > 0 and _direct_batches_supported(cur)
@@ -151,7 +160,6 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
         staged = [int(s) for s, n in zip(ids, counts, strict=True)
                   if (s not in existing and n >= FRESH_CHUNK_MIN_ROWS)
                   or (batches and existing.get(s) and n >= COMPRESSED_CHUNK_MIN_ROWS)]
-    in_order = bool(np.all(slice_of_row[1:] >= slice_of_row[:-1]))
 
     def rows_of(s: int) -> pa.Table:
         if in_order:  # rows in time order (the usual case): each slice is a zero-copy slice of the table
@@ -167,7 +175,7 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
         if not batches:
             pieces.append((s, 0, rows))
             continue
-        rows = _in_batch_order(rows)
+        rows = rows if batch_ordered else _in_batch_order(rows)
         parts = max(1, min(-(-rows.num_rows // PIECE_ROWS), MAX_PIECES))
         step = -(-rows.num_rows // parts)
         pieces += [(s, k, rows.slice(k * step, step)) for k in range(parts)]
@@ -210,8 +218,8 @@ def copy_bars_timescale(db: Database, cur: Any, info: TableInfo, table: pa.Table
     done = run_workers(db, [(f"chunk {from_micros(s * interval):%Y-%m-%d}'s stage table", job(s, k, rows))
                             for s, k, rows in order], workers, lock_timeout_s, busy)
     inserted = sum(n for _, _, n, _ in done)
-    routed = ~np.isin(slice_of_row, staged)
-    if routed.any():
+    if inserted < table.num_rows:  # the rows of slices not staged
+        routed = ~np.isin(slice_of_row, staged)
         inserted += copy_rows(cur, info, table.filter(pa.array(routed)) if not routed.all() else table)
     for s, k, _, stats in sorted(done, key=lambda d: (d[0], d[1])):  # a new chunk's first piece attaches it
         start, end = from_micros(s * interval), from_micros((s + 1) * interval)
