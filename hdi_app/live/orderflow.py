@@ -136,7 +136,7 @@ class LiveOrderFlow:
             for day in np.unique(dates):
                 self.lake.append(lake_kind(kind), product, str(day), table.filter(pa.array(dates == day)))
             if self.db is not None and kind != "profile-summary":
-                name, data = _db_rows(kind, table)
+                name, data = rows.result_rows(kind, table)
                 self.rows_published += rows.upsert_live_orderflow(self.db, name, symbol, data, dates)
 
 
@@ -146,18 +146,6 @@ def _trade_dates(flow: ProductFlow, kind: str, table: pa.Table) -> np.ndarray:
         return table["trade_date"].to_numpy().astype("datetime64[D]")
     ts = table["ts_event"].to_numpy()
     return flow.dates[np.searchsorted(flow.day_open, ts, "right") - 1]
-
-
-def _db_rows(kind: str, table: pa.Table) -> tuple[str, pa.Table]:
-    if kind.startswith("delta-"):
-        return "orderflow_delta", rows.delta_rows({kind.split("-", 1)[1]: table})
-    if kind == "footprint-1m":
-        return "orderflow_footprint", rows.footprint_rows(table, "1m", rows.LIVE_ADJUSTMENT)
-    if kind == "profile":
-        return "orderflow_profile", rows.profile_rows(table, rows.LIVE_ADJUSTMENT)
-    if kind == "absorption":
-        return "orderflow_absorption", rows.absorption_rows(table)
-    return "orderflow_icebergs", rows.iceberg_rows(table)
 
 
 def attach(service: Any, db: Database | None) -> LiveOrderFlow:

@@ -193,11 +193,36 @@ def window_of(trade_dates: np.ndarray) -> np.ndarray:
     return (months - month_of_year + np.where(month_of_year >= 6, 6, 0)).astype("datetime64[D]")
 
 
+HISTORY = "history"
+
+
+def result_rows(kind: str, table: pa.Table) -> tuple[str, pa.Table]:
+    """The order-flow table and rows of one kind of live result (hdi_core.live.flow.KINDS, not profile-summary)."""
+    if kind.startswith("delta-"):
+        return "orderflow_delta", delta_rows({kind.split("-", 1)[1]: table})
+    if kind == "footprint-1m":
+        return "orderflow_footprint", footprint_rows(table, "1m", LIVE_ADJUSTMENT)
+    if kind == "profile":
+        return "orderflow_profile", profile_rows(table, LIVE_ADJUSTMENT)
+    if kind == "absorption":
+        return "orderflow_absorption", absorption_rows(table)
+    if kind == "icebergs":
+        return "orderflow_icebergs", iceberg_rows(table)
+    raise BadRequest(f"no order-flow table holds {kind!r} results")
+
+
 def upsert_live_orderflow(db: Database, table: str, continuous_symbol: str, rows: pa.Table,
                           trade_dates: np.ndarray) -> int:
     """Insert or update live rows (each with the trade date it belongs to) on the table's primary key, in one
     transaction; a stored historical row is never overwritten (history replaces live, never the reverse).
     Idempotent: the same rows again change nothing. Returns the rows written."""
+    return upsert_orderflow(db, table, continuous_symbol, rows, trade_dates, LIVE)
+
+
+def upsert_orderflow(db: Database, table: str, continuous_symbol: str, rows: pa.Table, trade_dates: np.ndarray,
+                     source: str) -> int:
+    """upsert_live_orderflow with the source named: 'history' rows (a live day replaced after the session)
+    overwrite whatever is stored under their keys; 'live' rows only live ones."""
     from psycopg2 import sql
 
     from .compression import allow_dml_on_compressed
@@ -213,7 +238,7 @@ def upsert_live_orderflow(db: Database, table: str, continuous_symbol: str, rows
     rows = rows.append_column("window", windows)
     info = table_info(db, table)
     prepared, invalid, names, _rules, _ignored = prepare(info, rows, {"continuous_symbol": continuous_symbol,
-                                                                      "source": LIVE}, info.primary_key)
+                                                                      "source": source}, info.primary_key)
     if invalid.num_rows:
         log.warning("%s: %d live rows break %s; left out", table, invalid.num_rows, sorted(set(names)))
     cols = prepared.column_names
@@ -226,10 +251,11 @@ def upsert_live_orderflow(db: Database, table: str, continuous_symbol: str, rows
         cur.execute(sql.SQL("CREATE TEMP TABLE _hdi_live_stage ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA")
                     .format(col_list, ident(table)))
         copy_rows(cur, info, prepared, target="_hdi_live_stage")
+        only_live = sql.SQL(" WHERE t.source = %s" if source == LIVE else "")
         cur.execute(sql.SQL("INSERT INTO {t} AS t ({c}) SELECT {c} FROM _hdi_live_stage ON CONFLICT ({k}) DO UPDATE "
-                            "SET {u}, loaded_at = now() WHERE t.source = %s").format(
-                                t=ident(table), c=col_list, k=sql.SQL(", ").join(ident(k) for k in key), u=updates),
-                    (LIVE,))
+                            "SET {u}, loaded_at = now(){w}").format(
+                                t=ident(table), c=col_list, k=sql.SQL(", ").join(ident(k) for k in key), u=updates,
+                                w=only_live), (LIVE,) if source == LIVE else None)
         return cur.rowcount
 
 
