@@ -85,8 +85,11 @@ class LiveOrderFlow:
                     mine &= records["action"] == b"T"
                 trades = records[mine] if not mine.all() else records
                 out.merge(flow.on_trades(trades["ts_event"], trades["price"], trades["size"], trades["side"], clock))
-            if schema in BOOK_SCHEMAS:
-                out.merge(flow.on_book(schema, records, int(series.instrument_id), series.raw_symbol))
+            if schema in BOOK_SCHEMAS:  # this product's contracts only (another calendar must not cut its dates)
+                ids = [i for i, p in self.service.product_of.items() if p == product]
+                book = records[np.isin(records["instrument_id"], ids)] if len(self.service.series) > 1 else records
+                if len(book):
+                    out.merge(flow.on_book(schema, book, int(series.instrument_id), series.raw_symbol))
             if out:
                 self._queue.put((product, out))
 

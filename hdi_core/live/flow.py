@@ -6,10 +6,11 @@ Trades (aggressor flow 1s and 1m, footprint 1m, the session's volume profile): t
 them (a stable sort of the delivered order). A trade is committed once the stream's clock (largest ts_recv) is
 `grace_ns` past its ts_event, as the live 1 s bars commit them; a trade arriving after a later one was committed
 is counted in `late_trades` and left out (history would have it: the check after the session says so).
-The 1 s flow is fed at every commit; the 1-minute measures and the profile when a new minute begins (the same
-tape in fewer pieces gives the same output, and the day's profile buffer is not re-read on every batch); once
-the clock passes the trade date's close, everything of that date is flushed: the profile is final.
-While the date runs, `provisional_profile` is the profile of its closed minutes (their footprint summed by level).
+The 1 s flow is fed at every commit, the 1-minute measures when a new minute begins, the profile the date's
+trades once, when it closes (any split of a tape gives the same output, so fewer pieces cost less and a day's
+trades are never re-read per batch); once the clock passes the trade date's close, everything of that date is
+flushed: the profile is final. While the date runs, `provisional_profile` is the profile of its closed minutes
+(their footprint volume summed by level, kept as a few hundred levels).
 
 Book (absorption zones from mbp-10, iceberg candidates from mbo): per CME trade date, as the historical assets
 run one detector per trade date over the front contract's records in [first open, last close): the contract is
@@ -124,7 +125,8 @@ class ProductFlow:
         self.open_date = -1  # index of the trade date whose trades are being fed (-1: none yet)
         self.clock_ns = np.iinfo(np.int64).min
         self.late_trades = 0
-        self.day_levels: list[pa.Table] = []  # the open date's closed 1-minute footprint rows
+        self.day_trades: list[Trades] = []  # the open date's committed trades (its profile is fed them at its close)
+        self.day_levels = _no_levels()  # the open date's closed footprint volume by level: price, buy, sell, none
         self.books = {schema: _BookDay(schema, params) for schema in BOOK_SCHEMAS}
 
     # -- trades -----------------------------------------------------------------------------------------------
@@ -165,17 +167,22 @@ class ProductFlow:
         return out
 
     def _commit(self, done: Trades, out: FlowResults) -> None:
-        date = int(np.searchsorted(self.day_open, done.ts[-1], "right")) - 1
-        first_date = int(np.searchsorted(self.day_open, done.ts[0], "right")) - 1
-        if self.open_date >= 0 and first_date > self.open_date:  # a new date began without its close seen
-            self._close_date(out)
-        out.add("delta-1s", self.delta_1s.feed(done))
-        keys = done.ts // MINUTE_NS
-        if self.minute and int(keys[-1]) != self.minute_key:
-            self._feed_minutes(out)
-        self.minute.append(done)
-        self.minute_key = int(keys[-1])
-        self.open_date = date
+        """Feed committed trades (ts_event order), one trade date at a time: a date that ends closes first."""
+        dates = np.searchsorted(self.day_open, done.ts, "right") - 1
+        breaks = np.flatnonzero(np.diff(dates)) + 1
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(dates)], strict=True):
+            date = int(dates[lo])
+            if self.open_date >= 0 and date != self.open_date:  # a new date began without its close seen
+                self._close_date(out)
+            part = done.slice(int(lo), int(hi))
+            out.add("delta-1s", self.delta_1s.feed(part))
+            key = int(part.ts[-1]) // MINUTE_NS
+            if self.minute and int(part.ts[0]) // MINUTE_NS != self.minute_key:
+                self._feed_minutes(out)
+            self.minute.append(part)
+            self.day_trades.append(part)
+            self.minute_key = key
+            self.open_date = date
 
     def _feed_minutes(self, out: FlowResults) -> None:
         if not self.minute:
@@ -185,39 +192,44 @@ class ProductFlow:
         out.add("delta-1m", self.delta_1m.feed(tape))
         footprint = self.footprint.feed(tape)
         out.add("footprint-1m", footprint)
-        levels, summary = self.profile.feed(tape)
-        out.add("profile", levels)
-        out.add("profile-summary", summary)
-        if summary.num_rows:  # a date closed inside this tape: the levels kept so far were its own
-            self.day_levels = []
         if footprint.num_rows:
-            self.day_levels.append(footprint)
+            self._add_levels(footprint)
             out.provisional = self.provisional_profile()
 
+    def _add_levels(self, footprint: pa.Table) -> None:
+        """The open date's volume by level so far: closed footprint rows summed into a few hundred levels."""
+        price = np.concatenate([self.day_levels[0], footprint["price"].to_numpy()])
+        levels, at = np.unique(price, return_inverse=True)
+        sums = []
+        for j, c in enumerate(("buy_volume", "sell_volume", "no_side_volume")):
+            values = np.concatenate([self.day_levels[j + 1], footprint[c].to_numpy()])
+            sums.append(np.bincount(at, values, len(levels)).astype(np.int64))
+        self.day_levels = [levels, *sums]
+
     def _close_date(self, out: FlowResults) -> None:
+        """Every bar of the open date closed; its profile final (the date's trades fed to the profile once)."""
         self._feed_minutes(out)
         out.add("delta-1s", self.delta_1s.flush())
         out.add("delta-1m", self.delta_1m.flush())
         out.add("footprint-1m", self.footprint.flush())
-        levels, summary = self.profile.flush()
-        out.add("profile", levels)
-        out.add("profile-summary", summary)
+        if self.day_trades:
+            levels, summary = self.profile.feed(_concat(self.day_trades))
+            more_levels, more_summary = self.profile.flush()
+            out.add("profile", pa.concat_tables([levels, more_levels]))
+            out.add("profile-summary", pa.concat_tables([summary, more_summary]))
         out.provisional = None  # the date's final profile is in `closed`
-        self.day_levels = []
+        self.day_trades = []
+        self.day_levels = _no_levels()
         self.open_date = -1
 
     def provisional_profile(self) -> tuple[pa.Table, pa.Table] | None:
         """The open date's profile over its closed minutes (rows of closed footprint bars summed by level)."""
-        if not self.day_levels or self.open_date < 0:
+        if not len(self.day_levels[0]) or self.open_date < 0:
             return None
-        rows = pa.concat_tables(self.day_levels)
-        price = rows["price"].to_numpy()
-        levels, at = np.unique(price, return_inverse=True)
-        sums = [np.bincount(at, rows[c].to_numpy(), len(levels)).astype(np.int64)
-                for c in ("buy_volume", "sell_volume", "no_side_volume")]
+        levels, buy, sell, none = self.day_levels
         d = self.open_date
         daily = pa.table({"ts_event": np.full(len(levels), self.day_ts[d], np.int64), "price": levels,
-                          "buy_volume": sums[0], "sell_volume": sums[1], "no_side_volume": sums[2]})
+                          "buy_volume": buy, "sell_volume": sell, "no_side_volume": none})
         pr = self.params.profile
         date = np.array([self.dates[d].astype(np.int64)], np.int32)
         return profile_from_levels(daily, self.day_ts[d:d + 1], date, self.tick, pr.value_area_share,
@@ -276,6 +288,10 @@ class ProductFlow:
         out = self.advance(self.clock_ns, final=True)
         out.merge(self.flush_book())
         return out
+
+
+def _no_levels() -> list[np.ndarray]:
+    return [np.empty(0, np.int64) for _ in range(4)]
 
 
 def _concat(parts: list[Trades]) -> Trades:
