@@ -114,6 +114,7 @@ def test_live_order_flow_equals_the_historical_functions(historical, config_dir:
         assert "1 reconnects" in err, err[-2000:]  # the fault dropped the connection once...
         dropped = re.search(r"(\d+) replayed duplicates dropped", err)
         assert dropped and int(dropped[1]) >= 1, err[-6000:]  # ...and its replay repeated records held: dropped
+        assert "0 late trades left out, 0 publishing errors" in err, err[-3000:]
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("HDI_HOME", env["HDI_HOME"])
             mp.setenv("HDI_CONFIG_DIR", str(config_dir))
