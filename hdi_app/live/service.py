@@ -1,8 +1,8 @@
 """The capture loop: feed bytes -> columnar batches -> gap filter -> lake chunks, continuous series, bars in
 PostgreSQL with NOTIFY; reconnects with backoff, resubscribes at each trade-date change, reports health.
 
-One thread does the work (the client's own event-loop thread only appends bytes to the sink), so batches are
-handled in arrival order and the gap filter sees what is held exactly.
+One thread does the work (the client itself runs in a relay process that only forwards record bytes), so batches
+are handled in arrival order and the gap filter sees what is held exactly.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class CaptureService:
             self.health.state = State.FAILED
             raise
         finally:
-            self.feed.close()
+            self.feed.shutdown()
             self._finish()
             write_status(self.health)
 
