@@ -11,7 +11,14 @@ import psycopg2
 
 from hdi_core.live.bars import BAR_DTYPE
 from hdi_resources.db.core import url_string
-from hdi_resources.db.live import CHANNEL, LiveBarPublisher, LiveBars, delete_live_day, read_live_bars
+from hdi_resources.db.live import (
+    CHANNEL,
+    LiveBarPublisher,
+    LiveBars,
+    delete_live_day,
+    latest_bar_json,
+    read_live_bars,
+)
 
 T0 = 1_709_650_800_000_000_000
 
@@ -44,6 +51,11 @@ def test_upserts_are_idempotent_and_closed_bars_final(storage_db) -> None:
         payloads = [json.loads(n.payload) for n in listen.notifies]
         assert [p["close"] for p in payloads] == ["101", "102", "102", "109"]
         assert payloads[1]["sent_ns"] == 5 and payloads[1]["ts"].startswith("2024-03-05T15:00:00")
+        # the payload PostgreSQL builds equals the one bar_json builds from the stored row (a new client's first)
+        stored = json.loads(latest_bar_json(storage_db, "ES.v.0"))
+        for name in ("continuous_symbol", "ts", "ts_ns", "trade_date", "session_id", "instrument_id", "raw_symbol",
+                     "open", "high", "low", "close", "close_fixed", "volume", "trade_count", "vwap", "is_closed"):
+            assert payloads[2][name] == stored[name], name
         assert delete_live_day(storage_db, "ES.v.0", "2024-03-05") == 1
     finally:
         publisher.close()
