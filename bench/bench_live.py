@@ -45,7 +45,8 @@ PRODUCTS = "ES,NQ,GC"
 FRONT = {"ES": 10291, "NQ": 20291, "GC": 30292}  # the synthetic front contracts that day (instrument ids)
 WARMUP_LIMIT_S = 120.0  # the gateway generating its first sessions, the capture catching up with the stream
 CAUGHT_UP_LAG_S = 0.25
-SETTLE_S = 3.0  # after catching up, this long at the target rate before the measurement starts
+SETTLE_S = 3.0
+START_ALLOWANCE_S = 30.0  # wall seconds the capture may take to start and catch up (for the gateway's warm-up)  # after catching up, this long at the target rate before the measurement starts
 HDI = [sys.executable, "-c", "from hdi_app.cli import main; main()"]
 
 
@@ -94,7 +95,11 @@ class Reader(threading.Thread):
 
 def run_rate(rate: int, market_rate: float, seconds: float, db: Database, api_port: int, env: dict) -> None:
     speed = rate / market_rate
-    gateway = start_live_process(["--at", AT, "--speed", f"{speed:.3f}"], env=env)
+    # the gateway produces the market time the run will reach (and its own look-ahead) before its clock starts
+    hours = ((START_ALLOWANCE_S + SETTLE_S + seconds) * speed + max(900.0, 20.0 * speed)) / 3600
+    gateway = start_live_process(["--at", AT, "--speed", f"{speed:.3f}", "--warm-up", "mbo,trades",
+                                  "--warm-up-products", PRODUCTS, "--warm-up-hours", f"{hours:.2f}"],
+                                 env={**env, "HDI_REPLAY_SESSION_CACHE_MB": "2048"})
     capture = None
     readers: list[Reader] = []
     try:
@@ -150,7 +155,8 @@ def main() -> None:
     args = parser.parse_args()
     market_rate = market_mbo_rate()
     print(f"live capture -> push endpoint, products {PRODUCTS}, schemas trades+mbo; synthetic MBO "
-          f"{market_rate:.0f} msgs per market second in the hour from {AT}; each rate: a fresh gateway and capture, "
+          f"{market_rate:.0f} msgs per market second in the hour from {AT}; each rate: a fresh gateway (its data "
+          f"produced before its clock starts) and capture, "
           f"warmed up until the capture has caught up (lag < {CAUGHT_UP_LAG_S} s) plus {SETTLE_S:.0f} s at the "
           f"rate, then measured for {args.seconds:.0f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
     db = Database()
