@@ -45,8 +45,8 @@ PRODUCTS = "ES,NQ,GC"
 FRONT = {"ES": 10291, "NQ": 20291, "GC": 30292}  # the synthetic front contracts that day (instrument ids)
 WARMUP_LIMIT_S = 120.0  # the gateway generating its first sessions, the capture catching up with the stream
 CAUGHT_UP_LAG_S = 0.25
-SETTLE_S = 3.0
-START_ALLOWANCE_S = 30.0  # wall seconds the capture may take to start and catch up (for the gateway's warm-up)  # after catching up, this long at the target rate before the measurement starts
+SETTLE_S = 3.0  # after catching up, this long at the target rate before the measurement starts
+START_ALLOWANCE_S = 30.0  # wall seconds the capture may take to start and catch up (for the gateway's warm-up)
 HDI = [sys.executable, "-c", "from hdi_app.cli import main; main()"]
 
 
