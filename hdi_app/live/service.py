@@ -25,7 +25,7 @@ from hdi_core.live.records import RecordBatch, schema_of_rtype, split_records
 from hdi_core.live.stream import ContinuousSeries, SeriesUpdate, StreamAccumulator, trade_source
 from hdi_resources.databento.live import LiveAuthError, LiveFeed, LiveSubscription
 from hdi_resources.db.core import Database
-from hdi_resources.db.live import LiveBarPublisher, LiveBars
+from hdi_resources.db.live import BackgroundPublisher, LiveBarPublisher, LiveBars
 from hdi_resources.lake.live import LiveLake
 from hdi_resources.settings import redact
 
@@ -76,7 +76,8 @@ class CaptureService:
                                             for s in config.schemas], config.gateway, heartbeat_s=config.heartbeat_s)
         self.gap = GapFilter()
         self.lake = lake or LiveLake()
-        self.publisher = LiveBarPublisher(db) if db is not None else None
+        self.publisher = (BackgroundPublisher(LiveBarPublisher(db), self._published, self._publish_failed)
+                          if db is not None else None)
         self.health = health or Health(gateway=self.feed.where, products=list(config.products),
                                        schemas=list(config.schemas), stall_after_s=config.stall_after_s)
         self.series: dict[str, ContinuousSeries] = {}
@@ -289,12 +290,14 @@ class CaptureService:
             if len(u.provisional):
                 bars.append(LiveBars(u.symbol, u.instrument_id, u.raw_symbol, u.provisional, False, u.sent_ns))
         if bars:
-            try:
-                self.health.bars_published += self.publisher.publish(bars)
-            except Exception as exc:  # noqa: BLE001 - the database may come back; the lake keeps everything
-                message = redact(" ".join(str(exc).split()))[:300]
-                log.warning("live bars not published: %s", message)
-                self.health.errors.append(message)
+            self.publisher.publish(bars)  # its own thread: the stream never waits for the database
+
+    def _published(self, count: int) -> None:
+        self.health.bars_published += count
+
+    def _publish_failed(self, message: str) -> None:
+        log.warning("live bars not published: %s", message)
+        self.health.errors.append(message)
 
     # -- lake and the end -----------------------------------------------------------------------------------------
     def _flush_lake(self) -> None:

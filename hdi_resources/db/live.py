@@ -10,7 +10,7 @@ import queue
 import select
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -29,7 +29,8 @@ CHANNEL = "hdi_live_bars"
 LISTEN_POLL_S = 1.0  # the listener wakes this often to notice a stop request or a dead connection
 RECONNECT_WAIT_S = 2.0
 STATEMENT_TIMEOUT_MS = 10_000  # an upsert of a batch's bars never waits longer on a lock or a busy server
-QUEUE_LIMIT = 10_000  # a subscriber this far behind loses its oldest updates (it is told so)
+QUEUE_LIMIT = 10_000
+STOP_WAIT_S = 30.0  # a subscriber this far behind loses its oldest updates (it is told so)
 _COLUMNS = ("continuous_symbol", "ts", "ts_ns", "trade_date", "session_id", "instrument_id", "raw_symbol",
             "open_fixed", "high_fixed", "low_fixed", "close_fixed", "volume", "trade_count", "vwap", "is_closed")
 
@@ -114,6 +115,9 @@ class LiveBarPublisher:
         parts = [u for u in updates if len(u.bars)]
         if not parts:
             return 0
+        parts = _last_state_only(parts)
+        if not parts:
+            return 0
         b = np.concatenate([u.bars for u in parts])
         counts = [len(u.bars) for u in parts]
 
@@ -150,6 +154,67 @@ class LiveBarPublisher:
             except psycopg2.Error:
                 pass
             self._conn = None
+
+
+def _last_state_only(parts: list[LiveBars]) -> list[LiveBars]:
+    """One row per (symbol, bar) in one statement (an upsert cannot touch a row twice): the latest state wins, and
+    a closed state beats any open one (a closed bar is final)."""
+    closed: dict[str, set[int]] = {}
+    for u in parts:
+        if u.closed:
+            closed.setdefault(u.symbol, set()).update(u.bars["ts_event"].tolist())
+    seen: dict[str, set[int]] = {}
+    out: list[LiveBars] = []
+    for u in reversed(parts):
+        held = seen.setdefault(u.symbol, set())
+        blocked = held if u.closed else held | closed.get(u.symbol, set())
+        ts = u.bars["ts_event"].tolist()
+        keep = np.array([t not in blocked for t in ts], dtype=bool)
+        held.update(ts)
+        if keep.all():
+            out.append(u)
+        elif keep.any():
+            out.append(LiveBars(u.symbol, u.instrument_id, u.raw_symbol, u.bars[keep], u.closed, u.sent_ns))
+    return out[::-1]
+
+
+class BackgroundPublisher:
+    """Publishes from its own thread, so the capture never waits for the database: what queues up while one
+    statement runs goes out in the next one (the latest state of each bar; closed bars all, in order)."""
+
+    def __init__(self, publisher: LiveBarPublisher, on_published: Callable[[int], None],
+                 on_error: Callable[[str], None]) -> None:
+        self.publisher = publisher
+        self._on_published, self._on_error = on_published, on_error
+        self._queue: queue.SimpleQueue[list[LiveBars] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="hdi-live-publish")
+        self._thread.start()
+
+    def publish(self, updates: list[LiveBars]) -> None:
+        self._queue.put(updates)
+
+    def _run(self) -> None:
+        while True:
+            work = [self._queue.get()]
+            while not self._queue.empty():
+                work.append(self._queue.get_nowait())
+            stop = None in work
+            updates = [u for batch in work if batch is not None for u in batch]
+            if updates:
+                try:
+                    self._on_published(self.publisher.publish(updates))
+                except Exception as exc:  # noqa: BLE001 - the database may come back; the lake keeps everything
+                    self._on_error(redact(" ".join(str(exc).split()))[:300])
+            if stop:
+                return
+
+    def close(self, timeout_s: float = STOP_WAIT_S) -> None:
+        """Publish what is queued, then stop (bounded) and close the connection."""
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.error("the live bar publisher did not finish within %.0f s", timeout_s)
+        self.publisher.close()
 
 
 def read_live_bars(db: Database, symbol: str, trade_date: str | None = None,
