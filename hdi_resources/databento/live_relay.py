@@ -110,12 +110,12 @@ class Relay:
             self.frame(AUTH_REFUSED if "auth" in message.lower() else CONNECT_FAILED, message.encode())
             self._terminate(client)
             return
-        with self._state_lock:
+        with self._write_lock, self._state_lock:  # OPENED goes out before any of this connection's bytes
             self.client, self.sink = client, sink
             self.generation += 1
             self._sent_metadata = False
             self._reported_down = False
-        self.frame(OPENED)
+            self._write_locked(OPENED, b"")
 
     def close(self, acknowledge: bool = True) -> None:
         with self._state_lock:

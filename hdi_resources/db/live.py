@@ -170,7 +170,7 @@ def _last_state_only(parts: list[LiveBars]) -> list[LiveBars]:
         blocked = held if u.closed else held | closed.get(u.symbol, set())
         ts = u.bars["ts_event"].tolist()
         keep = np.array([t not in blocked for t in ts], dtype=bool)
-        held.update(ts)
+        held.update(t for t, k in zip(ts, keep, strict=True) if k)
         if keep.all():
             out.append(u)
         elif keep.any():

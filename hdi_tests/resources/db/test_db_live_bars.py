@@ -60,3 +60,21 @@ def test_upserts_are_idempotent_and_closed_bars_final(storage_db) -> None:
     finally:
         publisher.close()
         listen.close()
+
+
+def test_one_statement_takes_each_bar_once_closed_state_first(storage_db) -> None:
+    """Updates queued while a publish ran go out together: a bar met twice is written once, its closed state
+    winning over any open one, the latest open state otherwise."""
+    publisher = LiveBarPublisher(storage_db)
+    try:
+        count = publisher.publish([
+            LiveBars("NQ.v.0", 8, "NQH4", _bar(101 * 10**9, 1), False),
+            LiveBars("NQ.v.0", 8, "NQH4", _bar(102 * 10**9, 2), True),
+            LiveBars("NQ.v.0", 8, "NQH4", np.concatenate([_bar(103 * 10**9, 3), _bar(104 * 10**9, 4, 1)]), False),
+            LiveBars("NQ.v.0", 8, "NQH4", _bar(105 * 10**9, 5, 1), False),
+        ])
+        rows = read_live_bars(storage_db, "NQ.v.0", "2024-03-05", closed_only=False)
+    finally:
+        publisher.close()
+    assert count == 2
+    assert [(r["close_fixed"], r["is_closed"]) for r in rows] == [(102 * 10**9, True), (105 * 10**9, False)]
