@@ -1,6 +1,10 @@
-"""Live capture latency and throughput: `hdi replay live` (child process) -> `hdi live capture` (child process,
-the unmodified databento.Live inside) -> PostgreSQL NOTIFY -> the API's /live/bars push endpoint (in this
-process) -> an event-stream reader (in this process).
+"""Live capture latency and throughput: `hdi replay live` (child process) -> `hdi live capture` (child process;
+the unmodified databento.Live runs in its relay child process) -> PostgreSQL NOTIFY -> the API's /live/bars push
+endpoint (in this process) -> an event-stream reader (in this process).
+
+Each rate gets a fresh gateway, which produces the market time the run will reach before its clock starts
+(`--warm-up`: no generation stall then burst mid-run), and a fresh capture; the measurement starts once the
+capture has caught up with the stream and then ran SETTLE_S at the rate (the output says so).
 
 At each target rate of MBO messages per second (1k, 10k, 100k: the replay speed is chosen from the synthetic
 market's own MBO rate; the capture takes trades and mbo of ES, NQ and GC), for --seconds of wall time:
