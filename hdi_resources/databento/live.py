@@ -236,7 +236,8 @@ class LiveFeed:
         self._connected = True
         self._last_data = time.monotonic()
         self.connects += 1
-        log.info("live feed connected to %s (connection %d, start=%s)", self.where, self.connects, start_ns)
+        log.info("live feed connected to %s (connection %d, start=%s, relay pid %d)", self.where, self.connects,
+                 start_ns, relay.proc.pid)
 
     def _await(self, relay: _Relay, kinds: tuple[bytes, ...], timeout_s: float, what: str
                ) -> tuple[bytes, bytes | bytearray]:
