@@ -11,7 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["bench_synthetic.py", "bench_fetch.py", "bench_continuous.py", "bench_load.py", "bench_lake.py",
-           "bench_orderflow.py", "bench_live_gateway.py", "bench_live.py"]
+           "bench_orderflow.py", "bench_live_orderflow.py", "bench_live_gateway.py", "bench_live.py"]
 EXTRA = [name for name in sorted(p.name for p in HERE.glob("bench_*.py")) if name not in SCRIPTS]
 
 

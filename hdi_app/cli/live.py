@@ -74,7 +74,7 @@ def capture(
             db = Database()
             db.ensure_migrated()
         service = CaptureService(config, db)
-        _hook_order_flow(service)
+        _hook_order_flow(service, db)
         metrics = MetricsServer(service.health, metrics_port)
         service.health.metrics_url = metrics.url
         typer.echo(f"capturing {', '.join(service.symbols.values())} ({', '.join(config.schemas)}) from "
@@ -98,15 +98,11 @@ def capture(
         release_pid_file(pid_file)
 
 
-def _hook_order_flow(service: object) -> None:
-    """Order-flow accumulators (hdi_core/orderflow, when present) ride on the stream: see CaptureConfig."""
-    try:
-        from hdi_core import orderflow  # noqa: F401
-    except ImportError:
-        return
-    factory = getattr(orderflow, "live_accumulators", None)
-    if callable(factory):
-        service.config.accumulators.extend(factory(service.config.schemas))  # type: ignore[attr-defined]
+def _hook_order_flow(service: object, db: object) -> None:
+    """Order flow on the stream (hdi_app/live/orderflow.py): every measure, published as results close."""
+    from hdi_app.live.orderflow import attach
+
+    attach(service, db)  # type: ignore[arg-type]
 
 
 @live_app.command("status")

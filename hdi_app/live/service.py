@@ -351,6 +351,10 @@ class CaptureService:
         ended = self.config.end_ns is not None and self.clock_ns is not None and self.clock_ns >= self.config.end_ns
         if ended:
             self._publish([s.flush() for s in self.series.values()])
+        for accumulator in self.config.accumulators:  # the order-flow hook's end (hdi_app/live/orderflow.py)
+            close = getattr(accumulator, "close", None)
+            if callable(close):
+                close(ended)
         self._flush_lake()
         self._lake_queue.put(None)
         self._lake_thread.join(timeout=LAKE_STOP_WAIT_S)

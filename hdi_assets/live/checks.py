@@ -64,3 +64,28 @@ def compare_bars(history: pa.Table, live_rows: list[dict]) -> Comparison:
                                        f"history {w!r}, live {g!r}")
                 return result
     return result
+
+
+def compare_tables(what: str, history: pa.Table, live: pa.Table, keys: list[str]) -> Comparison:
+    """Derived results (order flow) of history and live, both sorted on `keys`, on history's columns; live may
+    carry more (the contract of book rows)."""
+    result = Comparison(what, history.num_rows, live.num_rows)
+    missing = sorted(set(history.column_names) - set(live.column_names))
+    if missing:
+        result.problems.append(f"{what}: live results lack columns {', '.join(missing)}")
+        return result
+    order = [(k, "ascending") for k in keys]
+    history, live = history.sort_by(order), live.select(history.column_names).sort_by(order)
+    if history.num_rows != live.num_rows:
+        result.problems.append(f"{what}: {history.num_rows} historical rows, {live.num_rows} live")
+    n = min(history.num_rows, live.num_rows)
+    for name in history.column_names:
+        a = history.column(name).slice(0, n)
+        b = live.column(name).slice(0, n).cast(a.type)
+        if not a.equals(b):
+            differs = ~np.asarray(a.to_numpy(zero_copy_only=False) == b.to_numpy(zero_copy_only=False))
+            row = int(np.flatnonzero(differs)[0]) if differs.any() else 0
+            result.problems.append(f"{what}: column {name} differs first at row {row} "
+                                   f"(history {a[row].as_py()!r}, live {b[row].as_py()!r})")
+            break
+    return result

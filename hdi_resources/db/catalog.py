@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     from .core import Database
 
@@ -78,6 +80,58 @@ def _refresh_bars(cur: Any, keys: dict[str, Any], span: tuple[Any, Any] | None) 
                         FROM continuous_bars WHERE {bar_where} AND ts >= %s AND ts <= %s
                         GROUP BY continuous_symbol, "window", granularity, adjustment_method""",
                     [*known.values(), *span])
+    _roll_up(cur, "continuous_bars", "symbol = %s", [known["continuous_symbol"]])
+
+
+def record_bars_load(cur: Any, keys: dict[str, Any], rows: Any) -> None:
+    """In a bars load's own transaction, after it stored `rows` (Arrow) as the partition `keys`: the window's
+    catalogue parts counted from those rows (no rescan of what was just written), then the symbol's roll-up.
+    Readers see the new rows and their counts in one commit. Without a window key: the scan of _refresh_bars."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .binary import to_days, to_unix_micros
+    from .tables import from_micros
+
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('hdi_symbol_catalog'), hashtext('continuous_bars'))")
+    known = {k: str(v) for k, v in keys.items() if k in _BAR_KEYS}
+    if "window" not in known or "continuous_symbol" not in known:
+        _refresh_bars(cur, keys, _loaded_span(cur, "continuous_bars", keys))
+        return
+    part_where = " AND ".join(f"{_BAR_KEYS[k]} = %s" for k in known)
+    cur.execute(f"DELETE FROM symbol_catalog_parts WHERE target = 'continuous_bars' AND {part_where}",
+                list(known.values()))
+    groups = [c for c in ("granularity", "adjustment_method") if c not in known]
+    if rows.num_rows:
+        plain = {c: rows.column(c).combine_chunks() for c in groups}
+        plain = {c: (a.dictionary_decode() if pa.types.is_dictionary(a.type) else a).cast(pa.string())
+                 for c, a in plain.items()}
+        if all(len(pc.unique(a)) == 1 for a in plain.values()):  # the usual case: one series per window
+            index = pa.array(np.zeros(rows.num_rows, dtype=np.int32))
+            labels: list[dict[str, str]] = [{c: a[0].as_py() for c, a in plain.items()}]
+        else:
+            combined = pc.binary_join_element_wise(*plain.values(), "\x1f")
+            encoded = pc.dictionary_encode(combined)
+            index = encoded.indices
+            labels = [dict(zip(groups, str(v).split("\x1f"), strict=True)) for v in encoded.dictionary.to_pylist()]
+        micros = to_unix_micros(rows.column("ts").combine_chunks(), "ts")[0]
+        days = to_days(rows.column("trade_date").combine_chunks(), "trade_date")[0].astype(np.int64)
+        roots = rows.column("root_symbol").combine_chunks()
+        roots = (roots.dictionary_decode() if pa.types.is_dictionary(roots.type) else roots).cast(pa.string())
+        group_of_row = index.to_numpy(zero_copy_only=False)
+        epoch = dt.date(1970, 1, 1)
+        for g, label in enumerate(labels):
+            mask = group_of_row == g if len(labels) > 1 else slice(None)
+            values = {**known, **label}
+            cur.execute(f"""INSERT INTO symbol_catalog_parts ({_PART_COLUMNS})
+                            SELECT 'continuous_bars', %s, %s::date::text, %s, %s, NULL,
+                                   (SELECT min(r) FROM unnest(%s::text[]) r), %s, %s, %s, %s, %s""",
+                        (values["continuous_symbol"], values["window"], values["granularity"],
+                         values["adjustment_method"],
+                         pc.unique(roots if len(labels) == 1 else roots.filter(pa.array(mask))).to_pylist(),
+                         int(micros[mask].size), from_micros(int(micros[mask].min())),
+                         from_micros(int(micros[mask].max())), epoch + dt.timedelta(days=int(days[mask].min())),
+                         epoch + dt.timedelta(days=int(days[mask].max()))))
     _roll_up(cur, "continuous_bars", "symbol = %s", [known["continuous_symbol"]])
 
 

@@ -35,8 +35,10 @@ def compress_loaded_bars(db: Database, continuous_symbol: str, window: Any) -> i
     Chunks are shared by every symbol of those days: a later load into one is allowed (it becomes partially
     compressed) and that load recompresses it."""
     with db.raw("owner") as conn, conn.cursor() as cur:
-        cur.execute('SELECT min(ts), max(ts) FROM continuous_bars WHERE continuous_symbol = %s AND "window" = %s',
-                    (continuous_symbol, window))
+        # The span the load recorded (a scan of the window's rows would decompress them all).
+        cur.execute("""SELECT min(min_ts), max(max_ts) FROM hdi_loaded_partitions
+                       WHERE target = 'continuous_bars' AND "partition"::jsonb ->> 'continuous_symbol' = %s
+                         AND ("partition"::jsonb ->> 'window')::date = %s::date""", (continuous_symbol, str(window)))
         first, last = cur.fetchone()
         if first is None:
             return 0
@@ -87,13 +89,15 @@ def _compress_chunks(cur: Any, table: str, first: Any, last: Any, closed_by: Any
     done = 0
     for chunk in chunks:
         # Best effort, the load has committed: a concurrent load into the same chunk makes TimescaleDB abort
-        # the recompression (SerializationFailure); that load's own compression pass picks the chunk up.
+        # the recompression (SerializationFailure); that load's own compression pass picks the chunk up. Another
+        # load's pass may also have compressed the chunk since it was listed (DuplicateObject: done already).
         cur.execute("SAVEPOINT compress_one")
         try:
             cur.execute("SELECT compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
             cur.execute("RELEASE SAVEPOINT compress_one")
             done += 1
-        except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected) as exc:
+        except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected,
+                psycopg2.errors.DuplicateObject) as exc:
             cur.execute("ROLLBACK TO SAVEPOINT compress_one")
             log.info("chunk %s not compressed now (%s); a later load of its days compresses it", chunk,
                      str(exc).strip())
@@ -111,6 +115,31 @@ def compression_sizes(cur: Any) -> dict[str, dict[str, int]]:
                               coalesce(sum(after_compression_total_bytes), 0)
                        FROM hypertable_compression_stats(%s)""", (table,))
         compressed, chunks, before, after = (int(v) for v in cur.fetchone())
+        if table == "continuous_bars":
+            before, after = _with_direct_batches(cur, before, after)
         sizes[table] = {"total_bytes": total, "chunks": chunks, "compressed_chunks": compressed,
                         "before_compression_bytes": before, "after_compression_bytes": after}
     return sizes
+
+
+def _with_direct_batches(cur: Any, before: int, after: int) -> tuple[int, int]:
+    """TimescaleDB's statistics know only what compress_chunk compressed: for the chunks bar loads wrote as
+    batches (migration 0013), count their compressed bytes as they are and their rows at the uncompressed size
+    a sample of them took."""
+    cur.execute("SELECT to_regclass('hdi_compressed_batches') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        return before, after
+    cur.execute("""SELECT b.bytes_per_row, format('%%I.%%I', cc.schema_name, cc.table_name),
+                          coalesce(s.uncompressed_heap_size + s.uncompressed_toast_size + s.uncompressed_index_size, 0),
+                          coalesce(s.compressed_heap_size + s.compressed_toast_size + s.compressed_index_size, 0)
+                   FROM hdi_compressed_batches b
+                   JOIN _timescaledb_catalog.chunk c ON format('%%I.%%I', c.schema_name, c.table_name) = b.chunk
+                   JOIN _timescaledb_catalog.chunk cc ON cc.id = c.compressed_chunk_id
+                   LEFT JOIN _timescaledb_catalog.compression_chunk_size s ON s.chunk_id = c.id""", ())
+    for bytes_per_row, compressed, recorded_before, recorded_after in cur.fetchall():
+        cur.execute(f"SELECT coalesce(sum(_ts_meta_count), 0), pg_total_relation_size('{compressed}') "
+                    f"FROM {compressed}")  # compressed: a chunk name from TimescaleDB's catalog, quoted by format()
+        rows, size = cur.fetchone()
+        before += round(int(rows) * bytes_per_row) - int(recorded_before)
+        after += int(size) - int(recorded_after)
+    return before, after

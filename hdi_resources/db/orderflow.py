@@ -178,3 +178,118 @@ def counts_by(values: np.ndarray) -> dict[Any, int]:
     """How many rows hold each value (for load metadata)."""
     keys, counts = np.unique(values, return_counts=True)
     return {str(k): int(c) for k, c in zip(keys, counts, strict=True)}
+
+
+# -- live (hdi live capture): source 'live' rows, upserted as results close ------------------------------------
+LIVE = "live"
+LIVE_ADJUSTMENT = "none"  # live prices are the front contract's own (hdi_core/live/flow.py says why)
+
+
+def window_of(trade_dates: np.ndarray) -> np.ndarray:
+    """The half-year window (Jan 1 / Jul 1) of each trade date, as datetime64[D]."""
+    days = np.asarray(trade_dates).astype("datetime64[D]")
+    months = days.astype("datetime64[M]")
+    month_of_year = months.astype(np.int64) % 12
+    return (months - month_of_year + np.where(month_of_year >= 6, 6, 0)).astype("datetime64[D]")
+
+
+HISTORY = "history"
+
+
+def result_rows(kind: str, table: pa.Table) -> tuple[str, pa.Table]:
+    """The order-flow table and rows of one kind of live result (hdi_core.live.flow.KINDS, not profile-summary)."""
+    if kind.startswith("delta-"):
+        return "orderflow_delta", delta_rows({kind.split("-", 1)[1]: table})
+    if kind == "footprint-1m":
+        return "orderflow_footprint", footprint_rows(table, "1m", LIVE_ADJUSTMENT)
+    if kind == "profile":
+        return "orderflow_profile", profile_rows(table, LIVE_ADJUSTMENT)
+    if kind == "absorption":
+        return "orderflow_absorption", absorption_rows(table)
+    if kind == "icebergs":
+        return "orderflow_icebergs", iceberg_rows(table)
+    raise BadRequest(f"no order-flow table holds {kind!r} results")
+
+
+def upsert_live_orderflow(db: Database, table: str, continuous_symbol: str, rows: pa.Table,
+                          trade_dates: np.ndarray) -> int:
+    """Insert or update live rows (each with the trade date it belongs to) on the table's primary key, in one
+    transaction; a stored historical row is never overwritten (history replaces live, never the reverse).
+    Idempotent: the same rows again change nothing. Returns the rows written."""
+    return upsert_orderflow(db, table, continuous_symbol, rows, trade_dates, LIVE)
+
+
+def upsert_orderflow(db: Database, table: str, continuous_symbol: str, rows: pa.Table, trade_dates: np.ndarray,
+                     source: str) -> int:
+    """upsert_live_orderflow with the source named: 'history' rows (a live day replaced after the session)
+    overwrite whatever is stored under their keys; 'live' rows only live ones."""
+    from psycopg2 import sql
+
+    from .compression import allow_dml_on_compressed
+    from .copy import copy_rows
+    from .prepare import prepare
+    from .tables import table_info
+
+    if table not in TIME_COLUMN:
+        raise BadRequest(f"{table!r} is not an order-flow table; choose one of {sorted(TIME_COLUMN)}")
+    if not rows.num_rows:
+        return 0
+    windows = pa.array(window_of(trade_dates).astype(np.int64).astype(np.int32)).view(pa.date32())
+    rows = rows.append_column("window", windows)
+    info = table_info(db, table)
+    prepared, invalid, names, _rules, _ignored = prepare(info, rows, {"continuous_symbol": continuous_symbol,
+                                                                      "source": source}, info.primary_key)
+    if invalid.num_rows:
+        log.warning("%s: %d live rows break %s; left out", table, invalid.num_rows, sorted(set(names)))
+    cols = prepared.column_names
+    key = info.primary_key
+    ident = sql.Identifier
+    col_list = sql.SQL(", ").join(ident(c) for c in cols)
+    updates = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=ident(c)) for c in cols if c not in key)
+    with db.raw() as conn, conn.cursor() as cur:
+        allow_dml_on_compressed(db, cur)
+        cur.execute(sql.SQL("CREATE TEMP TABLE _hdi_live_stage ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA")
+                    .format(col_list, ident(table)))
+        copy_rows(cur, info, prepared, target="_hdi_live_stage")
+        only_live = sql.SQL(" WHERE t.source = %s" if source == LIVE else "")
+        cur.execute(sql.SQL("INSERT INTO {t} AS t ({c}) SELECT {c} FROM _hdi_live_stage ON CONFLICT ({k}) DO UPDATE "
+                            "SET {u}, loaded_at = now(){w}").format(
+                                t=ident(table), c=col_list, k=sql.SQL(", ").join(ident(k) for k in key), u=updates,
+                                w=only_live), (LIVE,) if source == LIVE else None)
+        return cur.rowcount
+
+
+def read_orderflow_rows(db: Database, table: str, continuous_symbol: str, source: str | None = None) -> pa.Table:
+    """Every stored row of one order-flow table for a continuous symbol (optionally of one source), in key
+    order, prices as int64 fixed point (the comparisons after a live session read them so)."""
+    clauses, params = ["continuous_symbol = %s"], [continuous_symbol]
+    if source is not None:
+        clauses.append("source = %s")
+        params.append(source)
+    from .tables import table_info
+
+    key = ", ".join(table_info(db, table).primary_key)
+    with _cursor(db) as cur:
+        return _select(cur, table, " AND ".join(clauses), params, key, None, "fixed")
+
+
+def delete_live_orderflow(db: Database, continuous_symbol: str, trade_date: dt.date, start_ns: int,
+                          end_ns: int) -> dict[str, int]:
+    """Drop the live rows of one trade date ([start_ns, end_ns): its sessions' span, for the footprint, which has
+    no trade date column) from every order-flow table, in one transaction (once history holds the day)."""
+    from .compression import allow_dml_on_compressed
+
+    lo = dt.datetime.fromtimestamp(start_ns / 1e9, dt.UTC)
+    hi = dt.datetime.fromtimestamp(end_ns / 1e9, dt.UTC)
+    done = {}
+    with db.raw() as conn, conn.cursor() as cur:
+        allow_dml_on_compressed(db, cur)
+        for table in TIME_COLUMN:  # fixed names
+            if table == "orderflow_footprint":
+                cur.execute("DELETE FROM orderflow_footprint WHERE continuous_symbol = %s AND source = %s "
+                            "AND ts >= %s AND ts < %s", (continuous_symbol, LIVE, lo, hi))
+            else:
+                cur.execute(f"DELETE FROM {table} WHERE continuous_symbol = %s AND source = %s AND trade_date = %s",
+                            (continuous_symbol, LIVE, trade_date))
+            done[table] = cur.rowcount
+    return done

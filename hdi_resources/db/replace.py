@@ -25,8 +25,8 @@ import pyarrow as pa
 from hdi_core.errors import HdiError, LoadBusyError
 
 from .binary import to_unix_micros
-from .catalog import refresh_after_load
-from .chunks import copy_bars_timescale, whole_slices
+from .catalog import record_bars_load, refresh_after_load
+from .chunks import copy_bars_timescale, lock_slices, whole_slices
 from .copy import copy_rows
 from .prepare import prepare
 from .quarantine import clear_quarantine, quarantine_rows
@@ -40,6 +40,7 @@ from .tables import (
     ensure_partitions,
     from_micros,
     key_values,
+    symbol_partition_name,
     table_info,
     time_range,
 )
@@ -227,16 +228,6 @@ def _stage_months(db: Database, info: TableInfo, symbol: str, key_json: str, cou
     return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
-def symbol_partition_name(symbol: str, month: dt.datetime) -> str:
-    """Python twin of the SQL hdi_bar_partition_name (kept in step by test_database)."""
-    import hashlib
-    import re
-
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", symbol).lower()[:24]
-    return f"continuous_bars_{slug}_{hashlib.md5(symbol.encode()).hexdigest()[:6]}_p{month:%Y%m}"
-
-
-
 def _keys_of_other_partitions(cur: Any, info: TableInfo, table: pa.Table, keys: dict[str, Any],
                               partition: str, thorough: bool) -> np.ndarray:
     """Rows of `table` whose primary key is already held by a row of ANOTHER partition (which this load must
@@ -331,6 +322,8 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
                 if timescale_bars:  # it may create the chunks of these slices: their months are its own too
                     lock_lo, lock_last = whole_slices(cur, lock_lo, lock_last)
                 _lock_months(cur, symbol, lock_lo, lock_last, waiting)
+                if timescale_bars:  # a slice's chunk and stages are every symbol's: one load at a time
+                    lock_slices(cur, lock_lo, lock_last, waiting)
                 if native_bars:
                     waiting.what = "the months' tables"
                     _, _, plan = _month_plan(cur, symbol, prepared, lock_lo, lock_last)
@@ -371,6 +364,9 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
                            ON CONFLICT (target, "partition") DO UPDATE SET min_ts = EXCLUDED.min_ts,
                                max_ts = EXCLUDED.max_ts, row_count = EXCLUDED.row_count, loaded_at = now()""",
                         (table, partition, *(new_span or (None, None)), inserted))
+            if table == "continuous_bars":  # counted from the rows in hand, committed with them
+                waiting.what = "the symbol catalogue's lock"
+                record_bars_load(cur, key_columns_values, valid)
         return inserted, deleted, clashing
 
     try:
@@ -394,7 +390,8 @@ def replace_partition(db: Database, table: str, key_columns_values: dict[str, An
     result = LoadResult(inserted, quarantined, deleted, time.monotonic() - started, counts, ignored)
     log.info("%s %s: %d rows stored, %d quarantined, %d replaced in %.2fs", table, partition, inserted,
              quarantined, deleted, result.seconds)
-    refresh_after_load(db, table, key_columns_values)  # readers resolve symbols and ranges from the catalogue
+    if table != "continuous_bars":  # (bars: recorded in the load's transaction)
+        refresh_after_load(db, table, key_columns_values)  # readers resolve symbols and ranges from the catalogue
     return result
 
 

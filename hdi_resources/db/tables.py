@@ -201,3 +201,12 @@ def key_codes(arr: pa.ChunkedArray, col: PgColumn) -> np.ndarray:
     return comparable(arr, col)
 
 
+
+
+def symbol_partition_name(symbol: str, month: dt.datetime) -> str:
+    """Python twin of the SQL hdi_bar_partition_name (kept in step by test_database)."""
+    import hashlib
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", symbol).lower()[:24]
+    return f"continuous_bars_{slug}_{hashlib.md5(symbol.encode()).hexdigest()[:6]}_p{month:%Y%m}"

@@ -64,9 +64,10 @@ def _state(db: Database) -> tuple:
 
 
 def _stages(db: Database) -> int:
-    """Stage tables: of months (native layout) and of chunk slices (TimescaleDB)."""
+    """Stage tables: of months (native layout) and of chunk slices with their pieces' staging hypertables and
+    batch tables (TimescaleDB)."""
     return _one(db, "SELECT count(*) FROM pg_class WHERE relname LIKE 'continuous\\_bars\\_%%\\_stage' "
-                    "OR relname ~ '^continuous_bars_stage_[0-9]{8}$'")[0]
+                    "OR relname ~ '^continuous_bars_stage_[0-9]{8}(_[0-9]+_(c|ht))?$'")[0]
 
 
 def _compress_if_configured(db: Database) -> bool:

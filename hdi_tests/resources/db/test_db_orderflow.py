@@ -28,12 +28,16 @@ from hdi_resources.db import Database
 from hdi_resources.db.orderflow import (
     ORDERFLOW_SCHEMAS,
     absorption_rows,
+    delete_live_orderflow,
     delta_rows,
     footprint_rows,
     iceberg_rows,
     load_orderflow,
     profile_rows,
     query_orderflow,
+    read_orderflow_rows,
+    upsert_live_orderflow,
+    window_of,
 )
 from hdi_resources.db.readerrors import NotFound, TooLarge
 
@@ -151,3 +155,38 @@ def test_query_cli_serves_every_schema(db: Database, monkeypatch: pytest.MonkeyP
     assert np.all(np.diff([r["price"] for r in json.loads(CliRunner().invoke(
         app, ["query", "--symbol", "ES", "--schema", "profile", "--format", "json", "--prices", "fixed",
               "--start", "2024-03-06", "--end", "2024-03-07"]).stdout)]) > 0)
+
+
+def _dates(table: pa.Table) -> np.ndarray:
+    return table["trade_date"].to_numpy().astype("datetime64[D]")
+
+
+def test_live_rows_upsert_idempotently_and_never_over_history(db: Database, computed: dict) -> None:
+    live_symbol = "ZZ.v.0"  # a symbol of its own: the other tests read ES
+    flows = {"1m": computed["flows"]["1m"]}
+    rows = delta_rows(flows)
+    assert upsert_live_orderflow(db, "orderflow_delta", live_symbol, rows, _dates(flows["1m"])) == rows.num_rows
+    first = read_orderflow_rows(db, "orderflow_delta", live_symbol, source="live").drop_columns(["loaded_at"])
+    upsert_live_orderflow(db, "orderflow_delta", live_symbol, rows, _dates(flows["1m"]))  # a replay: the same rows
+    again = read_orderflow_rows(db, "orderflow_delta", live_symbol, source="live").drop_columns(["loaded_at"])
+    assert again.equals(first) and again.num_rows == rows.num_rows
+    assert set(again["window"].to_pylist()) == {dt.date(2024, 1, 1)}
+    # a live row never overwrites a historical one (ES.v.0 holds history from the module's load)
+    history = read_orderflow_rows(db, "orderflow_delta", SYMBOL).drop_columns(["loaded_at"])
+    assert upsert_live_orderflow(db, "orderflow_delta", SYMBOL, rows, _dates(flows["1m"])) == 0
+    assert read_orderflow_rows(db, "orderflow_delta", SYMBOL).drop_columns(["loaded_at"]).equals(history)
+    assert set(history["source"].to_pylist()) == {"history"}
+    # once history holds the day, its live rows go; other days stay
+    day = dt.date(2024, 3, 6)
+    span = [int(np.datetime64(f"{day}T00:00", "ns").astype(np.int64)) - 10 * 3600 * 10**9,
+            int(np.datetime64(f"{day}T00:00", "ns").astype(np.int64)) + 24 * 3600 * 10**9]
+    gone = delete_live_orderflow(db, live_symbol, day, *span)
+    want_gone = int((_dates(flows["1m"]) == np.datetime64(day)).sum())
+    assert gone["orderflow_delta"] == want_gone > 0
+    left = read_orderflow_rows(db, "orderflow_delta", live_symbol, source="live")
+    assert left.num_rows == rows.num_rows - want_gone
+
+
+def test_window_of_trade_dates() -> None:
+    days = np.array(["2024-01-01", "2024-06-30", "2024-07-01", "2024-12-31"], "datetime64[D]")
+    assert window_of(days).astype(str).tolist() == ["2024-01-01", "2024-01-01", "2024-07-01", "2024-07-01"]

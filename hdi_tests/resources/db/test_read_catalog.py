@@ -105,3 +105,24 @@ def test_resolution_prefers_the_lead_series_and_lists_the_known(db: Database) ->
             resolve(cur, db, "NQ", "ohlcv-1m")
         with pytest.raises(NotFound, match="unknown symbol"):
             resolve(cur, db, "x" * 500, "ohlcv-1m")
+
+
+def test_a_bars_load_counts_the_catalogue_as_a_rescan_would(storage_db: Database) -> None:
+    """Loads count their window from the rows in hand (both backends); the oracle is the full rebuild, which
+    scans the stored table with GROUP BY: unsorted rows of two granularities and two roots in one window, a
+    window key naming its granularity, and a reload with fewer rows."""
+    from sample_bars import random_walk_bars
+
+    seconds = random_walk_bars(1_704_067_200 + np.arange(3_000) * 7, 1, "ES", "1s", 4_500_000_000_000, 250_000_000)
+    minutes = random_walk_bars(1_704_067_200 + np.arange(500) * 60, 2, "ESX", "1m", 4_500_000_000_000, 250_000_000)
+    mixed = pa.concat_tables([seconds, minutes])
+    mixed = mixed.take(pa.array(np.random.default_rng(3).permutation(mixed.num_rows)))
+    storage_db.replace_partition("continuous_bars", {"continuous_symbol": "CAT.v.0", "window": "2024-01-01"}, mixed)
+    one = {"continuous_symbol": "CAT.v.1", "granularity": "1s", "window": "2024-01-01"}
+    storage_db.replace_partition("continuous_bars", one, seconds)
+    storage_db.replace_partition("continuous_bars", one, seconds.slice(100, 1_000))
+    loaded = _catalog(storage_db, "continuous_bars")
+    assert [(r[0], r[1], r[5], r[6]) for r in loaded] == [("CAT.v.0", "1m", "ESX", 500), ("CAT.v.0", "1s", "ES", 3_000),
+                                                          ("CAT.v.1", "1s", "ES", 1_000)]
+    refresh_catalog(storage_db)
+    assert _catalog(storage_db, "continuous_bars") == loaded
