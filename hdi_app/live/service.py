@@ -201,6 +201,7 @@ class CaptureService:
         self._take_mappings(batch.mappings)
         admitted = RecordBatch(mappings=batch.mappings)
         newest_out = 0
+        fed: list[tuple[str, np.ndarray, int | None]] = []
         cut = self.next_resubscribe_ns if self._resubscribe_at is None else None
         for schema, records in batch.records.items():
             if cut is not None and len(records) and int(records["ts_recv"].max()) >= cut:
@@ -220,8 +221,7 @@ class CaptureService:
             self.clock_ns = recv if self.clock_ns is None else max(self.clock_ns, recv)
             newest_out = max(newest_out, int(ts_out.max()))
             self._to_lake(schema, records)
-            for accumulator in self.config.accumulators:  # the order-flow hook
-                accumulator.update(schema, records)
+            fed.append((schema, records, self.clock_ns))
         if self.clock_ns is None:
             return
         self.health.last_ts_recv_ns = self.clock_ns
@@ -231,6 +231,21 @@ class CaptureService:
             times = [s.next_resubscribe_ns(self.clock_ns) for s in self.series.values()]
             self.next_resubscribe_ns = min((t for t in times if t is not None), default=None)
         self._publish([s.on_batch(admitted, self.clock_ns) for s in self.series.values()])
+        self._feed_accumulators(fed)
+
+    def _feed_accumulators(self, fed: list[tuple[str, np.ndarray, int | None]]) -> None:
+        """The order-flow hook, after the bars are out (the push endpoint never waits for it); each schema's
+        records with the clock as it stood when they were admitted."""
+        if not self.config.accumulators:
+            return
+        clock = self.clock_ns
+        try:
+            for schema, records, at in fed:
+                self.clock_ns = at
+                for accumulator in self.config.accumulators:
+                    accumulator.update(schema, records)
+        finally:
+            self.clock_ns = clock
 
     def _take_mappings(self, mappings: np.ndarray) -> None:
         for product, symbol in self.symbols.items():
