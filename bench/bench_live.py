@@ -1,6 +1,10 @@
-"""Live capture latency and throughput: `hdi replay live` (child process) -> `hdi live capture` (child process,
-the unmodified databento.Live inside) -> PostgreSQL NOTIFY -> the API's /live/bars push endpoint (in this
-process) -> an event-stream reader (in this process).
+"""Live capture latency and throughput: `hdi replay live` (child process) -> `hdi live capture` (child process;
+the unmodified databento.Live runs in its relay child process) -> PostgreSQL NOTIFY -> the API's /live/bars push
+endpoint (in this process) -> an event-stream reader (in this process).
+
+Each rate gets a fresh gateway, which produces the market time the run will reach before its clock starts
+(`--warm-up`: no generation stall then burst mid-run), and a fresh capture; the measurement starts once the
+capture has caught up with the stream and then ran SETTLE_S at the rate (the output says so).
 
 At each target rate of MBO messages per second (1k, 10k, 100k: the replay speed is chosen from the synthetic
 market's own MBO rate; the capture takes trades and mbo of ES, NQ and GC), for --seconds of wall time:
@@ -45,10 +49,12 @@ PRODUCTS = "ES,NQ,GC"
 FRONT = {"ES": 10291, "NQ": 20291, "GC": 30292}  # the synthetic front contracts that day (instrument ids)
 WARMUP_LIMIT_S = 120.0  # the gateway generating its first sessions, the capture catching up with the stream
 CAUGHT_UP_LAG_S = 0.25
+SETTLE_S = 3.0  # after catching up, this long at the target rate before the measurement starts
+START_ALLOWANCE_S = 30.0  # wall seconds the capture may take to start and catch up (for the gateway's warm-up)
 HDI = [sys.executable, "-c", "from hdi_app.cli import main; main()"]
 
 
-def market_mbo_rate(seconds: int = 600) -> float:
+def market_mbo_rate(seconds: int = 3600) -> float:
     """MBO messages per market second of the front contracts at AT (what sets the replay speed)."""
     at = int(np.datetime64(AT, "ns").astype(np.int64))
     records = SyntheticMarket(seed=7).records("GLBX.MDP3", "mbo", np.array(list(FRONT.values())), at,
@@ -93,15 +99,21 @@ class Reader(threading.Thread):
 
 def run_rate(rate: int, market_rate: float, seconds: float, db: Database, api_port: int, env: dict) -> None:
     speed = rate / market_rate
-    gateway = start_live_process(["--at", AT, "--speed", f"{speed:.3f}"], env=env)
+    # the gateway produces the market time the run will reach (and its own look-ahead) before its clock starts
+    hours = ((START_ALLOWANCE_S + SETTLE_S + seconds) * speed + max(900.0, 20.0 * speed)) / 3600
+    gateway = start_live_process(["--at", AT, "--speed", f"{speed:.3f}", "--warm-up", "mbo,trades",
+                                  "--warm-up-products", PRODUCTS, "--warm-up-hours", f"{hours:.2f}"],
+                                 env={**env, "HDI_REPLAY_SESSION_CACHE_MB": "2048"})
     capture = None
     readers: list[Reader] = []
     try:
         env = {**env, "HDI_DATABENTO_LIVE": f"127.0.0.1:{gateway.port}", "DATABENTO_API_KEY": "db-local-key"}
+        status = Path(env["HDI_HOME"]) / "live" / "capture.json"
+        status.unlink(missing_ok=True)  # the previous step's status must not pass for this capture's
         capture = subprocess.Popen([*HDI, "live", "capture", "--products", PRODUCTS, "--schemas", "trades,mbo",
                                     "--stall-after", "30"], env=env, stderr=subprocess.PIPE, text=True)
-        status = Path(env["HDI_HOME"]) / "live" / "capture.json"
         caught_up(status)
+        time.sleep(SETTLE_S)
         before = json.loads(status.read_text())["messages_by_schema"].get("mbo", 0) if status.exists() else 0
         readers = [Reader(api_port, f"{p}.v.0", seconds) for p in PRODUCTS.split(",")]
         started = time.monotonic()
@@ -134,7 +146,8 @@ def run_rate(rate: int, market_rate: float, seconds: float, db: Database, api_po
     p50, p99 = np.percentile(lat, 50), np.percentile(lat, 99)
     print(f"  {rate:>7,}/s target (speed {speed:6.0f}x): mbo {sustained:9,.0f}/s sustained, "
           f"{len(lat):6,} bar updates; latency p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
-          f"  max {lat.max():7.1f} ms; lag growth first->last third {growth:+.1f} ms", flush=True)
+          f"  max {lat.max():7.1f} ms; lag growth first->last third {growth:+.1f} ms; load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
     print(f"             of which gateway send -> capture's publish: p50 {np.percentile(capture_part, 50):7.1f} ms  "
           f"p99 {np.percentile(capture_part, 99):7.1f} ms (the rest: NOTIFY -> API -> reader)", flush=True)
 
@@ -146,7 +159,10 @@ def main() -> None:
     args = parser.parse_args()
     market_rate = market_mbo_rate()
     print(f"live capture -> push endpoint, products {PRODUCTS}, schemas trades+mbo; synthetic MBO "
-          f"{market_rate:.0f} msgs per market second at {AT}", flush=True)
+          f"{market_rate:.0f} msgs per market second in the hour from {AT}; each rate: a fresh gateway (its data "
+          f"produced before its clock starts) and capture, "
+          f"warmed up until the capture has caught up (lag < {CAUGHT_UP_LAG_S} s) plus {SETTLE_S:.0f} s at the "
+          f"rate, then measured for {args.seconds:.0f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
     db = Database()
     db.ensure_migrated()
     api = start_api_thread(db)

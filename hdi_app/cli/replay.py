@@ -84,12 +84,21 @@ def live(
         typer.Option("--key", help="API key to accept (repeatable; env HDI_GATEWAY_KEYS). Default: db-local-key."),
     ] = None,
     pid_file: Annotated[Path | None, typer.Option(help="Write this process's pid here while it serves.")] = None,
+    warm_up: Annotated[
+        str | None, typer.Option(help="Schemas to produce before the clock starts, e.g. mbo,trades (a paced stream "
+                                      "then starts smoothly).")
+    ] = None,
+    warm_up_hours: Annotated[float, typer.Option(help="Market hours from --at that --warm-up produces.")] = 1.0,
+    warm_up_products: Annotated[
+        str | None, typer.Option(help="Products --warm-up produces, e.g. ES,NQ (default: all).")
+    ] = None,
 ) -> None:
     """Serve Databento's live protocol over TCP: print `export HDI_DATABENTO_LIVE=host:port`, serve until killed."""
     import numpy as np
 
     from hdi_core.errors import HdiError
     from hdi_gateway.live import default_at_ns, make_state, parse_speed, serve_forever
+    from hdi_gateway.live import warm_up as produce_ahead
     from hdi_gateway.synthetic import SyntheticMarket
 
     market = (SyntheticMarket(seed=seed) if ticks_per_session is None
@@ -101,5 +110,9 @@ def live(
             at_ns = int(np.datetime64(at.rstrip("Z"), "ns").astype(np.int64))
         except ValueError:
             raise HdiError(f"--at {at!r} is not an ISO time (e.g. 2024-03-05T14:30)") from None
-    state = make_state(market, at_ns, parse_speed(speed), key, faults, control)
+    if warm_up:
+        roots = [p.strip() for p in warm_up_products.split(",") if p.strip()] if warm_up_products else None
+        produce_ahead(market, market.datasets()[0], [s.strip() for s in warm_up.split(",") if s.strip()], at_ns,
+                      at_ns + int(warm_up_hours * 3600 * 1e9), roots)
+    state = make_state(market, at_ns, parse_speed(speed), key, faults, control)  # the clock starts here
     serve_forever(state, host, port, announce=_announce, pid_file=pid_file)

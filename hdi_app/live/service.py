@@ -1,8 +1,8 @@
 """The capture loop: feed bytes -> columnar batches -> gap filter -> lake chunks, continuous series, bars in
 PostgreSQL with NOTIFY; reconnects with backoff, resubscribes at each trade-date change, reports health.
 
-One thread does the work (the client's own event-loop thread only appends bytes to the sink), so batches are
-handled in arrival order and the gap filter sees what is held exactly.
+One thread does the work (the client itself runs in a relay process that only forwards record bytes), so batches
+are handled in arrival order and the gap filter sees what is held exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hdi_core.live.records import RecordBatch, schema_of_rtype, split_records
 from hdi_core.live.stream import ContinuousSeries, SeriesUpdate, StreamAccumulator, trade_source
 from hdi_resources.databento.live import LiveAuthError, LiveFeed, LiveSubscription
 from hdi_resources.db.core import Database
-from hdi_resources.db.live import LiveBarPublisher, LiveBars
+from hdi_resources.db.live import BackgroundPublisher, LiveBarPublisher, LiveBars
 from hdi_resources.lake.live import LiveLake
 from hdi_resources.settings import redact
 
@@ -76,7 +76,8 @@ class CaptureService:
                                             for s in config.schemas], config.gateway, heartbeat_s=config.heartbeat_s)
         self.gap = GapFilter()
         self.lake = lake or LiveLake()
-        self.publisher = LiveBarPublisher(db) if db is not None else None
+        self.publisher = (BackgroundPublisher(LiveBarPublisher(db), self._published, self._publish_failed)
+                          if db is not None else None)
         self.health = health or Health(gateway=self.feed.where, products=list(config.products),
                                        schemas=list(config.schemas), stall_after_s=config.stall_after_s)
         self.series: dict[str, ContinuousSeries] = {}
@@ -114,7 +115,7 @@ class CaptureService:
             self.health.state = State.FAILED
             raise
         finally:
-            self.feed.close()
+            self.feed.shutdown()
             self._finish()
             write_status(self.health)
 
@@ -200,6 +201,7 @@ class CaptureService:
         self._take_mappings(batch.mappings)
         admitted = RecordBatch(mappings=batch.mappings)
         newest_out = 0
+        fed: list[tuple[str, np.ndarray, int | None]] = []
         cut = self.next_resubscribe_ns if self._resubscribe_at is None else None
         for schema, records in batch.records.items():
             if cut is not None and len(records) and int(records["ts_recv"].max()) >= cut:
@@ -219,8 +221,7 @@ class CaptureService:
             self.clock_ns = recv if self.clock_ns is None else max(self.clock_ns, recv)
             newest_out = max(newest_out, int(ts_out.max()))
             self._to_lake(schema, records)
-            for accumulator in self.config.accumulators:  # the order-flow hook
-                accumulator.update(schema, records)
+            fed.append((schema, records, self.clock_ns))
         if self.clock_ns is None:
             return
         self.health.last_ts_recv_ns = self.clock_ns
@@ -230,6 +231,21 @@ class CaptureService:
             times = [s.next_resubscribe_ns(self.clock_ns) for s in self.series.values()]
             self.next_resubscribe_ns = min((t for t in times if t is not None), default=None)
         self._publish([s.on_batch(admitted, self.clock_ns) for s in self.series.values()])
+        self._feed_accumulators(fed)
+
+    def _feed_accumulators(self, fed: list[tuple[str, np.ndarray, int | None]]) -> None:
+        """The order-flow hook, after the bars are out (the push endpoint never waits for it); each schema's
+        records with the clock as it stood when they were admitted."""
+        if not self.config.accumulators:
+            return
+        clock = self.clock_ns
+        try:
+            for schema, records, at in fed:
+                self.clock_ns = at
+                for accumulator in self.config.accumulators:
+                    accumulator.update(schema, records)
+        finally:
+            self.clock_ns = clock
 
     def _take_mappings(self, mappings: np.ndarray) -> None:
         for product, symbol in self.symbols.items():
@@ -289,12 +305,14 @@ class CaptureService:
             if len(u.provisional):
                 bars.append(LiveBars(u.symbol, u.instrument_id, u.raw_symbol, u.provisional, False, u.sent_ns))
         if bars:
-            try:
-                self.health.bars_published += self.publisher.publish(bars)
-            except Exception as exc:  # noqa: BLE001 - the database may come back; the lake keeps everything
-                message = redact(" ".join(str(exc).split()))[:300]
-                log.warning("live bars not published: %s", message)
-                self.health.errors.append(message)
+            self.publisher.publish(bars)  # its own thread: the stream never waits for the database
+
+    def _published(self, count: int) -> None:
+        self.health.bars_published += count
+
+    def _publish_failed(self, message: str) -> None:
+        log.warning("live bars not published: %s", message)
+        self.health.errors.append(message)
 
     # -- lake and the end -----------------------------------------------------------------------------------------
     def _flush_lake(self) -> None:

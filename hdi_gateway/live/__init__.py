@@ -10,11 +10,11 @@ from hdi_gateway.live.clock import ReplayClock, parse_speed
 from hdi_gateway.live.faults import FaultSource, LiveFaults
 from hdi_gateway.live.process import default_at_ns, start_live_process
 from hdi_gateway.live.protocol import DEFAULT_LIVE_KEY, ENV_LIVE_GATEWAY, accepted_keys
-from hdi_gateway.live.server import LiveGateway, make_state, serve_forever, start_live_thread
+from hdi_gateway.live.server import LiveGateway, make_state, serve_forever, start_live_thread, warm_up
 from hdi_gateway.live.stream import send_times
 
 __all__ = [
     "DEFAULT_LIVE_KEY", "ENV_LIVE_GATEWAY", "FaultSource", "LiveFaults", "LiveGateway", "ReplayClock",
     "accepted_keys", "default_at_ns", "make_state", "parse_speed", "send_times", "serve_forever",
-    "start_live_process", "start_live_thread",
+    "start_live_process", "start_live_thread", "warm_up",
 ]

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from hdi_core.errors import HdiError
 from hdi_gateway.live.clock import ReplayClock
 from hdi_gateway.live.faults import FaultSource
@@ -33,6 +35,28 @@ def make_state(
 ) -> GatewayState:
     return GatewayState(source=source, clock=ReplayClock(at_ns, speed), keys=accepted_keys(keys),
                         faults=FaultSource(faults, control_file))
+
+
+WARM_STEP_NS = 3600 * 1_000_000_000  # one probe a market hour: the source generates whole trade dates
+WARM_PROBE_NS = 1_000_000
+
+
+def warm_up(source: DataSource, dataset: str, schemas: Iterable[str], start_ns: int, end_ns: int,
+            roots: Iterable[str] | None = None) -> int:
+    """Produce the data of [start_ns, end_ns) before the replay clock starts (the source caches it), so the first
+    minutes of a paced stream are not a generation stall then a burst; `roots` (e.g. ES, NQ) limits the products.
+    Returns the probes made."""
+    wanted = None if roots is None else {f"{r}.FUT" for r in roots}
+    ids = None
+    if wanted is not None:
+        ids = np.array(sorted(i.instrument_id for i in source.instruments(dataset, start_ns, end_ns)
+                              if i.parent in wanted), dtype=np.uint32)
+    probes = 0
+    for schema in schemas:
+        for at in range(int(start_ns), int(end_ns), WARM_STEP_NS):
+            source.records(dataset, schema, ids, at, at + WARM_PROBE_NS)
+            probes += 1
+    return probes
 
 
 async def _serve(state: GatewayState, host: str, port: int) -> asyncio.Server:

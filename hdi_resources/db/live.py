@@ -10,7 +10,7 @@ import queue
 import select
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import psycopg2
 import psycopg2.extensions
-from psycopg2.extras import execute_values
 
 from hdi_core.units import PRICE_SCALE
 from hdi_resources.db.core import Database, url_string
@@ -30,14 +29,34 @@ CHANNEL = "hdi_live_bars"
 LISTEN_POLL_S = 1.0  # the listener wakes this often to notice a stop request or a dead connection
 RECONNECT_WAIT_S = 2.0
 STATEMENT_TIMEOUT_MS = 10_000  # an upsert of a batch's bars never waits longer on a lock or a busy server
-QUEUE_LIMIT = 10_000  # a subscriber this far behind loses its oldest updates (it is told so)
+QUEUE_LIMIT = 10_000
+STOP_WAIT_S = 30.0  # a subscriber this far behind loses its oldest updates (it is told so)
 _COLUMNS = ("continuous_symbol", "ts", "ts_ns", "trade_date", "session_id", "instrument_id", "raw_symbol",
             "open_fixed", "high_fixed", "low_fixed", "close_fixed", "volume", "trade_count", "vwap", "is_closed")
-_UPSERT = (f"INSERT INTO live_bars ({', '.join(_COLUMNS)}) VALUES %s "
-           "ON CONFLICT (continuous_symbol, ts) DO UPDATE SET "
-           + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[2:]) + ", updated_at = now() "
-           # a closed bar is final: a late provisional state never reopens it
-           "WHERE NOT live_bars.is_closed OR EXCLUDED.is_closed")
+
+_ARRAYS = ("symbol text, ts_ns bigint, ts_text text, day int, sid bigint, iid bigint, raw text, o bigint, "
+           "h bigint, l bigint, c bigint, vol bigint, cnt bigint, vwap float8, closed bool, sent bigint")
+# One statement per batch: the bars as column arrays, upserted, then one NOTIFY each in order with the bar as
+# JSON built here (prices also as exact decimal text, as bar_json writes them)
+_PUBLISH = (
+    "WITH b AS (SELECT * FROM unnest("
+    + ", ".join(f"%({c.split()[0]})s::{c.split()[1]}[]" for c in _ARRAYS.split(", "))
+    + ") WITH ORDINALITY AS t(" + ", ".join(c.split()[0] for c in _ARRAYS.split(", ")) + ", ord)), "
+    f"up AS (INSERT INTO live_bars ({', '.join(_COLUMNS)}) "
+    "SELECT symbol, 'epoch'::timestamptz + (ts_ns / 1000) * interval '1 microsecond', ts_ns, "
+    "date '1970-01-01' + day, sid, iid, raw, o, h, l, c, vol, cnt, vwap, closed FROM b "
+    "ON CONFLICT (continuous_symbol, ts) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[2:]) + ", updated_at = now() "
+    "WHERE NOT live_bars.is_closed OR EXCLUDED.is_closed) "
+    "SELECT count(pg_notify(%(channel)s, json_build_object("
+    "'continuous_symbol', symbol, 'ts', ts_text, 'ts_ns', ts_ns, 'trade_date', (date '1970-01-01' + day)::text, "
+    "'session_id', sid, 'instrument_id', iid, 'raw_symbol', raw, 'open_fixed', o, 'high_fixed', h, "
+    "'low_fixed', l, 'close_fixed', c, 'volume', vol, 'trade_count', cnt, 'vwap', vwap, 'is_closed', closed, "
+    "'open', trim_scale(o::numeric / 1000000000)::text, 'high', trim_scale(h::numeric / 1000000000)::text, "
+    "'low', trim_scale(l::numeric / 1000000000)::text, 'close', trim_scale(c::numeric / 1000000000)::text, "
+    "'sent_ns', sent, 'published_ns', (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)::text)) "
+    "FROM (SELECT * FROM b ORDER BY ord) q"
+)
 
 
 def _dsn(db: Database) -> str:
@@ -59,16 +78,6 @@ class LiveBars:
     bars: np.ndarray
     closed: bool
     sent_ns: int = 0  # the gateway's send time (ts_out) of the trade behind the update
-
-
-def bar_rows(update: LiveBars) -> list[tuple[Any, ...]]:
-    b = update.bars
-    days = b["trade_date"].astype("datetime64[D]").astype(object)
-    stamps = b["ts_event"].astype("datetime64[ns]").astype("datetime64[us]").astype(object)
-    return [(update.symbol, f"{stamps[i].isoformat()}+00:00", int(b["ts_event"][i]), days[i], int(b["session_id"][i]),
-             update.instrument_id, update.raw_symbol, int(b["open"][i]), int(b["high"][i]), int(b["low"][i]),
-             int(b["close"][i]), int(b["volume"][i]), int(b["trade_count"][i]), float(b["vwap"][i]), update.closed)
-            for i in range(len(b))]
 
 
 def bar_json(row: tuple[Any, ...], sent_ns: int) -> str:
@@ -101,26 +110,42 @@ class LiveBarPublisher:
         return self._conn
 
     def publish(self, updates: Iterable[LiveBars]) -> int:
-        rows: list[tuple[Any, ...]] = []
-        payloads: list[str] = []
-        for update in updates:
-            for row in bar_rows(update):
-                rows.append(row)
-                payloads.append(bar_json(row, update.sent_ns))
-        if not rows:
+        """Every bar of `updates` upserted and notified in one statement: the rows travel as one array per
+        column and PostgreSQL builds each NOTIFY payload (no per-bar work in Python on the capture's path)."""
+        parts = [u for u in updates if len(u.bars)]
+        if not parts:
             return 0
+        parts = _last_state_only(parts)
+        if not parts:
+            return 0
+        b = np.concatenate([u.bars for u in parts])
+        counts = [len(u.bars) for u in parts]
+
+        def each(values: list[Any]) -> list[Any]:
+            return np.repeat(np.array(values, dtype=object), counts).tolist()
+
+        stamps = b["ts_event"].astype("datetime64[ns]").astype("datetime64[us]")
+        whole = bool((stamps.astype(np.int64) % 1_000_000 == 0).all())  # isoformat shows microseconds if any
+        params = {
+            "channel": CHANNEL, "symbol": each([u.symbol for u in parts]), "ts_ns": b["ts_event"].tolist(),
+            "ts_text": [f"{t}+00:00" for t in np.datetime_as_string(stamps, unit="s" if whole else "us")],
+            "day": b["trade_date"].tolist(), "sid": b["session_id"].tolist(),
+            "iid": each([u.instrument_id for u in parts]), "raw": each([u.raw_symbol for u in parts]),
+            "o": b["open"].tolist(), "h": b["high"].tolist(), "l": b["low"].tolist(), "c": b["close"].tolist(),
+            "vol": b["volume"].tolist(), "cnt": b["trade_count"].tolist(), "vwap": b["vwap"].tolist(),
+            "closed": each([u.closed for u in parts]), "sent": each([int(u.sent_ns) for u in parts]),
+        }
         conn = self._connection()
         try:
             with conn.cursor() as cur:
-                execute_values(cur, _UPSERT, rows, page_size=1000)
-                cur.execute("SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", (CHANNEL, payloads))
+                cur.execute(_PUBLISH, params)
             conn.commit()
         except psycopg2.Error:
             conn.rollback()
             self.close()  # the next publish reconnects; the capture logs and retries this batch once
             raise
-        self.published += len(rows)
-        return len(rows)
+        self.published += len(b)
+        return len(b)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -129,6 +154,67 @@ class LiveBarPublisher:
             except psycopg2.Error:
                 pass
             self._conn = None
+
+
+def _last_state_only(parts: list[LiveBars]) -> list[LiveBars]:
+    """One row per (symbol, bar) in one statement (an upsert cannot touch a row twice): the latest state wins, and
+    a closed state beats any open one (a closed bar is final)."""
+    closed: dict[str, set[int]] = {}
+    for u in parts:
+        if u.closed:
+            closed.setdefault(u.symbol, set()).update(u.bars["ts_event"].tolist())
+    seen: dict[str, set[int]] = {}
+    out: list[LiveBars] = []
+    for u in reversed(parts):
+        held = seen.setdefault(u.symbol, set())
+        blocked = held if u.closed else held | closed.get(u.symbol, set())
+        ts = u.bars["ts_event"].tolist()
+        keep = np.array([t not in blocked for t in ts], dtype=bool)
+        held.update(t for t, k in zip(ts, keep, strict=True) if k)
+        if keep.all():
+            out.append(u)
+        elif keep.any():
+            out.append(LiveBars(u.symbol, u.instrument_id, u.raw_symbol, u.bars[keep], u.closed, u.sent_ns))
+    return out[::-1]
+
+
+class BackgroundPublisher:
+    """Publishes from its own thread, so the capture never waits for the database: what queues up while one
+    statement runs goes out in the next one (the latest state of each bar; closed bars all, in order)."""
+
+    def __init__(self, publisher: LiveBarPublisher, on_published: Callable[[int], None],
+                 on_error: Callable[[str], None]) -> None:
+        self.publisher = publisher
+        self._on_published, self._on_error = on_published, on_error
+        self._queue: queue.SimpleQueue[list[LiveBars] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="hdi-live-publish")
+        self._thread.start()
+
+    def publish(self, updates: list[LiveBars]) -> None:
+        self._queue.put(updates)
+
+    def _run(self) -> None:
+        while True:
+            work = [self._queue.get()]
+            while not self._queue.empty():
+                work.append(self._queue.get_nowait())
+            stop = None in work
+            updates = [u for batch in work if batch is not None for u in batch]
+            if updates:
+                try:
+                    self._on_published(self.publisher.publish(updates))
+                except Exception as exc:  # noqa: BLE001 - the database may come back; the lake keeps everything
+                    self._on_error(redact(" ".join(str(exc).split()))[:300])
+            if stop:
+                return
+
+    def close(self, timeout_s: float = STOP_WAIT_S) -> None:
+        """Publish what is queued, then stop (bounded) and close the connection."""
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.error("the live bar publisher did not finish within %.0f s", timeout_s)
+        self.publisher.close()
 
 
 def read_live_bars(db: Database, symbol: str, trade_date: str | None = None,

@@ -1,5 +1,5 @@
 """`hdi live status` on a stalled feed: STALLED, exit code 2, the metrics say so; the capture warns, stops
-cleanly on SIGTERM (pid file gone) and status then says it is not running."""
+cleanly on SIGTERM (pid file gone, its relay child process gone) and status then says it is not running."""
 
 from __future__ import annotations
 
@@ -14,6 +14,20 @@ from live_fixtures import NS, capture_env, hdi, live_gateway, ns_of, start_captu
 from hdi_app.cli import live  # noqa: F401 - the commands under test, run as `hdi live ...`
 
 AT = "2024-03-05T15:00"
+
+
+def _children(pid: int, marker: str) -> list[int]:
+    """Pids of `pid`'s child processes whose command line holds `marker` (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and marker.encode() in command:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def test_a_stalled_stream_is_reported_by_status_and_metrics() -> None:
@@ -39,11 +53,14 @@ def test_a_stalled_stream_is_reported_by_status_and_metrics() -> None:
             with urllib.request.urlopen(doc["metrics_url"], timeout=10) as answer:
                 metrics = answer.read().decode()
             assert "hdi_live_stalled 1" in metrics and 'hdi_live_messages_total{schema="trades"}' in metrics
+            relays = _children(proc.pid, "live_relay")
+            assert len(relays) == 1  # the databento.Live client runs in the capture's relay child process
         finally:
             kill_own_process(proc.pid, signal.SIGTERM, "live")
             _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert "STALLED" in err  # the service logged the alert itself
     assert not (Path(home) / "live" / "capture.pid").exists()
+    assert not Path(f"/proc/{relays[0]}").exists()  # the relay stopped with the capture
     after = hdi(env, "live", "status")
     assert after.returncode == 1 and "STOPPED" in after.stdout

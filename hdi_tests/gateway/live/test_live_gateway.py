@@ -298,3 +298,18 @@ def test_start_zero_replays_the_last_24_hours(gateway_at, synthetic_client) -> N
         client.terminate()
     expected = [bytes(r) for r in _historical_span(synthetic_client, "statistics", "ES.FUT", "parent", lo, hi)]
     assert [bytes(r) for r in got.data() if r.ts_recv < hi] == expected and expected
+
+
+def test_warm_up_produces_the_data_before_the_clock_starts() -> None:
+    """`hdi replay live --warm-up`: the sessions of the span are generated (and cached) up front, for the named
+    products only, so the paced stream never waits for a generation."""
+    from hdi_gateway.live import warm_up
+    from hdi_gateway.synthetic import TEST_TICKS_PER_SESSION, SyntheticMarket
+
+    market = SyntheticMarket(seed=7, ticks_per_session=TEST_TICKS_PER_SESSION)
+    at = ns_of("2024-03-05T15:00")
+    assert warm_up(market, DATASET, ["trades", "mbo"], at, at + 2 * 3600 * NS, ["ES"]) == 4
+    books = [key for key in market._caches["book"]]
+    assert books and {key[1] for key in books} == {"ES"}  # one ES session book, no other product's
+    assert len(market.records(DATASET, "mbo", np.array([10291], np.uint32), at + 3600 * NS, at + 3601 * NS))
+    assert list(market._caches["book"]) == books  # served from what the warm-up made: nothing generated again

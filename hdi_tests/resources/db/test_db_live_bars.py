@@ -11,7 +11,14 @@ import psycopg2
 
 from hdi_core.live.bars import BAR_DTYPE
 from hdi_resources.db.core import url_string
-from hdi_resources.db.live import CHANNEL, LiveBarPublisher, LiveBars, delete_live_day, read_live_bars
+from hdi_resources.db.live import (
+    CHANNEL,
+    LiveBarPublisher,
+    LiveBars,
+    delete_live_day,
+    latest_bar_json,
+    read_live_bars,
+)
 
 T0 = 1_709_650_800_000_000_000
 
@@ -44,7 +51,30 @@ def test_upserts_are_idempotent_and_closed_bars_final(storage_db) -> None:
         payloads = [json.loads(n.payload) for n in listen.notifies]
         assert [p["close"] for p in payloads] == ["101", "102", "102", "109"]
         assert payloads[1]["sent_ns"] == 5 and payloads[1]["ts"].startswith("2024-03-05T15:00:00")
+        # the payload PostgreSQL builds equals the one bar_json builds from the stored row (a new client's first)
+        stored = json.loads(latest_bar_json(storage_db, "ES.v.0"))
+        for name in ("continuous_symbol", "ts", "ts_ns", "trade_date", "session_id", "instrument_id", "raw_symbol",
+                     "open", "high", "low", "close", "close_fixed", "volume", "trade_count", "vwap", "is_closed"):
+            assert payloads[2][name] == stored[name], name
         assert delete_live_day(storage_db, "ES.v.0", "2024-03-05") == 1
     finally:
         publisher.close()
         listen.close()
+
+
+def test_one_statement_takes_each_bar_once_closed_state_first(storage_db) -> None:
+    """Updates queued while a publish ran go out together: a bar met twice is written once, its closed state
+    winning over any open one, the latest open state otherwise."""
+    publisher = LiveBarPublisher(storage_db)
+    try:
+        count = publisher.publish([
+            LiveBars("NQ.v.0", 8, "NQH4", _bar(101 * 10**9, 1), False),
+            LiveBars("NQ.v.0", 8, "NQH4", _bar(102 * 10**9, 2), True),
+            LiveBars("NQ.v.0", 8, "NQH4", np.concatenate([_bar(103 * 10**9, 3), _bar(104 * 10**9, 4, 1)]), False),
+            LiveBars("NQ.v.0", 8, "NQH4", _bar(105 * 10**9, 5, 1), False),
+        ])
+        rows = read_live_bars(storage_db, "NQ.v.0", "2024-03-05", closed_only=False)
+    finally:
+        publisher.close()
+    assert count == 2
+    assert [(r["close_fixed"], r["is_closed"]) for r in rows] == [(102 * 10**9, True), (105 * 10**9, False)]
