@@ -36,7 +36,6 @@ log = logging.getLogger("hdi.live")
 READ_WAIT_S = 0.02  # longest wait for bytes before the loop looks at the clock, stalls and flushes
 PROGRESS_EVERY_S = 10.0
 LAKE_STOP_WAIT_S = 120.0  # the lake writer's last chunks at a stop
-FLOW_KIND = "orderflow-1m"  # lake folder of the aggressor-flow bars built in stream (hdi_core.orderflow)
 UNMAPPED = "_unmapped"  # lake folder for records whose instrument no mapping message named (never expected)
 
 
@@ -288,12 +287,6 @@ class CaptureService:
                 self.pending[(schema, product, str(day))].append(mine[days == day])
 
     def _publish(self, updates: list[SeriesUpdate | None]) -> None:
-        for u in updates:
-            if u is not None and u.flow is not None and u.flow.num_rows:
-                product = u.symbol.split(".", 1)[0]
-                days = u.flow["trade_date"].cast("string").to_numpy(zero_copy_only=False)
-                for day in np.unique(days):
-                    self.pending[(FLOW_KIND, product, str(day))].append(u.flow.filter(pa.array(days == day)))
         if self.publisher is None:
             return
         bars: list[LiveBars] = []

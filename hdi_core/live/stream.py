@@ -16,19 +16,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import pyarrow as pa
 
 from hdi_core.calendar import Sessions, calendar_sessions
 from hdi_core.live.bars import BAR_DTYPE, DEFAULT_GRACE_NS, SecondBars
 from hdi_core.live.records import RecordBatch
-from hdi_core.orderflow import FlowAccumulator, Trades
-from hdi_core.units import DAY_NS, NS
+from hdi_core.units import DAY_NS
 
 SESSIONS_BEFORE_NS = 3 * DAY_NS  # calendar reach around the capture's start: a long weekend either side
 SESSIONS_AFTER_NS = 14 * DAY_NS
 # where the series takes its trades from, first subscribed wins: trades, else tbbo, else MBO trade actions
 TRADE_SOURCES = ("trades", "tbbo", "mbo")
-MINUTE_NS = 60 * NS
 
 
 class StreamAccumulator(Protocol):
@@ -47,7 +44,6 @@ class SeriesUpdate:
     closed: np.ndarray = field(default_factory=lambda: np.empty(0, BAR_DTYPE))
     provisional: np.ndarray = field(default_factory=lambda: np.empty(0, BAR_DTYPE))
     sent_ns: int = 0  # the gateway's send time (ts_out) of the batch's last trade, 0 when unknown
-    flow: pa.Table | None = None  # order-flow (aggressor delta) bars the batch closed (hdi_core.orderflow)
 
 
 def trade_source(schemas: Sequence[str]) -> str:
@@ -62,8 +58,7 @@ class ContinuousSeries:
     """One product's continuous symbol: mapping, trades of the mapped contract, bars."""
 
     def __init__(self, symbol: str, calendar: str, start_ns: int, source: str = "trades",
-                 grace_ns: int = DEFAULT_GRACE_NS, sessions: Sessions | None = None,
-                 flow_interval: str | None = "1m") -> None:
+                 grace_ns: int = DEFAULT_GRACE_NS, sessions: Sessions | None = None) -> None:
         self.symbol = symbol
         self.source = source
         self.sessions = sessions if sessions is not None else calendar_sessions(
@@ -72,10 +67,6 @@ class ContinuousSeries:
         self.instrument_id: int | None = None
         self.raw_symbol = ""
         self.trades_seen = 0
-        # the order-flow hook: helper "flow"'s incremental accumulator, fed the same trades as the bars
-        self.flow = FlowAccumulator(self.sessions, flow_interval) if flow_interval else None
-        self._flow_held: list[np.ndarray] = []  # trades not yet given to the accumulator (the open minute's)
-        self._flow_minute = -1  # the minute (ns // 60 s) of the first held trade
 
     def on_mappings(self, mappings: np.ndarray) -> bool:
         """Take the mapping of this symbol, if the batch has one; True when the contract changed."""
@@ -103,51 +94,22 @@ class ContinuousSeries:
             trades = records[mine]
             if len(trades):
                 sent = int(batch.ts_out[self.source][mine][-1])
-        flow = None
         if len(trades):
             self.trades_seen += len(trades)
             update = self.bars.push(trades["ts_event"].astype(np.int64), trades["price"],
                                     trades["size"].astype(np.int64), clock_ns)
-            flow = self._feed_flow(trades)
         else:
             update = self.bars.advance(clock_ns)
             if not len(update.closed):
                 return None
             update.provisional = np.empty(0, BAR_DTYPE)
         return SeriesUpdate(self.symbol, self.instrument_id or 0, self.raw_symbol, update.closed,
-                            update.provisional, sent, flow)
-
-    def _feed_flow(self, trades: np.ndarray, final: bool = False) -> pa.Table | None:
-        """Aggressor flow bars. The accumulator re-indexes the open bar's trades on every feed, so trades are held
-        here until a later minute begins (then fed at once: the same tape in fewer pieces, the same output)."""
-        if self.flow is None:
-            return None
-        if len(trades):
-            if not self._flow_held:
-                self._flow_minute = int(trades["ts_event"].min()) // MINUTE_NS
-            self._flow_held.append(trades)
-            if int(trades["ts_event"].max()) // MINUTE_NS == self._flow_minute and not final:
-                return None
-        if not self._flow_held:
-            return None
-        held = np.concatenate(self._flow_held)
-        self._flow_held = []
-        order = np.argsort(held["ts_event"], kind="stable")  # the accumulator takes tapes in ts_event order
-        tape = Trades(held["ts_event"][order].astype(np.int64), held["price"][order].astype(np.int64),
-                      held["size"][order].astype(np.int64), held["side"][order].view(np.uint8))
-        closed = self.flow.feed(tape)
-        return closed if closed.num_rows else None
+                            update.provisional, sent)
 
     def flush(self) -> SeriesUpdate:
         """The end of the capture: every held trade committed, the open bar closed."""
         update = self.bars.flush()
-        flow = None
-        if self.flow is not None:
-            fed = self._feed_flow(np.empty(0, self._flow_held[0].dtype) if self._flow_held else np.empty(0),
-                                  final=True)
-            last = self.flow.flush()
-            flow = pa.concat_tables([fed, last]) if fed is not None else last
-        return SeriesUpdate(self.symbol, self.instrument_id or 0, self.raw_symbol, update.closed, flow=flow)
+        return SeriesUpdate(self.symbol, self.instrument_id or 0, self.raw_symbol, update.closed)
 
     def next_resubscribe_ns(self, clock_ns: int) -> int | None:
         """When a continuous subscription must next be made afresh: the open of the next trade date (its first

@@ -4,7 +4,6 @@ trade-date change where a continuous subscription is renewed."""
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
 from hdi_core.dbn.schemas import SCHEMA_DTYPES
 from hdi_core.live.records import SYMBOL_MAPPING_DTYPE, RecordBatch
@@ -58,36 +57,3 @@ def test_resubscribe_at_the_next_trade_date_open_and_utc_midnight() -> None:
     assert at == int(np.datetime64("2024-03-05T23:00", "ns").astype(np.int64))  # 17:00 CT (CST)
     then = series.next_resubscribe_ns(at)  # Databento's mapping moves with the UTC date
     assert then == int(np.datetime64("2024-03-06T00:00", "ns").astype(np.int64))
-
-
-def test_order_flow_bars_ride_on_the_stream() -> None:
-    series = ContinuousSeries("ES.v.0", "CME Globex Equity", T0)
-    series.on_mappings(_mapping("ES.v.0", 7, "ESH4"))
-    trades = _trades([7, 7, 7])
-    trades["side"] = [b"A", b"B", b"A"]  # the aggressor: A sells into the bid, B buys the offer
-    trades["size"] = [2, 5, 1]
-    assert series.on_batch(RecordBatch(records={"trades": trades}, ts_out={"trades": np.zeros(3, np.uint64)}),
-                           T0).flow is None  # the minute is still open
-    flow = series.flush().flow
-    assert flow is not None and flow["buy_volume"].to_pylist() == [5] and flow["sell_volume"].to_pylist() == [3]
-
-
-def test_order_flow_from_any_split_equals_one_feed(synthetic_market) -> None:
-    day = int(np.datetime64("2024-03-05T00:00", "ns").astype(np.int64))
-    trades = synthetic_market.records("GLBX.MDP3", "trades", None, day + 14 * 3600 * NS, day + 16 * 3600 * NS)
-    front = int(np.bincount(trades["instrument_id"]).argmax())
-    trades = trades[trades["instrument_id"] == front]
-    outputs = []
-    for cuts in (np.array([], int), np.arange(7, len(trades), 7)):
-        series = ContinuousSeries("ES.v.0", "CME Globex Equity", T0)
-        series.on_mappings(_mapping("ES.v.0", front, "ESH4"))
-        flows = []
-        for part in np.split(trades, cuts):
-            update = series.on_batch(RecordBatch(records={"trades": part},
-                                                 ts_out={"trades": np.zeros(len(part), np.uint64)}),
-                                     int(part["ts_recv"].max()))
-            if update is not None and update.flow is not None:
-                flows.append(update.flow)
-        flows.append(series.flush().flow)
-        outputs.append(pa.concat_tables(flows))
-    assert outputs[0].num_rows > 60 and outputs[0].equals(outputs[1])
