@@ -47,3 +47,16 @@ def load_model(path: str | Path, model: type[ModelT]) -> ModelT:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(validation_message(file, exc)) from None
+
+
+def with_overrides(defaults: ModelT, override: dict[str, Any]) -> ModelT:
+    """The defaults with a product's nested overrides merged in, validated again as a whole."""
+    return type(defaults).model_validate(_deep_merge(defaults.model_dump(), override))
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _deep_merge(out[key], value) if both else value
+    return out

@@ -131,14 +131,11 @@ def _detect(context: AssetExecutionContext, databento: DatabentoResource, w: Win
         found, ts, sequence = detect(records)
         events += len(ts)
         outcomes.append(evidence_exists(check_name, found, ts, sequence, pairs))
-        n = found.num_rows
-        for name, kind in BOOK_COLUMNS:
-            value = {"instrument_id": day.instrument_id, "raw_symbol": day.raw_symbol,
-                     "trade_date": day.trade_date.astype("datetime64[D]").astype(object)}[name]
-            found = found.append_column(name, pa.array([value] * n, kind))
+        values = (day.instrument_id, day.raw_symbol, day.trade_date.astype("datetime64[D]").astype(object))
+        for (name, kind), value in zip(BOOK_COLUMNS, values, strict=True):
+            found = found.append_column(name, pa.repeat(pa.scalar(value, kind), found.num_rows))
         parts.append(found)
-    full = empty.append(pa.field("instrument_id", pa.int64())).append(pa.field("raw_symbol", pa.string())) \
-        .append(pa.field("trade_date", pa.date32()))
+    full = pa.schema([*empty, *(pa.field(name, kind) for name, kind in BOOK_COLUMNS)])
     table = pa.concat_tables(parts) if parts else full.empty_table()
     return table, {"events": events, "trade_dates": len(parts)}, merge(check_name, outcomes)
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hdi_core.config_files import config_dir, load_model, validation_message
+from hdi_core.config_files import config_dir, load_model, validation_message, with_overrides
 from hdi_core.errors import ConfigError
 
 CHECKS_FILE = "checks.yaml"
@@ -95,15 +95,7 @@ class ChecksConfig(_Strict):
 
     def for_product(self, symbol: str) -> CheckThresholds:
         """The defaults with the product's overrides merged in (validated again as a whole)."""
-        merged = _merge(self.defaults.model_dump(), self.products.get(symbol, {}))
-        return CheckThresholds.model_validate(merged)
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+        return with_overrides(self.defaults, self.products.get(symbol, {}))
 
 
 @lru_cache(maxsize=8)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hdi_core.config_files import config_dir, load_model, validation_message
+from hdi_core.config_files import config_dir, load_model, validation_message, with_overrides
 from hdi_core.errors import ConfigError
 
 ORDERFLOW_FILE = "orderflow.yaml"
@@ -62,15 +62,7 @@ class OrderflowConfig(_Strict):
 
     def for_product(self, symbol: str) -> OrderflowParams:
         """The defaults with the product's overrides merged in (validated again as a whole)."""
-        merged = _merge(self.defaults.model_dump(), self.products.get(symbol, {}))
-        return OrderflowParams.model_validate(merged)
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+        return with_overrides(self.defaults, self.products.get(symbol, {}))
 
 
 @lru_cache(maxsize=8)
